@@ -5,8 +5,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from rich.console import Console
+from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
+                           TimeRemainingColumn)
 
 from nas.budget import DEFAULT_MAX_FLOPS, Limits
 from nas.errors import NasError
@@ -34,6 +37,96 @@ def limits_from(args: argparse.Namespace) -> Limits:
     return Limits(args.max_params, args.max_flops, args.min_rf)
 
 
+def add_recipe_args(parser: argparse.ArgumentParser, epochs: int) -> None:
+    """The training recipe's knobs; defaults are `nas.train.Recipe`'s."""
+    from nas.train import Recipe
+
+    r = Recipe()
+    parser.add_argument("--epochs", type=int, default=epochs)
+    parser.add_argument("--batch-size", type=int, default=r.batch_size)
+    parser.add_argument("--optimizer", choices=["sgd", "adamw"], default=r.optimizer)
+    parser.add_argument("--lr", type=float, default=None,
+                        help=f"peak learning rate (default {r.lr} for sgd, 0.003 for adamw)")
+    parser.add_argument("--weight-decay", type=float, default=None,
+                        help=f"default {r.weight_decay} for sgd, 0.05 for adamw")
+    parser.add_argument("--schedule", choices=["onecycle", "cosine"], default=r.schedule)
+    parser.add_argument("--label-smoothing", type=float, default=r.label_smoothing)
+    parser.add_argument("--seed", type=int, default=r.seed)
+    parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default=r.device)
+    parser.add_argument("--precision", choices=["auto", "fp32", "bf16"], default=r.precision)
+    parser.add_argument("--workers", type=int, default=r.workers,
+                        help="DataLoader workers (default: picked for the machine)")
+    parser.add_argument("--data-dir", default=None,
+                        help="CIFAR-10 folder (default: $NAS_DATA_DIR, else ../shared/data, "
+                             "else ~/.cache/nas/data)")
+
+
+def recipe_from(args: argparse.Namespace):
+    from nas.train import Recipe
+
+    if args.epochs < 1 or args.batch_size < 1:
+        raise NasError("--epochs and --batch-size must be positive")
+    adamw = args.optimizer == "adamw"
+    return Recipe(epochs=args.epochs, batch_size=args.batch_size, optimizer=args.optimizer,
+                  lr=args.lr if args.lr is not None else (3e-3 if adamw else Recipe.lr),
+                  weight_decay=args.weight_decay if args.weight_decay is not None
+                  else (0.05 if adamw else Recipe.weight_decay),
+                  schedule=args.schedule, label_smoothing=args.label_smoothing, seed=args.seed,
+                  device=args.device, precision=args.precision, workers=args.workers)
+
+
+def training_progress() -> Progress:
+    """Bars for the run and the current epoch: loss, accuracy, images/s, ETA."""
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TextColumn("{task.fields[stats]}"), TimeElapsedColumn(), TextColumn("ETA"),
+                    TimeRemainingColumn(), console=console)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from nas.config import load_config
+    from nas.data import load_cifar10, resolve_data_dir
+    from nas.run import train_run
+
+    config = load_config(args.config)
+    recipe = recipe_from(args)
+    out = Path(args.out or Path("studies") / config.name)
+    data = load_cifar10(resolve_data_dir(args.data_dir))
+    command = "nas " + " ".join(args.argv)
+
+    def report(log) -> None:
+        console.print(f"epoch {log.epoch:>3}  train loss {log.train_loss:.4f} acc {log.train_acc:.4f}"
+                      f"  {'val' if args.validate else 'test'} loss {log.eval_loss:.4f} "
+                      f"acc {log.eval_acc:.4f}  {log.seconds:.0f} s  {log.images_per_s:,.0f} img/s")
+
+    try:
+        with training_progress() as progress:
+            metrics = train_run(config, recipe, data, out, resume=args.resume,
+                                final=not args.validate, fraction=args.data_fraction,
+                                command=command, progress=progress, on_epoch=report)
+    except KeyboardInterrupt:
+        again = command if args.resume else f"{command} --resume"
+        print(f"nas: interrupted; every finished epoch is saved in {out}. Continue with: {again}",
+              file=sys.stderr)
+        return 130
+    console.print(f"[bold]{metrics['eval_split']} accuracy {metrics['accuracy'] * 100:.2f}%[/] after "
+                  f"{metrics['epochs']} epochs, {metrics['wall_seconds'] / 60:.1f} min; saved in {out}")
+    return 0
+
+
+def cmd_data(args: argparse.Namespace) -> int:
+    from nas.data import download_cifar10, load_cifar10, resolve_data_dir, verify_cifar10
+
+    data_dir = resolve_data_dir(args.data_dir)
+    if args.action == "download":
+        folder = download_cifar10(data_dir, log=console.print)
+    else:
+        folder = verify_cifar10(data_dir)
+    data = load_cifar10(folder)
+    console.print(f"CIFAR-10 in {folder}: {len(data.train_labels):,} training and "
+                  f"{len(data.test_labels):,} test images, md5s match the official release")
+    return 0
+
+
 def cmd_show(args: argparse.Namespace) -> int:
     from nas.budget import check
     from nas.config import load_config
@@ -58,11 +151,28 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--json", action="store_true", help="print totals and verdict as JSON")
     add_limit_args(show)
     show.set_defaults(func=cmd_show)
+
+    tr = sub.add_parser("train", help="train one design on CIFAR-10 and test it")
+    tr.add_argument("config", help="a .toml or .json architecture config")
+    tr.add_argument("--out", help="run folder (default studies/<design name>)")
+    tr.add_argument("--resume", action="store_true", help="continue the run in --out")
+    tr.add_argument("--validate", action="store_true",
+                    help="train on 45,000 and evaluate on the 5,000 validation images, not the test set")
+    tr.add_argument("--data-fraction", type=float, default=1.0,
+                    help="train on a stratified fraction of the training images")
+    add_recipe_args(tr, epochs=15)
+    tr.set_defaults(func=cmd_train)
+
+    data = sub.add_parser("data", help="fetch or check CIFAR-10")
+    data.add_argument("action", choices=["download", "check"])
+    data.add_argument("--data-dir", default=None, help="target folder (default as for train)")
+    data.set_defaults(func=cmd_data)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    args.argv = sys.argv[1:] if argv is None else argv
     try:
         return args.func(args)
     except NasError as err:

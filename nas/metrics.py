@@ -1,0 +1,57 @@
+"""Evaluation: loss, accuracy, the confusion matrix and per-class precision / recall / F1."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """Results on one split. confusion[i, j] counts images of class i predicted as j."""
+
+    loss: float
+    accuracy: float
+    confusion: np.ndarray
+
+    def per_class(self, classes: tuple[str, ...]) -> list[dict[str, Any]]:
+        """Like scikit-learn's classification report: precision, recall, F1 and support."""
+        hits = np.diag(self.confusion).astype(float)
+        predicted, support = self.confusion.sum(axis=0), self.confusion.sum(axis=1)
+        precision = np.divide(hits, predicted, out=np.zeros_like(hits), where=predicted > 0)
+        recall = np.divide(hits, support, out=np.zeros_like(hits), where=support > 0)
+        denom = precision + recall
+        f1 = np.divide(2 * precision * recall, denom, out=np.zeros_like(hits), where=denom > 0)
+        return [{"class": name, "precision": round(float(p), 4), "recall": round(float(r), 4),
+                 "f1": round(float(f), 4), "support": int(s)}
+                for name, p, r, f, s in zip(classes, precision, recall, f1, support)]
+
+    def to_dict(self, classes: tuple[str, ...]) -> dict[str, Any]:
+        return {"loss": self.loss, "accuracy": self.accuracy, "per_class": self.per_class(classes),
+                "confusion": self.confusion.tolist(), "classes": list(classes)}
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, loader: DataLoader, device: torch.device, dtype: torch.dtype | None,
+             num_classes: int = 10) -> Evaluation:
+    """Mean cross-entropy, accuracy and confusion matrix of `model` over `loader`."""
+    model.eval()
+    confusion = torch.zeros(num_classes, num_classes, dtype=torch.int64, device=device)
+    loss_sum, count = torch.zeros((), device=device), 0
+    for images, labels in loader:
+        images = images.to(device, non_blocking=True, memory_format=torch.channels_last)
+        labels = labels.to(device, non_blocking=True)
+        with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+            logits = model(images)
+        loss_sum += nn.functional.cross_entropy(logits.float(), labels, reduction="sum")
+        confusion += torch.bincount(labels * num_classes + logits.argmax(1),
+                                    minlength=num_classes ** 2).view(num_classes, num_classes)
+        count += len(labels)
+    confusion_np = confusion.cpu().numpy()
+    return Evaluation(loss=loss_sum.item() / count,
+                      accuracy=float(np.trace(confusion_np)) / count, confusion=confusion_np)

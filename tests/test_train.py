@@ -1,0 +1,106 @@
+"""The trainer: resume gives the same weights, NaN stops clearly, metrics are right, real data runs."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+import nas
+from nas.augment import AugmentedDataset, eval_transform, train_transform
+from nas.cli import main
+from nas.metrics import Evaluation
+from nas.train import NonFiniteLoss, Recipe, train
+from tests.conftest import REAL_DATA, REFERENCE
+
+MEAN, STD = (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)
+
+
+def synthetic_sets(n: int = 192, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 10, n)
+    images = rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8)
+    images[..., 0] = (labels * 25)[:, None, None]  # learnable: the red channel encodes the class
+    return (AugmentedDataset(images, labels, train_transform(MEAN, STD)),
+            AugmentedDataset(images[:64], labels[:64], eval_transform(MEAN, STD)))
+
+
+def small_model() -> torch.nn.Module:
+    torch.manual_seed(0)
+    return nas.build_model(nas.load_config(REFERENCE))
+
+
+@pytest.mark.parametrize("workers", [0, 1])
+def test_resume_after_interruption_gives_identical_weights(tmp_path, workers) -> None:
+    recipe = Recipe(epochs=3, batch_size=32, workers=workers, device="cpu")
+    train_set, eval_set = synthetic_sets()
+    straight = small_model()
+    history = train(straight, train_set, eval_set, recipe)
+
+    def stop_after_2(log) -> None:
+        if log.epoch == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(small_model(), train_set, eval_set, recipe, run_dir=tmp_path, on_epoch=stop_after_2)
+    assert len((tmp_path / "log.jsonl").read_text().splitlines()) == 2
+    resumed = small_model()
+    history2 = train(resumed, train_set, eval_set, recipe, run_dir=tmp_path, resume=True)
+    assert [h.epoch for h in history2] == [1, 2, 3]
+    for key, value in straight.state_dict().items():
+        assert torch.equal(value, resumed.state_dict()[key]), key
+    assert history2[-1].train_loss == history[-1].train_loss
+
+
+def test_resume_refuses_another_recipe(tmp_path) -> None:
+    train_set, eval_set = synthetic_sets(64)
+    train(small_model(), train_set, eval_set, Recipe(epochs=1, batch_size=8, workers=0),
+          run_dir=tmp_path)
+    with pytest.raises(nas.errors.NasError, match="another recipe"):
+        train(small_model(), train_set, eval_set, Recipe(epochs=2, batch_size=8, workers=0),
+              run_dir=tmp_path, resume=True)
+
+
+def test_training_learns_and_nan_loss_stops_with_clear_error() -> None:
+    train_set, eval_set = synthetic_sets()
+    history = train(small_model(), train_set, eval_set, Recipe(epochs=3, batch_size=32, workers=0))
+    assert history[-1].train_loss < history[0].train_loss
+    with pytest.raises(NonFiniteLoss, match="lower --lr"):
+        train(small_model(), train_set, eval_set, Recipe(epochs=1, batch_size=32, workers=0, lr=1e12,
+                                                          schedule="cosine"))
+
+
+def test_per_class_report_matches_hand_computation() -> None:
+    confusion = np.array([[8, 2], [4, 6]])
+    rows = Evaluation(loss=0.0, accuracy=0.7, confusion=confusion).per_class(("a", "b"))
+    assert rows[0] == {"class": "a", "precision": round(8 / 12, 4), "recall": 0.8,
+                       "f1": round(2 * (8 / 12) * 0.8 / (8 / 12 + 0.8), 4), "support": 10}
+    assert rows[1]["precision"] == 0.75 and rows[1]["recall"] == 0.6
+
+
+@pytest.mark.skipif(not (REAL_DATA / "cifar-10-batches-bin").is_dir(), reason="no real CIFAR-10")
+def test_one_epoch_on_a_real_subset_writes_the_run_folder(tmp_path, capsys) -> None:
+    out = tmp_path / "run"
+    args = ["train", str(REFERENCE), "--out", str(out), "--epochs", "1", "--validate",
+            "--data-fraction", "0.01", "--batch-size", "32", "--data-dir", str(REAL_DATA), "--workers", "0"]
+    assert main(args) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["eval_split"] == "val" and metrics["eval_images"] == 5_000
+    assert metrics["train_images"] == 450 and len(metrics["per_class"]) == 10
+    assert np.array(metrics["confusion"]).sum() == 5_000
+    assert nas.load_config(out / "config.toml") == nas.load_config(REFERENCE)
+    assert len((out / "log.jsonl").read_text().splitlines()) == 1
+    assert "Confusion matrix" in (out / "summary.md").read_text()
+    before = (out / "metrics.json").read_bytes()
+    assert main(args) == 2  # a second run into the same folder must not overwrite it
+    assert "already holds a run" in capsys.readouterr().err
+    assert (out / "metrics.json").read_bytes() == before
+
+
+def test_missing_data_is_one_clear_line(tmp_path, capsys) -> None:
+    assert main(["train", str(REFERENCE), "--out", str(tmp_path / "x"),
+                 "--data-dir", str(tmp_path / "nothing")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "nas data download --data-dir" in err
