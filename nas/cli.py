@@ -82,6 +82,15 @@ def training_progress() -> Progress:
                     TimeRemainingColumn(), console=console)
 
 
+def epoch_printer(split: str):
+    """One console line per finished epoch."""
+    def report(log) -> None:
+        console.print(f"epoch {log.epoch:>3}  train loss {log.train_loss:.4f} acc {log.train_acc:.4f}"
+                      f"  {split} loss {log.eval_loss:.4f} acc {log.eval_acc:.4f}  "
+                      f"{log.seconds:.0f} s  {log.images_per_s:,.0f} img/s", soft_wrap=True)
+    return report
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from nas.config import load_config
     from nas.data import load_cifar10, resolve_data_dir
@@ -93,16 +102,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     data = load_cifar10(resolve_data_dir(args.data_dir))
     command = "nas " + " ".join(args.argv)
 
-    def report(log) -> None:
-        console.print(f"epoch {log.epoch:>3}  train loss {log.train_loss:.4f} acc {log.train_acc:.4f}"
-                      f"  {'val' if args.validate else 'test'} loss {log.eval_loss:.4f} "
-                      f"acc {log.eval_acc:.4f}  {log.seconds:.0f} s  {log.images_per_s:,.0f} img/s")
-
     try:
         with training_progress() as progress:
             metrics = train_run(config, recipe, data, out, resume=args.resume,
                                 final=not args.validate, fraction=args.data_fraction,
-                                command=command, progress=progress, on_epoch=report)
+                                command=command, progress=progress,
+                                on_epoch=epoch_printer("val" if args.validate else "test"))
     except KeyboardInterrupt:
         again = command if args.resume else f"{command} --resume"
         print(f"nas: interrupted; every finished epoch is saved in {out}. Continue with: {again}",
@@ -110,6 +115,104 @@ def cmd_train(args: argparse.Namespace) -> int:
         return 130
     console.print(f"[bold]{metrics['eval_split']} accuracy {metrics['accuracy'] * 100:.2f}%[/] after "
                   f"{metrics['epochs']} epochs, {metrics['wall_seconds'] / 60:.1f} min; saved in {out}")
+    return 0
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from nas.data import load_cifar10, resolve_data_dir
+    from nas.search import DEFAULT_STORAGE, Fidelity, dry_run, run_search
+    from nas.space import load_space
+
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    space = load_space(args.space)
+    limits = limits_from(args)
+    if args.trials < 1:
+        raise NasError(f"--trials {args.trials}: give a positive number of trials")
+    if args.dry_run:
+        stats = dry_run(space, limits, args.trials, args.seed)
+        console.print(f"dry run of {stats['trials']} sampled designs (verdicts only, no training): "
+                      f"{stats['infeasible']} infeasible ({stats['infeasible_fraction']:.1%}); "
+                      f"broken rules {stats['broken']}; {stats['seconds']} s, "
+                      f"{stats['ms_per_verdict']} ms per design")
+        return 0
+    recipe = recipe_from(args)
+    fidelity = Fidelity(epochs=args.epochs, data_fraction=args.data_fraction,
+                        val_images=args.val_images)
+    name = args.study or space.name
+    storage = args.storage or DEFAULT_STORAGE
+    data = load_cifar10(resolve_data_dir(args.data_dir))
+    again = "nas " + " ".join(args.argv)
+    try:
+        study = run_search(study_name=name, storage_url=storage, space=space, limits=limits,
+                           recipe=recipe, fidelity=fidelity, n_trials=args.trials,
+                           pruner_name=args.pruner, second=args.second_objective, data=data,
+                           progress=training_progress(), console=console)
+    except KeyboardInterrupt:
+        print(f"nas: interrupted; the running trial is marked failed, every finished trial is "
+              f"kept in {storage}. Continue with: {again}", file=sys.stderr)
+        return 130
+    from nas.search import trial_counts
+
+    console.print(f"study {name} in {storage}: {trial_counts(study)}; see it with: "
+                  f"nas report --study {name}" + ("" if storage == DEFAULT_STORAGE else f" --storage {storage}"))
+    return 0
+
+
+def cmd_train_best(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from nas.data import load_cifar10, resolve_data_dir
+    from nas.run import train_run
+    from nas.search import DEFAULT_STORAGE, trial_config
+    from nas.study import best_trial, load_existing, record_test_result
+
+    storage = args.storage or DEFAULT_STORAGE
+    study = load_existing(args.study, storage)
+    trial = best_trial(study, args.trial)
+    config = trial_config(trial)
+    recipe = recipe_from(args)
+    searched = trial.user_attrs.get("recipe", {})  # the trial's sampled lr and weight decay
+    recipe = replace(recipe, lr=args.lr if args.lr is not None else searched.get("lr", recipe.lr),
+                     weight_decay=args.weight_decay if args.weight_decay is not None
+                     else searched.get("weight_decay", recipe.weight_decay))
+    out = Path(args.out or Path("studies") / args.study / "best")
+    data = load_cifar10(resolve_data_dir(args.data_dir))
+    command = "nas " + " ".join(args.argv)
+    console.print(f"re-training trial {trial.number} of study {args.study} (val acc "
+                  f"{trial.values[0]:.4f}, {trial.user_attrs['n_params']:,} params) on all 50,000 "
+                  f"training images for {recipe.epochs} epochs; saving in {out}")
+    try:
+        with training_progress() as progress:
+            metrics = train_run(config, recipe, data, out, resume=args.resume, final=True,
+                                command=command, progress=progress, on_epoch=epoch_printer("test"))
+    except KeyboardInterrupt:
+        again = command if args.resume else f"{command} --resume"
+        print(f"nas: interrupted; every finished epoch is saved in {out}. Continue with: {again}",
+              file=sys.stderr)
+        return 130
+    record_test_result(study, trial, {"accuracy": metrics["accuracy"], "epochs": metrics["epochs"],
+                                      "out": str(out), "wall_seconds": metrics["wall_seconds"]})
+    console.print(f"[bold]test accuracy {metrics['accuracy'] * 100:.2f}%[/] after "
+                  f"{metrics['epochs']} epochs, {metrics['wall_seconds'] / 60:.1f} min; saved in {out}")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from nas.report import rich_table, write_markdown
+    from nas.search import DEFAULT_STORAGE
+    from nas.study import load_existing
+
+    storage = args.storage or DEFAULT_STORAGE
+    study = load_existing(args.study, storage)
+    if not study.trials:
+        console.print(f"study {args.study} has no trials yet: run nas search --study {args.study}")
+        return 0
+    console.print(rich_table(study))
+    if args.markdown:
+        files = write_markdown(study, Path(args.markdown))
+        console.print(f"wrote {', '.join(map(str, files))}")
     return 0
 
 
@@ -162,6 +265,41 @@ def build_parser() -> argparse.ArgumentParser:
                     help="train on a stratified fraction of the training images")
     add_recipe_args(tr, epochs=15)
     tr.set_defaults(func=cmd_train)
+
+    se = sub.add_parser("search", help="search the space with Optuna, rules checked before training")
+    se.add_argument("--trials", type=int, default=50,
+                    help="run until the study holds this many finished trials (default 50)")
+    se.add_argument("--study", help="study name (default: the space's name)")
+    se.add_argument("--space", default="search_spaces/c1c2c3c4o.toml", help="search-space file")
+    se.add_argument("--storage", help="Optuna storage URL (default sqlite:///studies/nas.db; "
+                                      "postgresql://... for many workers)")
+    se.add_argument("--data-fraction", type=float, default=0.15,
+                    help="fraction of the 45,000 search-training images per trial (default 0.15)")
+    se.add_argument("--val-images", type=int, default=5_000,
+                    help="size of the stratified validation hold-out (default 5000)")
+    se.add_argument("--pruner", choices=["hyperband", "median", "none"], default="hyperband")
+    se.add_argument("--second-objective", choices=["params", "flops"], default=None,
+                    help="multi-objective: maximise val accuracy and minimise this (no pruner)")
+    se.add_argument("--dry-run", action="store_true",
+                    help="sample designs and judge them, no training, nothing stored")
+    add_limit_args(se)
+    add_recipe_args(se, epochs=3)
+    se.set_defaults(func=cmd_search)
+
+    tb = sub.add_parser("train-best", help="re-train the best trial on all training images, test it")
+    tb.add_argument("--study", default="c1c2c3c4o")
+    tb.add_argument("--storage", help="Optuna storage URL (default sqlite:///studies/nas.db)")
+    tb.add_argument("--trial", type=int, help="this trial instead of the best")
+    tb.add_argument("--out", help="run folder (default studies/<study>/best)")
+    tb.add_argument("--resume", action="store_true", help="continue the run in --out")
+    add_recipe_args(tb, epochs=30)
+    tb.set_defaults(func=cmd_train_best)
+
+    rp = sub.add_parser("report", help="the study as a table; --markdown writes a results document")
+    rp.add_argument("--study", default="c1c2c3c4o")
+    rp.add_argument("--storage", help="Optuna storage URL (default sqlite:///studies/nas.db)")
+    rp.add_argument("--markdown", help="write a results document (and PNG plots beside it) here")
+    rp.set_defaults(func=cmd_report)
 
     data = sub.add_parser("data", help="fetch or check CIFAR-10")
     data.add_argument("action", choices=["download", "check"])

@@ -86,7 +86,7 @@ _POSITIVE = {"channels", "dilation", "stride", "in_channels", "num_classes", "in
 def _parse_value(hint: Any, value: Any, key: str, source: str) -> Any:
     origin = typing.get_origin(hint)
     if dataclasses.is_dataclass(hint):
-        return _parse_dataclass(hint, value, key, source)
+        return parse_dataclass(hint, value, key, source)
     if origin is tuple:
         if not isinstance(value, list | tuple) or not value:
             raise ConfigError(source, key, f"expected a non-empty list, got {value!r}")
@@ -108,7 +108,8 @@ def _parse_value(hint: Any, value: Any, key: str, source: str) -> Any:
     return value
 
 
-def _parse_dataclass(cls: type, data: Any, key: str, source: str) -> Any:
+def parse_dataclass(cls: type, data: Any, key: str, source: str) -> Any:
+    """Build `cls` from a plain dict: unknown, missing and mistyped keys raise ConfigError."""
     prefix = f"{key}." if key else ""
     if not isinstance(data, dict):
         raise ConfigError(source, key or "<top>", f"expected a table, got {type(data).__name__}")
@@ -124,11 +125,11 @@ def _parse_dataclass(cls: type, data: Any, key: str, source: str) -> Any:
                 raise ConfigError(source, prefix + name, "missing required key")
             continue
         value = _parse_value(hints[name], data[name], prefix + name, source)
-        if name in _POSITIVE and value < 1:
+        if name in _POSITIVE and isinstance(value, int) and value < 1:
             raise ConfigError(source, prefix + name, f"must be a positive integer, got {value}")
         if name == "padding" and value is not None and value < 0:
             raise ConfigError(source, prefix + name, f"must be >= 0, got {value}")
-        if name == "dropout" and not 0.0 <= value < 1.0:
+        if name == "dropout" and isinstance(value, float) and not 0.0 <= value < 1.0:
             raise ConfigError(source, prefix + name, f"must be in [0, 1), got {value}")
         kwargs[name] = value
     return cls(**kwargs)
@@ -138,7 +139,7 @@ def config_from_dict(data: dict[str, Any], source: str = "<config>") -> ArchConf
     """Validate a plain dict and build the config; raises ConfigError naming the key at fault."""
     from nas.geometry import trace  # geometry reads configs; import here to keep the flow one-way
 
-    config = _parse_dataclass(ArchConfig, data, "", source)
+    config = parse_dataclass(ArchConfig, data, "", source)
     trace(config, source)  # shapes that cannot work (maps below 1×1, mismatched shortcuts) fail here
     return config
 

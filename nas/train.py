@@ -147,58 +147,74 @@ def train(model: nn.Module, train_set, eval_set, recipe: Recipe, *,
         history = [EpochLog(**h) for h in state["history"]]
     run_task = progress.add_task("run", total=recipe.epochs, completed=len(history),
                                  stats="") if progress else None
-    for epoch in range(len(history) + 1, recipe.epochs + 1):
-        epoch_seed = recipe.seed * 100_003 + epoch
-        torch.manual_seed(epoch_seed)  # dropout
-        generator.manual_seed(epoch_seed)  # shuffling, and the workers' augmentation seeds
-        if workers == 0:
-            train_set.transform.set_random_seed(epoch_seed)
-        task = progress.add_task(f"epoch {epoch}/{recipe.epochs}", total=len(train_loader),
-                                 stats="") if progress else None
-        model.train()
-        start, seen = time.perf_counter(), 0
-        loss_sum = torch.zeros((), device=device)
-        correct = torch.zeros((), device=device, dtype=torch.int64)
-        for step, (images, labels) in enumerate(train_loader, 1):
-            images = images.to(device, non_blocking=True, memory_format=torch.channels_last)
-            labels = labels.to(device, non_blocking=True)
-            with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
-                logits = model(images)
-                loss = criterion(logits.float(), labels)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            schedule.step()
-            loss_sum += loss.detach() * len(labels)
-            correct += (logits.argmax(1) == labels).sum()
-            seen += len(labels)
-            if step % 20 == 0 or step == len(train_loader):
-                mean_loss = loss_sum.item() / seen  # syncs: only every 20 steps
-                if not math.isfinite(mean_loss):
-                    raise NonFiniteLoss(f"training loss became {mean_loss} in epoch {epoch} "
-                                        f"(step {step}); lower --lr or check the design")
-                if progress:
-                    rate = seen / (time.perf_counter() - start)
-                    progress.update(task, completed=step, stats=(
-                        f"loss {mean_loss:.3f} acc {correct.item() / seen:.3f} {rate:,.0f} img/s"))
-        train_seconds = time.perf_counter() - start
-        result = evaluate(model, eval_loader, device, dtype)
-        log = EpochLog(epoch, loss_sum.item() / seen, correct.item() / seen, result.loss,
-                       result.accuracy, optimizer.param_groups[0]["lr"],
-                       time.perf_counter() - start, seen / train_seconds)
-        history.append(log)
+    task = None
+    try:
+        for epoch in range(len(history) + 1, recipe.epochs + 1):
+            epoch_seed = recipe.seed * 100_003 + epoch
+            torch.manual_seed(epoch_seed)  # dropout
+            generator.manual_seed(epoch_seed)  # shuffling, and the workers' augmentation seeds
+            if workers == 0:
+                train_set.transform.set_random_seed(epoch_seed)
+            task = progress.add_task(f"epoch {epoch}/{recipe.epochs}", total=len(train_loader),
+                                     stats="") if progress else None
+            start = time.perf_counter()
+            train_loss, train_acc, seen = train_epoch(model, train_loader, optimizer, schedule,
+                                                      criterion, device, dtype, epoch, progress, task)
+            train_seconds = time.perf_counter() - start
+            result = evaluate(model, eval_loader, device, dtype)
+            log = EpochLog(epoch, train_loss, train_acc, result.loss,
+                           result.accuracy, optimizer.param_groups[0]["lr"],
+                           time.perf_counter() - start, seen / train_seconds)
+            history.append(log)
+            if progress:
+                progress.remove_task(task)
+                task = None
+                progress.update(run_task, completed=epoch, stats=(
+                    f"eval acc {log.eval_acc:.4f} (epoch {epoch}: {log.seconds:.0f} s)"))
+            if run_dir:
+                _save_checkpoint(checkpoint, model, optimizer, schedule, recipe, history)
+                (run_dir / "log.jsonl").write_text("".join(json.dumps(asdict(h)) + "\n" for h in history))
+            if on_epoch:
+                on_epoch(log)
+    finally:  # a pruned or interrupted run leaves no stale bars behind
         if progress:
-            progress.remove_task(task)
-            progress.update(run_task, completed=epoch, stats=(
-                f"eval acc {log.eval_acc:.4f} (epoch {epoch}: {log.seconds:.0f} s)"))
-        if run_dir:
-            _save_checkpoint(checkpoint, model, optimizer, schedule, recipe, history)
-            (run_dir / "log.jsonl").write_text("".join(json.dumps(asdict(h)) + "\n" for h in history))
-        if on_epoch:
-            on_epoch(log)
-    if progress:
-        progress.remove_task(run_task)
+            for t in (task, run_task):
+                if t is not None and t in progress.task_ids:
+                    progress.remove_task(t)
     return history
+
+
+def train_epoch(model: nn.Module, loader: DataLoader, optimizer, schedule, criterion,
+                device: torch.device, dtype: torch.dtype | None, epoch: int,
+                progress: Progress | None, task) -> tuple[float, float, int]:
+    """One pass over `loader`: (mean loss, accuracy, images seen)."""
+    model.train()
+    start, seen = time.perf_counter(), 0
+    loss_sum = torch.zeros((), device=device)
+    correct = torch.zeros((), device=device, dtype=torch.int64)
+    for step, (images, labels) in enumerate(loader, 1):
+        images = images.to(device, non_blocking=True, memory_format=torch.channels_last)
+        labels = labels.to(device, non_blocking=True)
+        with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+            logits = model(images)
+            loss = criterion(logits.float(), labels)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        schedule.step()
+        loss_sum += loss.detach() * len(labels)
+        correct += (logits.argmax(1) == labels).sum()
+        seen += len(labels)
+        if step % 20 == 0 or step == len(loader):
+            mean_loss = loss_sum.item() / seen  # syncs the GPU: only every 20 steps
+            if not math.isfinite(mean_loss):
+                raise NonFiniteLoss(f"training loss became {mean_loss} in epoch {epoch} "
+                                    f"(step {step}); lower --lr or check the design")
+            if progress:
+                rate = seen / (time.perf_counter() - start)
+                progress.update(task, completed=step, stats=(
+                    f"loss {mean_loss:.3f} acc {correct.item() / seen:.3f} {rate:,.0f} img/s"))
+    return loss_sum.item() / seen, correct.item() / seen, seen
 
 
 def _save_checkpoint(path: Path, model, optimizer, schedule, recipe: Recipe,

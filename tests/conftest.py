@@ -18,3 +18,23 @@ REAL_DATA = ROOT.parent / "shared" / "data"
 def reference_dict() -> dict[str, Any]:
     """The reference design as a plain dict, free to modify."""
     return copy.deepcopy(tomllib.loads(REFERENCE.read_text()))
+
+
+@pytest.fixture(scope="session")
+def tiny_data_dir(tmp_path_factory) -> Path:
+    """A learnable CIFAR-10 look-alike in the official binary layout: 5×200 train, 200 test
+    images; the red channel encodes the class, so a few epochs learn it."""
+    import numpy as np
+
+    from nas.data import BIN_DIR, FILES, to_records
+
+    root = tmp_path_factory.mktemp("tiny-cifar")
+    folder = root / BIN_DIR
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for name in FILES:
+        labels = np.arange(200) % 10
+        images = rng.integers(0, 256, (200, 32, 32, 3), dtype=np.uint8)
+        images[..., 0] = (labels * 25)[:, None, None]
+        to_records(images, labels).tofile(folder / name)
+    return root

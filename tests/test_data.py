@@ -142,7 +142,7 @@ def test_decode_png_batch(tmp_path: Path) -> None:
     got_images, got_labels = decode_png_batch(png, list(labels))
     np.testing.assert_array_equal(got_images, images)
     np.testing.assert_array_equal(got_labels, labels)
-    assert data._to_records(got_images, got_labels).tobytes() == as_records(images, labels)
+    assert data.to_records(got_images, got_labels).tobytes() == as_records(images, labels)
     with pytest.raises(NasError, match="expected RGB 1024×21"):
         decode_png_batch(png, [0] * (N + 1))
 
@@ -204,7 +204,7 @@ def test_download_failure_leaves_nothing(tmp_path: Path, monkeypatch: pytest.Mon
 
 
 def test_download_checksum_mismatch_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    fake = {name: data._to_records(*files) for name, files in synthetic().items()}
+    fake = {name: data.to_records(*files) for name, files in synthetic().items()}
     monkeypatch.setattr(data, "_from_torchvision", lambda tmp: fake)
     with pytest.raises(NasError, match="md5.*nothing was written"):
         download_cifar10(tmp_path, log=lambda _: None)

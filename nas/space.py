@@ -1,0 +1,162 @@
+"""The search space: which C1C2C3C4O designs (and training knobs) a study may sample.
+
+A space file (TOML) lists, for each knob, its choices; the learning rate and weight decay are
+log-uniform ranges. `suggest` turns an Optuna trial into an `ArchConfig` plus recipe overrides,
+so a user changes the space by editing the file, never the code. Knobs, per block b = 1..4:
+
+    cb_channels    width of block b                   (channels[b-1])
+    cb_conv1       kind of conv 1                     (conv1_kind)
+    cb_conv2       kind of conv 2 (width-preserving)  (conv2_kind)
+    cb_dilation    dilation of conv 2                 (dilation)
+    cb_downsample  conv 3 of C1..C3: stride-2, or dilated (d=2) stride-2  (downsample)
+    c4_conv3       kind of C4's conv 3                (conv1_kind)
+    cb_shortcut    residual shortcut                  (shortcut)
+and for the whole network: dropout, head, order, lr, weight_decay.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.distributions import CategoricalDistribution, FloatDistribution
+
+from nas.config import ArchConfig, ConvSpec, config_from_dict, parse_dataclass
+from nas.errors import ConfigError
+
+DOWNSAMPLE = {"stride2": {"kind": "standard", "stride": 2},
+              "dilated_stride2": {"kind": "standard", "stride": 2, "dilation": 2, "padding": 2}}
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    """Choices for every knob (see the module docstring)."""
+
+    name: str
+    channels: tuple[tuple[int, ...], ...]  # one tuple of widths per block
+    conv1_kind: tuple[str, ...]
+    conv2_kind: tuple[str, ...]
+    dilation: tuple[int, ...]
+    downsample: tuple[str, ...]
+    shortcut: tuple[str, ...]
+    dropout: tuple[float, ...]
+    head: tuple[str, ...]
+    order: tuple[str, ...]
+    lr: tuple[float, float]  # log-uniform range
+    weight_decay: tuple[float, float]  # log-uniform range
+
+    def suggest(self, trial: optuna.Trial) -> tuple[ArchConfig, dict[str, float]]:
+        """Sample one design and its recipe overrides (lr, weight_decay) from `trial`."""
+        blocks = []
+        for b, widths in enumerate(self.channels, start=1):
+            convs = [{"kind": trial.suggest_categorical(f"c{b}_conv1", self.conv1_kind)},
+                     {"kind": trial.suggest_categorical(f"c{b}_conv2", self.conv2_kind),
+                      "dilation": trial.suggest_categorical(f"c{b}_dilation", self.dilation)}]
+            if b < len(self.channels):
+                convs.append(DOWNSAMPLE[trial.suggest_categorical(f"c{b}_downsample", self.downsample)])
+            else:
+                convs.append({"kind": trial.suggest_categorical(f"c{b}_conv3", self.conv1_kind)})
+            blocks.append({"channels": trial.suggest_categorical(f"c{b}_channels", widths),
+                           "convs": convs,
+                           "shortcut": trial.suggest_categorical(f"c{b}_shortcut", self.shortcut)})
+        dropout = trial.suggest_categorical("dropout", self.dropout)
+        for block in blocks:
+            block["dropout"] = dropout
+        data = {"name": f"{self.name}-trial-{trial.number}", "blocks": blocks,
+                "order": trial.suggest_categorical("order", self.order),
+                "output": {"head": trial.suggest_categorical("head", self.head),
+                           "bias": False}}
+        recipe = {"lr": trial.suggest_float("lr", *self.lr, log=True),
+                  "weight_decay": trial.suggest_float("weight_decay", *self.weight_decay, log=True)}
+        return config_from_dict(data, f"space {self.name}, trial {trial.number}"), recipe
+
+    def params_of(self, config: ArchConfig, lr: float, weight_decay: float) -> dict[str, Any]:
+        """The trial parameters that make `suggest` return `config` (to enqueue a known design);
+        ConfigError when the design lies outside this space."""
+        params: dict[str, Any] = {}
+        for b, block in enumerate(config.blocks, start=1):
+            conv1, conv2, conv3 = block.convs
+            params |= {f"c{b}_channels": block.channels, f"c{b}_conv1": conv1.kind,
+                       f"c{b}_conv2": conv2.kind, f"c{b}_dilation": conv2.dilation,
+                       f"c{b}_shortcut": block.shortcut}
+            if b < len(config.blocks):
+                params[f"c{b}_downsample"] = next(
+                    (name for name, spec in DOWNSAMPLE.items() if ConvSpec(**spec) == conv3), conv3)
+            else:
+                params[f"c{b}_conv3"] = conv3.kind
+        params |= {"dropout": config.blocks[0].dropout, "order": config.order,
+                   "head": config.output.head, "lr": lr, "weight_decay": weight_decay}
+        for key, dist in self.distributions().items():
+            value = params[key]
+            inside = (value in dist.choices if isinstance(dist, CategoricalDistribution)
+                      else dist.low <= value <= dist.high)
+            if not inside:
+                raise ConfigError(f"space {self.name}", key, f"{value!r} is not in the space")
+        return params
+
+    def cheapest(self) -> ArchConfig:
+        """The design with the fewest parameters the space allows: each knob's cheapest choice."""
+        cost = {"depthwise": 0, "separable": 1, "standard": 2,
+                "none": 0, "identity": 1, "conv1x1": 2, "conv3x3": 3}
+        params = {}
+        for key, dist in self.distributions().items():
+            if isinstance(dist, FloatDistribution):
+                params[key] = dist.low
+            elif key.endswith("_channels"):
+                params[key] = min(dist.choices)
+            else:
+                params[key] = min(dist.choices, key=lambda c: cost.get(c, 0))
+        return self.suggest(optuna.trial.FixedTrial(params))[0]
+
+    def distributions(self) -> dict[str, optuna.distributions.BaseDistribution]:
+        """Every knob's Optuna distribution, by parameter name."""
+        dists: dict[str, optuna.distributions.BaseDistribution] = {}
+        cat = CategoricalDistribution
+        for b, widths in enumerate(self.channels, start=1):
+            dists |= {f"c{b}_channels": cat(widths), f"c{b}_conv1": cat(self.conv1_kind),
+                      f"c{b}_conv2": cat(self.conv2_kind), f"c{b}_dilation": cat(self.dilation),
+                      f"c{b}_shortcut": cat(self.shortcut)}
+            if b < len(self.channels):
+                dists[f"c{b}_downsample"] = cat(self.downsample)
+            else:
+                dists[f"c{b}_conv3"] = cat(self.conv1_kind)
+        dists |= {"dropout": cat(self.dropout), "order": cat(self.order), "head": cat(self.head),
+                  "lr": FloatDistribution(*self.lr, log=True),
+                  "weight_decay": FloatDistribution(*self.weight_decay, log=True)}
+        return dists
+
+
+_ALLOWED = {"conv1_kind": {"standard", "separable"},  # conv 1 and C4's conv 3 may change the width
+            "conv2_kind": {"standard", "separable", "depthwise"},
+            "downsample": set(DOWNSAMPLE), "shortcut": {"none", "identity", "conv1x1", "conv3x3"},
+            "head": {"conv1x1", "fc"}, "order": {"relu_bn", "bn_relu"}}
+
+
+def load_space(path: str | Path) -> SearchSpace:
+    """Read and validate a space file; ConfigError names the file, the key and the problem."""
+    path = Path(path)
+    source = str(path)
+    if not path.is_file():
+        raise ConfigError(source, "<file>", "no such search-space file")
+    try:
+        data = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(source, "<file>", f"not valid TOML: {err}") from None
+    space = parse_dataclass(SearchSpace, data, "", source)
+    if len(space.channels) != 4:
+        raise ConfigError(source, "channels", f"needs one list of widths per block C1..C4, got {len(space.channels)}")
+    if any(w < 1 for widths in space.channels for w in widths):
+        raise ConfigError(source, "channels", "widths must be positive")
+    for key, allowed in _ALLOWED.items():
+        if bad := set(getattr(space, key)) - allowed:
+            raise ConfigError(source, key, f"unknown choice(s) {sorted(bad)}; allowed: {sorted(allowed)}")
+    if any(d < 1 for d in space.dilation) or any(not 0 <= p < 1 for p in space.dropout):
+        raise ConfigError(source, "dilation/dropout", "dilations must be >= 1 and dropouts in [0, 1)")
+    for key in ("lr", "weight_decay"):
+        low, high = getattr(space, key)
+        if not 0 < low <= high:
+            raise ConfigError(source, key, f"needs 0 < low <= high, got [{low}, {high}]")
+    return space

@@ -1,0 +1,98 @@
+"""train-best and report on a tiny synthetic study."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from nas.cli import main
+from tests.conftest import ROOT
+from tests.test_search import FAST, search_args
+
+TRAIN = ["--batch-size", "32", "--workers", "0"]
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory, tiny_data_dir):
+    """A 5-trial study: trial 0 pruned by constraint, the rest trained on tiny data."""
+    root = tmp_path_factory.mktemp("study")
+    assert main(search_args(root, tiny_data_dir, 5, "tiny")) == 0
+    return root
+
+
+def common(root, data_dir) -> list[str]:
+    return ["--study", "tiny", "--storage", f"sqlite:///{root}/nas.db"]
+
+
+def test_train_best_then_report(study, tiny_data_dir, tmp_path, capsys) -> None:
+    out = tmp_path / "best"
+    assert main(["train-best", *common(study, tiny_data_dir), "--epochs", "2", "--out", str(out),
+                 "--data-dir", str(tiny_data_dir), *TRAIN]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["eval_split"] == "test" and metrics["train_images"] == 1_000
+    assert (out / "config.toml").exists() and (out / "config.json").exists()
+    assert (out / "checkpoint.pt").exists() and len((out / "log.jsonl").read_text().splitlines()) == 2
+    capsys.readouterr()
+    doc = tmp_path / "report" / "REPORT.md"
+    assert main(["report", *common(study, tiny_data_dir), "--markdown", str(doc)]) == 0
+    table = capsys.readouterr().out
+    assert "pruned: constraint" in table and "★ best" in table
+    assert f"{metrics['accuracy']:.4f}" in table  # the test accuracy is written back
+    text = doc.read_text()
+    for part in ("## Trials", "breaks depthwise_separable", "## Best design", "Train-best",
+                 "REPORT-history.png", "REPORT-params.png", "REPORT-curves.png",
+                 "REPORT-confusion.png", "### Per class"):
+        assert part in text, part
+    for png in doc.parent.glob("*.png"):
+        assert png.read_bytes()[:4] == b"\x89PNG"
+    assert len(list(doc.parent.glob("*.png"))) == 4
+
+
+def test_train_best_resumes_after_kill(study, tiny_data_dir, tmp_path) -> None:
+    out = tmp_path / "best"
+    cmd = [sys.executable, "-m", "nas.cli", "train-best", *common(study, tiny_data_dir),
+           "--epochs", "6", "--out", str(out), "--data-dir", str(tiny_data_dir), *TRAIN]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 180
+    while time.time() < deadline and not (out / "log.jsonl").exists():
+        time.sleep(0.2)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done = len((out / "log.jsonl").read_text().splitlines())
+    assert 1 <= done < 6
+    again = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+    assert again.returncode == 2 and "already holds a run" in again.stderr  # nothing overwritten
+    subprocess.run(cmd + ["--resume"], cwd=ROOT, check=True, capture_output=True)
+    log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in log] == [1, 2, 3, 4, 5, 6]
+
+
+def test_unknown_study_lists_the_existing_ones(study, tiny_data_dir, capsys) -> None:
+    storage = ["--storage", f"sqlite:///{study}/nas.db"]
+    assert main(["report", "--study", "nope", *storage]) == 2
+    err = capsys.readouterr().err
+    assert "no study named 'nope'" in err and "tiny" in err and err.count("\n") == 1
+    assert main(["train-best", "--study", "nope", *storage]) == 2
+
+
+def test_empty_and_all_pruned_studies(tmp_path, tiny_data_dir, capsys) -> None:
+    import optuna
+
+    storage = f"sqlite:///{tmp_path}/nas.db"
+    optuna.create_study(study_name="empty", storage=storage)
+    assert main(["report", "--study", "empty", "--storage", storage]) == 0
+    assert "no trials yet" in capsys.readouterr().out
+    assert main(search_args(tmp_path, tiny_data_dir, 2, "pruned", "--max-params", "60000")) == 0
+    capsys.readouterr()
+    doc = tmp_path / "r" / "REPORT.md"
+    assert main(["report", "--study", "pruned", "--storage", storage, "--markdown", str(doc)]) == 0
+    assert "pruned: constraint" in capsys.readouterr().out
+    assert "## Best design" not in doc.read_text()
+    assert main(["train-best", "--study", "pruned", "--storage", storage]) == 2
+    assert "no complete feasible trial" in capsys.readouterr().err

@@ -1,0 +1,129 @@
+"""`nas search` end to end on tiny synthetic data: constraints, baselines, resume, bad input."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from nas.cli import main
+from tests.conftest import ROOT
+
+FAST = ["--epochs", "2", "--data-fraction", "0.5", "--val-images", "200", "--batch-size", "32",
+        "--workers", "0"]
+
+
+def search_args(tmp_path, data_dir, trials: int, study: str = "s", *extra: str) -> list[str]:
+    return ["search", "--trials", str(trials), "--study", study, "--storage",
+            f"sqlite:///{tmp_path}/nas.db", "--data-dir", str(data_dir), *FAST, *extra]
+
+
+def load(tmp_path, study: str = "s") -> optuna.Study:
+    return optuna.load_study(study_name=study, storage=f"sqlite:///{tmp_path}/nas.db")
+
+
+def finished(study: optuna.Study) -> list:
+    return study.get_trials(states=(TrialState.COMPLETE, TrialState.PRUNED))
+
+
+def test_search_prunes_infeasible_without_training_and_resumes(tmp_path, tiny_data_dir) -> None:
+    assert main(search_args(tmp_path, tiny_data_dir, 4)) == 0
+    study = load(tmp_path)
+    assert len(finished(study)) == 4
+    reference, twin = study.trials[0], study.trials[1]
+    # trial 0 is the reference: the strict depthwise-separable rule prunes it, untrained
+    assert reference.user_attrs["baseline"] == "reference"
+    assert reference.state == TrialState.PRUNED
+    assert reference.user_attrs["pruned_by"] == "constraint"
+    assert reference.user_attrs["broken"] == ["depthwise_separable"]
+    assert reference.user_attrs["n_params"] == 197_472 and "train_seconds" not in reference.user_attrs
+    assert reference.constraints["depthwise_separable"] > 0
+    assert twin.user_attrs["n_params"] == 198_496 and twin.user_attrs["train_seconds"] > 0
+    assert all(v <= 0 for v in twin.constraints.values())
+    # rerunning the same command adds nothing; a larger --trials adds only the missing ones
+    assert main(search_args(tmp_path, tiny_data_dir, 4)) == 0
+    assert len(load(tmp_path).trials) == 4
+    assert main(search_args(tmp_path, tiny_data_dir, 5)) == 0
+    study = load(tmp_path)
+    assert len(finished(study)) == 5
+    assert sum("baseline" in t.user_attrs for t in study.trials) == 2
+
+
+def test_tight_budget_prunes_by_constraint(tmp_path, tiny_data_dir) -> None:
+    assert main(search_args(tmp_path, tiny_data_dir, 3, "tight", "--max-params", "60000")) == 0
+    for trial in load(tmp_path, "tight").trials:
+        assert trial.state == TrialState.PRUNED and "params" in trial.user_attrs["broken"]
+        assert trial.user_attrs["n_params"] >= 60_000 and "train_seconds" not in trial.user_attrs
+
+
+def test_failing_trials_are_recorded_and_the_search_stops(tmp_path, tiny_data_dir) -> None:
+    space = tmp_path / "explosive.toml"
+    text = (ROOT / "search_spaces" / "c1c2c3c4o.toml").read_text()
+    space.write_text(text.replace("lr = [0.05, 0.4]", "lr = [1e12, 1e13]"))
+    assert main(search_args(tmp_path, tiny_data_dir, 2, "nan", "--space", str(space))) == 0
+    failed = load(tmp_path, "nan").get_trials(states=(TrialState.FAIL,))
+    assert len(failed) >= 2
+    assert all("NonFiniteLoss" in t.user_attrs["fail_reason"] for t in failed)
+
+
+def test_dry_run(capsys) -> None:
+    assert main(["search", "--dry-run", "--trials", "30"]) == 0
+    out = capsys.readouterr().out
+    assert "dry run of 30 sampled designs" in out and "infeasible" in out
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--space", "nowhere.toml"], "no such search-space file"),
+    (["--max-params", "5000"], "impossible budget"),
+    (["--max-params", "-1"], "impossible: give a positive number"),
+    (["--storage", "postgresql://nobody@127.0.0.1:9/none"], "cannot open storage"),
+    (["--storage", "nosuchdb://x"], "cannot open storage"),
+])
+def test_bad_input_is_one_line_exit_2(tmp_path, tiny_data_dir, capsys, args, message) -> None:
+    assert main(search_args(tmp_path, tiny_data_dir, 2, "bad", *args)) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_unknown_space_key(tmp_path, tiny_data_dir, capsys) -> None:
+    space = tmp_path / "bad.toml"
+    space.write_text((ROOT / "search_spaces" / "c1c2c3c4o.toml").read_text() + "colour = ['red']\n")
+    assert main(search_args(tmp_path, tiny_data_dir, 2, "bad", "--space", str(space))) == 2
+    assert f"{space}: colour: unknown key" in capsys.readouterr().err
+
+
+def test_kill_9_mid_trial_then_rerun_keeps_finished_trials(tmp_path, tiny_data_dir) -> None:
+    cmd = [sys.executable, "-m", "nas.cli", *search_args(tmp_path, tiny_data_dir, 5, "kill")]
+    cmd[cmd.index("2")] = "3"  # more epochs: time to kill it mid-trial
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 400
+    while time.time() < deadline:
+        time.sleep(1)
+        try:
+            study = load(tmp_path, "kill")
+        except KeyError:
+            continue
+        running = study.get_trials(states=(TrialState.RUNNING,))
+        if len(finished(study)) >= 2 and running and "epochs_run" in running[0].user_attrs:
+            break
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    before = {t.number: (t.state, t.values) for t in finished(load(tmp_path, "kill"))}
+    killed = load(tmp_path, "kill").get_trials(states=(TrialState.RUNNING,))
+    assert len(before) >= 2 and len(killed) == 1
+    time.sleep(21)  # the heartbeat's grace period: the killed worker's trial is now stale
+    subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True)
+    study = load(tmp_path, "kill")
+    assert len(finished(study)) == 5
+    for number, (state, values) in before.items():  # nothing finished was lost or redone
+        assert (study.trials[number].state, study.trials[number].values) == (state, values)
+    stale = study.trials[killed[0].number]
+    assert stale.state == TrialState.FAIL
+    retried = [t for t in study.trials if t.system_attrs.get("failed_trial") == stale._trial_id]
+    assert len(retried) == 1 and retried[0].params == stale.params
