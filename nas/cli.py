@@ -54,6 +54,8 @@ def add_recipe_args(parser: argparse.ArgumentParser, epochs: int) -> None:
     parser.add_argument("--seed", type=int, default=r.seed)
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default=r.device)
     parser.add_argument("--precision", choices=["auto", "fp32", "bf16"], default=r.precision)
+    parser.add_argument("--channels-last", action="store_true",
+                        help="channels_last memory format (faster for some designs on CPU)")
     parser.add_argument("--workers", type=int, default=r.workers,
                         help="DataLoader workers (default: picked for the machine)")
     parser.add_argument("--data-dir", default=None,
@@ -72,7 +74,8 @@ def recipe_from(args: argparse.Namespace):
                   weight_decay=args.weight_decay if args.weight_decay is not None
                   else (0.05 if adamw else Recipe.weight_decay),
                   schedule=args.schedule, label_smoothing=args.label_smoothing, seed=args.seed,
-                  device=args.device, precision=args.precision, workers=args.workers)
+                  device=args.device, precision=args.precision, workers=args.workers,
+                  channels_last=args.channels_last)
 
 
 def training_progress() -> Progress:
@@ -273,8 +276,8 @@ def build_parser() -> argparse.ArgumentParser:
     se.add_argument("--space", default="search_spaces/c1c2c3c4o.toml", help="search-space file")
     se.add_argument("--storage", help="Optuna storage URL (default sqlite:///studies/nas.db; "
                                       "postgresql://... for many workers)")
-    se.add_argument("--data-fraction", type=float, default=0.15,
-                    help="fraction of the 45,000 search-training images per trial (default 0.15)")
+    se.add_argument("--data-fraction", type=float, default=0.1,
+                    help="fraction of the 45,000 search-training images per trial (default 0.1)")
     se.add_argument("--val-images", type=int, default=5_000,
                     help="size of the stratified validation hold-out (default 5000)")
     se.add_argument("--pruner", choices=["hyperband", "median", "none"], default="hyperband")

@@ -38,16 +38,20 @@ class Evaluation:
 
 @torch.no_grad()
 def evaluate(model: nn.Module, loader: DataLoader, device: torch.device, dtype: torch.dtype | None,
-             num_classes: int = 10) -> Evaluation:
-    """Mean cross-entropy, accuracy and confusion matrix of `model` over `loader`."""
+             num_classes: int = 10, flip_tta: bool = False,
+             layout: torch.memory_format = torch.contiguous_format) -> Evaluation:
+    """Mean cross-entropy, accuracy and confusion matrix of `model` over `loader`.
+    flip_tta: average the logits of each image and its mirror image (test-time augmentation)."""
     model.eval()
     confusion = torch.zeros(num_classes, num_classes, dtype=torch.int64, device=device)
     loss_sum, count = torch.zeros((), device=device), 0
     for images, labels in loader:
-        images = images.to(device, non_blocking=True, memory_format=torch.channels_last)
+        images = images.to(device, non_blocking=True, memory_format=layout)
         labels = labels.to(device, non_blocking=True)
         with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
             logits = model(images)
+            if flip_tta:
+                logits = (logits + model(images.flip(-1))) / 2
         loss_sum += nn.functional.cross_entropy(logits.float(), labels, reduction="sum")
         confusion += torch.bincount(labels * num_classes + logits.argmax(1),
                                     minlength=num_classes ** 2).view(num_classes, num_classes)

@@ -105,11 +105,15 @@ def train_run(config: ArchConfig, recipe: Recipe, data: Cifar10, out: Path, *, r
     device = pick_device(recipe.device)
     dtype = autocast_dtype(device, recipe.precision)
     start = time.perf_counter()
-    result = evaluate(model, make_loader(eval_set, 1024, False, device, 0), device, dtype)
+    loader = make_loader(eval_set, 1024, False, device, 0)
+    layout = torch.channels_last if recipe.channels_last else torch.contiguous_format
+    result = evaluate(model, loader, device, dtype, layout=layout)
+    with_flip = evaluate(model, loader, device, dtype, flip_tta=True, layout=layout)
     metrics = {
         "command": command, "design": config.name, "eval_split": splits.eval_name,
         "train_images": len(splits.train_labels), "eval_images": len(splits.eval_labels),
         "epochs": len(history), **result.to_dict(splits.classes),
+        "accuracy_flip_tta": with_flip.accuracy,
         "wall_seconds": round(sum(h.seconds for h in history) + time.perf_counter() - start, 1),
         "machine": machine(device, dtype),
     }
@@ -134,6 +138,8 @@ def summary_markdown(metrics: dict[str, Any], history: list[EpochLog]) -> str:
     confusion = markdown_table(("true \\ predicted", *classes),
                                [(name, *map(str, row)) for name, row in zip(classes, metrics["confusion"])])
     return (f"# {metrics['design']}: {metrics['accuracy'] * 100:.2f}% {split} accuracy\n\n"
+            f"With horizontal-flip test-time augmentation (mean logits of each image and its "
+            f"mirror image): {metrics['accuracy_flip_tta'] * 100:.2f}%.\n\n"
             f"Command: `{metrics['command']}`\n\n"
             f"{metrics['epochs']} epochs on {metrics['train_images']:,} training images, evaluated on "
             f"{metrics['eval_images']:,} {split} images; wall time {metrics['wall_seconds'] / 60:.1f} min "

@@ -15,6 +15,7 @@ same command after an interruption runs only the missing ones and never repeats 
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import time
 import warnings
@@ -23,8 +24,9 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+import torch
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
 from rich.console import Group
 from rich.live import Live
 from rich.progress import Progress
@@ -33,12 +35,22 @@ from rich.table import Table
 from nas.budget import Limits, Verdict, check
 from nas.config import ArchConfig, config_from_dict, load_config
 from nas.errors import NasError
+from nas.model import build_model
 from nas.run import VAL_IMAGES, make_datasets, make_splits
 from nas.space import SearchSpace
 from nas.train import Recipe, train
 
 # Heartbeats, multivariate TPE and fail_stale_trials are stable in practice but still flagged.
 warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+
+
+def _without_traceback(record: logging.LogRecord) -> bool:
+    """Keep Optuna's "trial failed" line but not its traceback: the reason is on the trial."""
+    record.exc_info = record.exc_text = None
+    return True
+
+
+logging.getLogger("optuna.study._optimize").addFilter(_without_traceback)
 
 DEFAULT_STORAGE = "sqlite:///studies/nas.db"
 REFERENCE = Path(__file__).resolve().parents[1] / "search_spaces" / "reference.toml"
@@ -51,7 +63,7 @@ class Fidelity:
     """How much training one trial gets: low fidelity keeps a 50-trial search within an hour."""
 
     epochs: int = 3
-    data_fraction: float = 0.15  # of the 45,000 images outside the validation hold-out
+    data_fraction: float = 0.1  # of the 45,000 images outside the validation hold-out
     val_images: int = VAL_IMAGES  # the hold-out; smaller only for tiny test data
 
 
@@ -103,17 +115,20 @@ def constraint_values(verdict: Verdict, limits: Limits) -> dict[str, float]:
     return values
 
 
-def objective(trial: optuna.Trial, *, space: SearchSpace, limits: Limits, recipe: Recipe,
-              datasets: tuple | None, n_trials: int | None, second: str | None,
-              progress: Progress | None = None) -> float | tuple[float, float]:
-    """Sample, judge, then (if feasible and `datasets` given) train and return val accuracy."""
-    if n_trials is not None:
-        ahead = trial.study.get_trials(deepcopy=False, states=(
-            TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialState.WAITING))
-        if sum(t.number < trial.number for t in ahead) >= n_trials:
-            trial.set_user_attr("fail_reason", "surplus: the study already had its trials")
-            trial.study.stop()
-            raise SurplusTrial("the study already has all its trials")
+def claim_slot(trial: optuna.Trial, n_trials: int) -> None:
+    """Raise SurplusTrial when the study's other trials already fill `n_trials` (a race between
+    workers asking at the same instant); trial numbers are handed out atomically by the storage."""
+    ahead = trial.study.get_trials(deepcopy=False, states=(
+        TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialState.WAITING))
+    if sum(t.number < trial.number for t in ahead) >= n_trials:
+        trial.set_user_attr("fail_reason", "surplus: the study already had its trials")
+        trial.study.stop()
+        raise SurplusTrial("the study already has all its trials")
+
+
+def judge(trial: optuna.Trial, space: SearchSpace, limits: Limits
+          ) -> tuple[ArchConfig, dict[str, float], Verdict]:
+    """Sample a design and its verdict; store both on the trial; prune it if it breaks a rule."""
     try:
         config, overrides = space.suggest(trial)
     except NasError as err:
@@ -130,13 +145,28 @@ def objective(trial: optuna.Trial, *, space: SearchSpace, limits: Limits, recipe
         trial.set_user_attr("pruned_by", "constraint")
         trial.set_user_attr("broken", verdict.broken)
         raise optuna.TrialPruned(f"breaks {', '.join(verdict.broken)}")
+    return config, overrides, verdict
+
+
+def earlier_twin(trial: optuna.Trial) -> FrozenTrial | None:
+    """A complete or running trial with the very same parameters, if any."""
+    return next((t for t in trial.study.get_trials(deepcopy=False, states=(
+        TrialState.COMPLETE, TrialState.RUNNING)) if t.params == trial.params
+        and t.number != trial.number), None)
+
+
+def objective(trial: optuna.Trial, *, space: SearchSpace, limits: Limits, recipe: Recipe,
+              datasets: tuple | None, n_trials: int | None, second: str | None,
+              progress: Progress | None = None) -> float | tuple[float, float]:
+    """Sample, judge, then (if feasible and `datasets` given) train and return val accuracy
+    (and, with `second`, the parameters or FLOPs to minimise)."""
+    if n_trials is not None:
+        claim_slot(trial, n_trials)
+    config, overrides, verdict = judge(trial, space, limits)
     if datasets is None:  # dry run: verdicts only
         return 0.0 if second is None else (0.0, float(verdict.params))
     multi = second is not None
-    twin = next((t for t in trial.study.get_trials(deepcopy=False, states=(
-        TrialState.COMPLETE, TrialState.RUNNING)) if t.params == trial.params
-        and t.number != trial.number), None)
-    if twin is not None:  # never train one design twice (e.g. a sampler replaying a design)
+    if (twin := earlier_twin(trial)) is not None:  # never train one design twice
         trial.set_user_attr("duplicate_of", twin.number)
         if twin.state == TrialState.COMPLETE:
             return twin.values[0] if not multi else tuple(twin.values)
@@ -156,7 +186,7 @@ def objective(trial: optuna.Trial, *, space: SearchSpace, limits: Limits, recipe
     try:
         history = train(config_model(config, recipe.seed), *datasets, trial_recipe,
                         on_epoch=report, progress=progress)
-    except (optuna.TrialPruned, SurplusTrial):
+    except optuna.TrialPruned:
         raise
     except KeyboardInterrupt:
         trial.set_user_attr("fail_reason", "interrupted by the user (Ctrl-C)")
@@ -165,16 +195,11 @@ def objective(trial: optuna.Trial, *, space: SearchSpace, limits: Limits, recipe
         trial.set_user_attr("fail_reason", f"{type(err).__name__}: {err}")
         raise
     accuracy = history[-1].eval_acc
-    trial.set_user_attr("val_acc", accuracy)
     return accuracy if not multi else (accuracy, float(getattr(verdict, second)))
 
 
-def config_model(config: ArchConfig, seed: int):
+def config_model(config: ArchConfig, seed: int) -> torch.nn.Module:
     """The freshly initialised model of a trial (same init seed for every trial: a fair race)."""
-    import torch
-
-    from nas.model import build_model
-
     torch.manual_seed(seed)
     return build_model(config)
 
@@ -255,6 +280,7 @@ class SearchView:
 
     def on_trial_start(self, trial: optuna.Trial) -> None:
         self.current = f"trial {trial.number}"
+        self.refresh()
 
     def __rich__(self) -> Group:
         table = Table.grid(padding=(0, 2))

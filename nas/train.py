@@ -1,7 +1,7 @@
 """The training recipe and its one loop, used by `nas train`, `nas search` and `nas train-best`.
 
 Every hyperparameter lives in `Recipe`. The loop is plain PyTorch: SGD (Nesterov) or AdamW,
-OneCycle or cosine, label smoothing; channels_last always; autocast in bf16 where the hardware
+OneCycle or cosine, label smoothing; channels_last on request; autocast in bf16 where the hardware
 runs it fast (CUDA; CPUs with AVX512-BF16 or AMX; elsewhere bf16 is emulated and ~10× slower).
 """
 
@@ -30,7 +30,7 @@ class Recipe:
     """Everything that decides how a model is trained."""
 
     epochs: int = 15
-    batch_size: int = 256  # CPU throughput peaks near 256 with channels_last
+    batch_size: int = 256  # CPU throughput peaked near 256 in a probe
     optimizer: Literal["sgd", "adamw"] = "sgd"
     lr: float = 0.2  # peak of OneCycle, start of cosine
     momentum: float = 0.9  # SGD, Nesterov
@@ -41,6 +41,9 @@ class Recipe:
     device: str = "auto"  # auto | cpu | cuda
     precision: Literal["auto", "fp32", "bf16"] = "auto"
     workers: int = -1  # DataLoader workers; -1 picks for the machine
+    # channels_last ran the reference 1.6× faster on this CPU, but oneDNN stalled for minutes in
+    # the backward pass of some searched designs in that layout, so it is opt-in.
+    channels_last: bool = False
 
 
 @dataclass(frozen=True)
@@ -127,7 +130,8 @@ def train(model: nn.Module, train_set, eval_set, recipe: Recipe, *,
     device = pick_device(recipe.device)
     dtype = autocast_dtype(device, recipe.precision)
     workers = loader_workers(device, recipe.workers)
-    model.to(device, memory_format=torch.channels_last)
+    layout = torch.channels_last if recipe.channels_last else torch.contiguous_format
+    model.to(device, memory_format=layout)
     generator = torch.Generator()
     train_loader = make_loader(train_set, recipe.batch_size, True, device, workers, generator)
     eval_loader = make_loader(eval_set, 1024, False, device, workers)
@@ -145,7 +149,7 @@ def train(model: nn.Module, train_set, eval_set, recipe: Recipe, *,
         optimizer.load_state_dict(state["optimizer"])
         schedule.load_state_dict(state["scheduler"])
         history = [EpochLog(**h) for h in state["history"]]
-    run_task = progress.add_task("run", total=recipe.epochs, completed=len(history),
+    run_task = progress.add_task("epochs", total=recipe.epochs, completed=len(history),
                                  stats="") if progress else None
     task = None
     try:
@@ -158,10 +162,11 @@ def train(model: nn.Module, train_set, eval_set, recipe: Recipe, *,
             task = progress.add_task(f"epoch {epoch}/{recipe.epochs}", total=len(train_loader),
                                      stats="") if progress else None
             start = time.perf_counter()
-            train_loss, train_acc, seen = train_epoch(model, train_loader, optimizer, schedule,
-                                                      criterion, device, dtype, epoch, progress, task)
+            train_loss, train_acc, seen = train_epoch(
+                model, train_loader, optimizer, schedule, criterion, device, dtype, layout, epoch,
+                progress, task)
             train_seconds = time.perf_counter() - start
-            result = evaluate(model, eval_loader, device, dtype)
+            result = evaluate(model, eval_loader, device, dtype, layout=layout)
             log = EpochLog(epoch, train_loss, train_acc, result.loss,
                            result.accuracy, optimizer.param_groups[0]["lr"],
                            time.perf_counter() - start, seen / train_seconds)
@@ -185,7 +190,8 @@ def train(model: nn.Module, train_set, eval_set, recipe: Recipe, *,
 
 
 def train_epoch(model: nn.Module, loader: DataLoader, optimizer, schedule, criterion,
-                device: torch.device, dtype: torch.dtype | None, epoch: int,
+                device: torch.device, dtype: torch.dtype | None, layout: torch.memory_format,
+                epoch: int,
                 progress: Progress | None, task) -> tuple[float, float, int]:
     """One pass over `loader`: (mean loss, accuracy, images seen)."""
     model.train()
@@ -193,7 +199,7 @@ def train_epoch(model: nn.Module, loader: DataLoader, optimizer, schedule, crite
     loss_sum = torch.zeros((), device=device)
     correct = torch.zeros((), device=device, dtype=torch.int64)
     for step, (images, labels) in enumerate(loader, 1):
-        images = images.to(device, non_blocking=True, memory_format=torch.channels_last)
+        images = images.to(device, non_blocking=True, memory_format=layout)
         labels = labels.to(device, non_blocking=True)
         with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
             logits = model(images)

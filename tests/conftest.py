@@ -38,3 +38,11 @@ def tiny_data_dir(tmp_path_factory) -> Path:
         images[..., 0] = (labels * 25)[:, None, None]
         to_records(images, labels).tofile(folder / name)
     return root
+
+
+@pytest.fixture(autouse=True)
+def wide_console(monkeypatch) -> None:
+    """Print CLI tables at 200 columns, so cell text is not wrapped across lines."""
+    from nas.cli import console
+
+    monkeypatch.setattr(console, "width", 200)

@@ -10,6 +10,9 @@ import sys
 import time
 
 import pytest
+import torch
+
+import nas
 
 from nas.cli import main
 from tests.conftest import ROOT
@@ -37,7 +40,10 @@ def test_train_best_then_report(study, tiny_data_dir, tmp_path, capsys) -> None:
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["eval_split"] == "test" and metrics["train_images"] == 1_000
     assert (out / "config.toml").exists() and (out / "config.json").exists()
-    assert (out / "checkpoint.pt").exists() and len((out / "log.jsonl").read_text().splitlines()) == 2
+    assert len((out / "log.jsonl").read_text().splitlines()) == 2
+    model = nas.build_model(nas.load_config(out / "config.toml"))  # README's loading snippet
+    model.load_state_dict(torch.load(out / "checkpoint.pt")["model"])
+    assert model.eval()(torch.zeros(1, 3, 32, 32)).shape == (1, 10)
     capsys.readouterr()
     doc = tmp_path / "report" / "REPORT.md"
     assert main(["report", *common(study, tiny_data_dir), "--markdown", str(doc)]) == 0
@@ -63,12 +69,12 @@ def test_train_best_resumes_after_kill(study, tiny_data_dir, tmp_path) -> None:
     while time.time() < deadline and not (out / "log.jsonl").exists():
         time.sleep(0.2)
     os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
+    proc.wait(timeout=60)
     done = len((out / "log.jsonl").read_text().splitlines())
     assert 1 <= done < 6
-    again = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+    again = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=400)
     assert again.returncode == 2 and "already holds a run" in again.stderr  # nothing overwritten
-    subprocess.run(cmd + ["--resume"], cwd=ROOT, check=True, capture_output=True)
+    subprocess.run(cmd + ["--resume"], cwd=ROOT, check=True, capture_output=True, timeout=400)
     log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in log] == [1, 2, 3, 4, 5, 6]
 

@@ -68,3 +68,31 @@ def test_identity_shortcut_and_padding_default(reference_dict) -> None:
     model = nas.build_model(config)
     assert isinstance(model.c4.shortcut, nn.Identity)
     assert model(torch.randn(1, 3, 32, 32)).shape == (1, 10)
+
+
+@pytest.mark.parametrize("dilation,groups,size", [(2, 1, 16), (3, 1, 12), (2, 8, 8), (2, 1, 7)])
+def test_atrous_conv_equals_dilated_conv(dilation, groups, size) -> None:
+    from nas.model import AtrousConv2d
+
+    torch.manual_seed(0)
+    fast = AtrousConv2d(8, 8, 3, padding=dilation, dilation=dilation, groups=groups, bias=False)
+    plain = nn.Conv2d(8, 8, 3, padding=dilation, dilation=dilation, groups=groups, bias=False)
+    plain.load_state_dict(fast.state_dict())
+    x = torch.randn(3, 8, size, size, requires_grad=True)
+    torch.testing.assert_close(fast(x), plain(x), rtol=1e-5, atol=1e-5)
+    (g_fast,) = torch.autograd.grad(fast(x).square().sum(), x)
+    (g_plain,) = torch.autograd.grad(plain(x).square().sum(), x)
+    torch.testing.assert_close(g_fast, g_plain, rtol=1e-4, atol=1e-4)
+
+
+def test_stride1_dilated_convs_use_the_atrous_path(reference_dict) -> None:
+    from nas.model import AtrousConv2d
+
+    reference_dict["blocks"][0]["convs"][1] = {"kind": "standard", "dilation": 2}
+    reference_dict["blocks"][2]["convs"][1] = {"kind": "separable", "dilation": 2}
+    model = nas.build_model(nas.config_from_dict(reference_dict))
+    assert isinstance(model.c1.conv2.conv, AtrousConv2d)
+    assert isinstance(model.c3.conv2.depthwise, AtrousConv2d)
+    assert type(model.c1.conv3.conv) is nn.Conv2d  # stride-2 dilated: PyTorch's own is fast
+    assert nas.check(nas.config_from_dict(reference_dict)).params == sum(
+        p.numel() for p in model.parameters())

@@ -113,17 +113,36 @@ def test_kill_9_mid_trial_then_rerun_keeps_finished_trials(tmp_path, tiny_data_d
         if len(finished(study)) >= 2 and running and "epochs_run" in running[0].user_attrs:
             break
     os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
+    proc.wait(timeout=60)
     before = {t.number: (t.state, t.values) for t in finished(load(tmp_path, "kill"))}
     killed = load(tmp_path, "kill").get_trials(states=(TrialState.RUNNING,))
     assert len(before) >= 2 and len(killed) == 1
     time.sleep(21)  # the heartbeat's grace period: the killed worker's trial is now stale
-    subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True)
+    subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True, timeout=400)
     study = load(tmp_path, "kill")
     assert len(finished(study)) == 5
     for number, (state, values) in before.items():  # nothing finished was lost or redone
         assert (study.trials[number].state, study.trials[number].values) == (state, values)
     stale = study.trials[killed[0].number]
     assert stale.state == TrialState.FAIL
-    retried = [t for t in study.trials if t.system_attrs.get("failed_trial") == stale._trial_id]
+    retried = [t for t in study.trials if t.system_attrs.get("failed_trial") == stale.number]
     assert len(retried) == 1 and retried[0].params == stale.params
+
+
+def test_ctrl_c_marks_the_running_trial_failed_and_says_how_to_continue(tmp_path, tiny_data_dir) -> None:
+    cmd = [sys.executable, "-m", "nas.cli", *search_args(tmp_path, tiny_data_dir, 5, "int")]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 300
+    while time.time() < deadline:
+        time.sleep(0.5)
+        try:
+            running = load(tmp_path, "int").get_trials(states=(TrialState.RUNNING,))
+        except KeyError:
+            continue
+        if running and "epochs_run" in running[0].user_attrs:
+            break
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "Continue with: nas search" in err and "Traceback" not in err
+    failed = load(tmp_path, "int").get_trials(states=(TrialState.FAIL,))
+    assert [t.user_attrs["fail_reason"] for t in failed] == ["interrupted by the user (Ctrl-C)"]

@@ -89,6 +89,7 @@ def test_one_epoch_on_a_real_subset_writes_the_run_folder(tmp_path, capsys) -> N
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["eval_split"] == "val" and metrics["eval_images"] == 5_000
     assert metrics["train_images"] == 450 and len(metrics["per_class"]) == 10
+    assert 0.0 <= metrics["accuracy_flip_tta"] <= 1.0
     assert np.array(metrics["confusion"]).sum() == 5_000
     assert nas.load_config(out / "config.toml") == nas.load_config(REFERENCE)
     assert len((out / "log.jsonl").read_text().splitlines()) == 1
@@ -104,3 +105,19 @@ def test_missing_data_is_one_clear_line(tmp_path, capsys) -> None:
                  "--data-dir", str(tmp_path / "nothing")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "nas data download --data-dir" in err
+
+
+def test_flip_tta_averages_an_image_and_its_mirror() -> None:
+    class LeftMinusRight(torch.nn.Module):
+        def forward(self, x):  # class 0 logit: left half minus right half; class 1 logit: 0
+            d = x[..., :16].mean(dim=(1, 2, 3)) - x[..., 16:].mean(dim=(1, 2, 3))
+            return torch.stack([d, torch.zeros_like(d)], dim=1)
+
+    images = torch.zeros(4, 3, 32, 32)
+    images[..., 16:] = 1.0  # right half bright: plain logits favour class 1
+    loader = torch.utils.data.DataLoader(list(zip(images, torch.ones(4, dtype=torch.long))), batch_size=2)
+    from nas.metrics import evaluate
+
+    plain = evaluate(LeftMinusRight(), loader, torch.device("cpu"), None, num_classes=2)
+    tta = evaluate(LeftMinusRight(), loader, torch.device("cpu"), None, num_classes=2, flip_tta=True)
+    assert plain.accuracy == 1.0 and tta.accuracy == 0.0  # mirrored halves cancel: a tie → class 0
