@@ -15,7 +15,8 @@ from optuna.trial import TrialState
 from nas.cli import main
 from tests.conftest import ROOT
 
-FAST = ["--epochs", "2", "--data-fraction", "0.5", "--val-images", "200", "--batch-size", "32",
+# 200 of the 800 non-validation tiny images, 2 epochs: enough to learn the tiny task, cheap for CI
+FAST = ["--epochs", "2", "--data-fraction", "0.25", "--val-images", "200", "--batch-size", "32",
         "--workers", "0"]
 
 
@@ -100,7 +101,7 @@ def test_unknown_space_key(tmp_path, tiny_data_dir, capsys) -> None:
 
 def test_kill_9_mid_trial_then_rerun_keeps_finished_trials(tmp_path, tiny_data_dir) -> None:
     cmd = [sys.executable, "-m", "nas.cli", *search_args(tmp_path, tiny_data_dir, 5, "kill")]
-    cmd[cmd.index("2")] = "3"  # more epochs: time to kill it mid-trial
+    cmd[cmd.index("2")], cmd[cmd.index("0.25")] = "3", "0.5"  # longer trials: time to kill one mid-trial
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 400
     while time.time() < deadline:
