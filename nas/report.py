@@ -74,8 +74,8 @@ def rows(study: optuna.Study) -> tuple[list[tuple[str, ...]], int | None, set[in
             f"{a['n_params']:,}" if "n_params" in a else "", f"{a['flops']:,}" if "flops" in a else "",
             str(a.get("receptive_field", "")), str(a.get("epochs_run", 0)),
             f"{a.get('train_seconds', 0):.0f}",
-            ("★ best; " if t.number == best else "") + ("pareto; " if t.number in pareto else "")
-            + note_of(t)))
+            "; ".join(filter(None, ("★ best" if t.number == best else "",
+                                    "pareto" if t.number in pareto else "", note_of(t))))))
     return out, best, pareto
 
 
