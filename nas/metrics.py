@@ -18,6 +18,7 @@ class Evaluation:
     loss: float
     accuracy: float
     confusion: np.ndarray
+    accuracy_flip_tta: float | None = None  # with evaluate(flip_tta=True)
 
     def per_class(self, classes: tuple[str, ...]) -> list[dict[str, Any]]:
         """Like scikit-learn's classification report: precision, recall, F1 and support."""
@@ -41,21 +42,25 @@ def evaluate(model: nn.Module, loader: DataLoader, device: torch.device, dtype: 
              num_classes: int = 10, flip_tta: bool = False,
              layout: torch.memory_format = torch.contiguous_format) -> Evaluation:
     """Mean cross-entropy, accuracy and confusion matrix of `model` over `loader`.
-    flip_tta: average the logits of each image and its mirror image (test-time augmentation)."""
+    flip_tta: also the accuracy when the logits of each image and its mirror image are averaged
+    (test-time augmentation), in the same pass."""
     model.eval()
     confusion = torch.zeros(num_classes, num_classes, dtype=torch.int64, device=device)
     loss_sum, count = torch.zeros((), device=device), 0
+    flip_correct = torch.zeros((), device=device, dtype=torch.int64)
     for images, labels in loader:
         images = images.to(device, non_blocking=True, memory_format=layout)
         labels = labels.to(device, non_blocking=True)
         with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
             logits = model(images)
             if flip_tta:
-                logits = (logits + model(images.flip(-1))) / 2
+                mean_logits = (logits + model(images.flip(-1))) / 2
+                flip_correct += (mean_logits.argmax(1) == labels).sum()
         loss_sum += nn.functional.cross_entropy(logits.float(), labels, reduction="sum")
         confusion += torch.bincount(labels * num_classes + logits.argmax(1),
                                     minlength=num_classes ** 2).view(num_classes, num_classes)
         count += len(labels)
     confusion_np = confusion.cpu().numpy()
     return Evaluation(loss=loss_sum.item() / count,
-                      accuracy=float(np.trace(confusion_np)) / count, confusion=confusion_np)
+                      accuracy=float(np.trace(confusion_np)) / count, confusion=confusion_np,
+                      accuracy_flip_tta=flip_correct.item() / count if flip_tta else None)

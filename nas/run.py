@@ -105,15 +105,13 @@ def train_run(config: ArchConfig, recipe: Recipe, data: Cifar10, out: Path, *, r
     device = pick_device(recipe.device)
     dtype = autocast_dtype(device, recipe.precision)
     start = time.perf_counter()
-    loader = make_loader(eval_set, 1024, False, device, 0)
-    layout = torch.channels_last if recipe.channels_last else torch.contiguous_format
-    result = evaluate(model, loader, device, dtype, layout=layout)
-    with_flip = evaluate(model, loader, device, dtype, flip_tta=True, layout=layout)
+    result = evaluate(model, make_loader(eval_set, 1024, False, device, 0), device, dtype,
+                      flip_tta=True, layout=recipe.memory_format)
     metrics = {
         "command": command, "design": config.name, "eval_split": splits.eval_name,
         "train_images": len(splits.train_labels), "eval_images": len(splits.eval_labels),
         "epochs": len(history), **result.to_dict(splits.classes),
-        "accuracy_flip_tta": with_flip.accuracy,
+        "accuracy_flip_tta": result.accuracy_flip_tta,
         "wall_seconds": round(sum(h.seconds for h in history) + time.perf_counter() - start, 1),
         "machine": machine(device, dtype),
     }

@@ -47,6 +47,10 @@ class Recipe:
     # the backward pass of some searched designs in that layout, so it is opt-in.
     channels_last: bool = False
 
+    @property
+    def memory_format(self) -> torch.memory_format:
+        return torch.channels_last if self.channels_last else torch.contiguous_format
+
 
 @dataclass(frozen=True)
 class EpochLog:
@@ -153,7 +157,7 @@ def train(model: nn.Module, train_set, eval_set, recipe: Recipe, *,
     device = pick_device(recipe.device)
     dtype = autocast_dtype(device, recipe.precision)
     workers = loader_workers(device, recipe.workers)
-    layout = torch.channels_last if recipe.channels_last else torch.contiguous_format
+    layout = recipe.memory_format
     model.to(device, memory_format=layout)
     generator = torch.Generator()
     train_loader = make_loader(train_set, recipe.batch_size, True, device, workers, generator)
@@ -214,8 +218,7 @@ def train(model: nn.Module, train_set, eval_set, recipe: Recipe, *,
 
 def train_epoch(model: nn.Module, loader: DataLoader, optimizer, schedule, criterion,
                 device: torch.device, dtype: torch.dtype | None, layout: torch.memory_format,
-                epoch: int,
-                progress: Progress | None, task) -> tuple[float, float, int]:
+                epoch: int, progress: Progress | None, task) -> tuple[float, float, int]:
     """One pass over `loader`: (mean loss, accuracy, images seen)."""
     model.train()
     start, seen = time.perf_counter(), 0

@@ -120,4 +120,5 @@ def test_flip_tta_averages_an_image_and_its_mirror() -> None:
 
     plain = evaluate(LeftMinusRight(), loader, torch.device("cpu"), None, num_classes=2)
     tta = evaluate(LeftMinusRight(), loader, torch.device("cpu"), None, num_classes=2, flip_tta=True)
-    assert plain.accuracy == 1.0 and tta.accuracy == 0.0  # mirrored halves cancel: a tie → class 0
+    assert plain.accuracy == 1.0 and tta.accuracy_flip_tta == 0.0  # mirrored halves cancel: a tie → class 0
+    assert plain.accuracy_flip_tta is None and tta.accuracy == 1.0  # the plain metrics, same pass
