@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+import sqlalchemy.exc
 import torch
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.trial import FrozenTrial, TrialState
@@ -78,9 +79,18 @@ def make_storage(url: str) -> RDBStorage:
     if url.startswith(("postgresql://", "postgres://")):  # SQLAlchemy would pick psycopg2
         url = "postgresql+psycopg://" + url.split("://", 1)[1]
     try:
-        return RDBStorage(url, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S,
-                          heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=2),
-                          engine_kwargs={"pool_pre_ping": True} if url.startswith("postgresql") else None)
+        for attempt in range(2):
+            try:
+                return RDBStorage(
+                    url, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S,
+                    heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=2),
+                    engine_kwargs={"pool_pre_ping": True} if url.startswith("postgresql") else None)
+            except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError):
+                # workers starting together on an empty PostgreSQL database race to create
+                # Optuna's tables and the loser hits a duplicate key; by now the tables exist
+                if attempt:
+                    raise
+                time.sleep(1)
     except ModuleNotFoundError as err:
         raise NasError(f"storage {url}: the driver is missing ({err.name}); "
                        "install it with: pip install -e '.[postgres]'") from None
