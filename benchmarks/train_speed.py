@@ -3,6 +3,7 @@
 Baseline (what the course's seed code does): fp32, NCHW, batch 64, per-sample albumentations in a
 DataLoader with 2 workers, plain SGD with momentum. Ours: `Recipe()` defaults with channels_last
 opted in (batch 256, bf16 where fast, one loader worker per two cores on CPU, OneCycle SGD).
+Both run on the detected device (CUDA if visible).
 Both train the reference design for one epoch on the same real CIFAR-10 images.
 
     python benchmarks/train_speed.py [--images 10240] [--data-dir DIR]
@@ -26,18 +27,22 @@ from nas.train import Recipe, autocast_dtype, loader_workers, pick_device, train
 REFERENCE = Path(__file__).resolve().parents[1] / "search_spaces" / "reference.toml"
 
 
-def baseline_images_per_s(config: nas.ArchConfig, dataset: AugmentedDataset) -> float:
+def baseline_images_per_s(config: nas.ArchConfig, dataset: AugmentedDataset,
+                          device: torch.device) -> float:
     torch.manual_seed(0)
-    model = nas.build_model(config).train()
+    model = nas.build_model(config).to(device).train()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     loader = DataLoader(dataset, batch_size=64, shuffle=True, num_workers=2)
     start, seen = time.perf_counter(), 0
     for images, labels in loader:
+        images, labels = images.to(device), labels.to(device)
         loss = nn.functional.cross_entropy(model(images), labels)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
         seen += len(labels)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
     return seen / (time.perf_counter() - start)
 
 
@@ -58,7 +63,7 @@ def main() -> None:
     print(f"device {device}, {torch.get_num_threads()} threads, precision "
           f"{'bf16' if autocast_dtype(device, recipe.precision) else 'fp32'}, "
           f"{loader_workers(device, recipe.workers)} loader worker(s), {len(images):,} images")
-    base = baseline_images_per_s(config, train_set)
+    base = baseline_images_per_s(config, train_set, device)
     torch.manual_seed(0)
     ours = train(nas.build_model(config), train_set, eval_set, recipe)[0].images_per_s
     for name, rate in (("baseline", base), ("nas.train", ours)):

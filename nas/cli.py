@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -14,7 +15,9 @@ from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, 
 from nas.budget import DEFAULT_MAX_FLOPS, Limits
 from nas.errors import NasError
 
-console = Console()
+# Output to a file or pipe gets 160 columns (unless $COLUMNS says otherwise): rich's fallback of 80
+# wraps the report's cells over several lines.
+console = Console(width=None if sys.stdout.isatty() or "COLUMNS" in os.environ else 160)
 
 
 def add_limit_args(parser: argparse.ArgumentParser) -> None:
@@ -54,8 +57,13 @@ def add_recipe_args(parser: argparse.ArgumentParser, epochs: int) -> None:
     parser.add_argument("--seed", type=int, default=r.seed)
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default=r.device)
     parser.add_argument("--precision", choices=["auto", "fp32", "bf16"], default=r.precision)
-    parser.add_argument("--channels-last", action="store_true",
-                        help="channels_last memory format (faster for some designs on CPU)")
+    parser.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
+                        help="channels_last memory format (default: on CUDA only; on CPU it is "
+                             "faster for some designs)")
+    parser.add_argument("--p-affine", type=float, default=r.augment.p_affine,
+                        help="probability of the shift-scale-rotate per image")
+    parser.add_argument("--p-cutout", type=float, default=r.augment.p_cutout,
+                        help="probability of the 16×16 mean-filled cutout per image")
     parser.add_argument("--workers", type=int, default=r.workers,
                         help="DataLoader workers (default: picked for the machine)")
     parser.add_argument("--data-dir", default=None,
@@ -64,10 +72,15 @@ def add_recipe_args(parser: argparse.ArgumentParser, epochs: int) -> None:
 
 
 def recipe_from(args: argparse.Namespace):
+    from nas.augment import AugmentConfig
     from nas.train import Recipe
 
     if args.epochs < 1 or args.batch_size < 1:
         raise NasError("--epochs and --batch-size must be positive")
+    for name in ("p_affine", "p_cutout"):
+        if not 0 <= getattr(args, name) <= 1:
+            raise NasError(f"--{name.replace('_', '-')} {getattr(args, name)}: a probability, "
+                           "give a number from 0 to 1")
     adamw = args.optimizer == "adamw"
     return Recipe(epochs=args.epochs, batch_size=args.batch_size, optimizer=args.optimizer,
                   lr=args.lr if args.lr is not None else (3e-3 if adamw else Recipe.lr),
@@ -75,7 +88,8 @@ def recipe_from(args: argparse.Namespace):
                   else (0.05 if adamw else Recipe.weight_decay),
                   schedule=args.schedule, label_smoothing=args.label_smoothing, seed=args.seed,
                   device=args.device, precision=args.precision, workers=args.workers,
-                  channels_last=args.channels_last)
+                  channels_last=args.channels_last,
+                  augment=AugmentConfig(p_affine=args.p_affine, p_cutout=args.p_cutout))
 
 
 def training_progress() -> Progress:

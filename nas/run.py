@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from rich.progress import Progress
 
-from nas.augment import AugmentedDataset, eval_transform, train_transform
+from nas.augment import AugmentConfig, AugmentedDataset, eval_transform, train_transform
 from nas.config import ArchConfig, save_config
 from nas.data import Cifar10, channel_stats, split_train_val
 from nas.errors import NasError
@@ -65,10 +65,12 @@ def make_splits(data: Cifar10, final: bool, fraction: float = 1.0, seed: int = 0
                   eval_images, eval_labels, name, data.classes)
 
 
-def make_datasets(splits: Splits) -> tuple[AugmentedDataset, AugmentedDataset]:
+def make_datasets(splits: Splits, augment: AugmentConfig = AugmentConfig()
+                  ) -> tuple[AugmentedDataset, AugmentedDataset]:
     """Albumentations pipelines normalised with the training images' own statistics."""
     mean, std = channel_stats(splits.train_images)
-    return (AugmentedDataset(splits.train_images, splits.train_labels, train_transform(mean, std)),
+    return (AugmentedDataset(splits.train_images, splits.train_labels,
+                             train_transform(mean, std, cfg=augment)),
             AugmentedDataset(splits.eval_images, splits.eval_labels, eval_transform(mean, std)))
 
 
@@ -97,7 +99,7 @@ def train_run(config: ArchConfig, recipe: Recipe, data: Cifar10, out: Path, *, r
     save_config(config, out / "config.json")
     (out / "recipe.json").write_text(json.dumps(asdict(recipe), indent=2) + "\n")
     splits = make_splits(data, final, fraction, recipe.seed)
-    train_set, eval_set = make_datasets(splits)
+    train_set, eval_set = make_datasets(splits, recipe.augment)
     torch.manual_seed(recipe.seed)  # the initial weights
     model = build_model(config)
     history = train(model, train_set, eval_set, recipe, run_dir=out, resume=resume,
@@ -106,7 +108,7 @@ def train_run(config: ArchConfig, recipe: Recipe, data: Cifar10, out: Path, *, r
     dtype = autocast_dtype(device, recipe.precision)
     start = time.perf_counter()
     result = evaluate(model, make_loader(eval_set, 1024, False, device, 0), device, dtype,
-                      flip_tta=True, layout=recipe.memory_format)
+                      flip_tta=True, layout=recipe.memory_format(device))
     metrics = {
         "command": command, "design": config.name, "eval_split": splits.eval_name,
         "train_images": len(splits.train_labels), "eval_images": len(splits.eval_labels),

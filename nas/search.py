@@ -189,7 +189,8 @@ def objective(trial: optuna.Trial, *, space: SearchSpace, limits: Limits, recipe
         trial.set_user_attr("train_seconds", trial.user_attrs.get("train_seconds", 0) + log.seconds)
         if not multi:  # Optuna's pruners support single-objective studies only
             trial.report(log.eval_acc, log.epoch)
-            if trial.should_prune():
+            # At the last epoch the training is paid for: keep the result, whatever the pruner says.
+            if log.epoch < trial_recipe.epochs and trial.should_prune():
                 trial.set_user_attr("pruned_by", "pruner")
                 raise optuna.TrialPruned(f"pruned at epoch {log.epoch}: val acc {log.eval_acc:.4f}")
 
@@ -333,7 +334,7 @@ def run_search(*, study_name: str, storage_url: str, space: SearchSpace, limits:
         return study
     splits = make_splits(data, final=False, fraction=fidelity.data_fraction, seed=recipe.seed,
                          val_images=fidelity.val_images)
-    datasets = make_datasets(splits)
+    datasets = make_datasets(splits, recipe.augment)
     view = SearchView(study, n_trials, progress)
     run = functools.partial(objective, space=space, limits=limits,
                             recipe=replace(recipe, epochs=fidelity.epochs), datasets=datasets,

@@ -1,7 +1,7 @@
 """The training recipe and its one loop, used by `nas train`, `nas search` and `nas train-best`.
 
 Every hyperparameter lives in `Recipe`. The loop is plain PyTorch: SGD (Nesterov) or AdamW,
-OneCycle or cosine, label smoothing; channels_last on request; autocast in bf16 where the hardware
+OneCycle or cosine, label smoothing; channels_last on CUDA or on request; autocast in bf16 where the hardware
 runs it fast (CUDA; CPUs with AVX512-BF16 or AMX; elsewhere bf16 is emulated and ~10× slower).
 """
 
@@ -23,6 +23,7 @@ from rich.progress import Progress
 from torch import nn
 from torch.utils.data import DataLoader
 
+from nas.augment import AugmentConfig
 from nas.errors import NasError
 from nas.metrics import evaluate
 
@@ -43,13 +44,15 @@ class Recipe:
     device: str = "auto"  # auto | cpu | cuda
     precision: Literal["auto", "fp32", "bf16"] = "auto"
     workers: int = -1  # DataLoader workers; -1 picks for the machine
-    # channels_last ran the reference 1.6× faster on this CPU, but oneDNN stalled for minutes in
-    # the backward pass of some searched designs in that layout, so it is opt-in.
-    channels_last: bool = False
+    # None: channels_last on CUDA (what cuDNN's fast convolutions want), NCHW on CPU, where it ran
+    # the reference 1.6× faster but oneDNN stalled for minutes in the backward pass of some
+    # searched designs in that layout, so there it is opt-in.
+    channels_last: bool | None = None
+    augment: AugmentConfig = AugmentConfig()  # applied by nas.run.make_datasets
 
-    @property
-    def memory_format(self) -> torch.memory_format:
-        return torch.channels_last if self.channels_last else torch.contiguous_format
+    def memory_format(self, device: torch.device) -> torch.memory_format:
+        on = device.type == "cuda" if self.channels_last is None else self.channels_last
+        return torch.channels_last if on else torch.contiguous_format
 
 
 @dataclass(frozen=True)
@@ -157,7 +160,7 @@ def train(model: nn.Module, train_set, eval_set, recipe: Recipe, *,
     device = pick_device(recipe.device)
     dtype = autocast_dtype(device, recipe.precision)
     workers = loader_workers(device, recipe.workers)
-    layout = recipe.memory_format
+    layout = recipe.memory_format(device)
     model.to(device, memory_format=layout)
     generator = torch.Generator()
     train_loader = make_loader(train_set, recipe.batch_size, True, device, workers, generator)

@@ -147,3 +147,19 @@ def test_ctrl_c_marks_the_running_trial_failed_and_says_how_to_continue(tmp_path
     assert proc.returncode == 130 and "Continue with: nas search" in err and "Traceback" not in err
     failed = load(tmp_path, "int").get_trials(states=(TrialState.FAIL,))
     assert [t.user_attrs["fail_reason"] for t in failed] == ["interrupted by the user (Ctrl-C)"]
+
+
+class AlwaysPrune(optuna.pruners.BasePruner):
+    def prune(self, study, trial) -> bool:
+        return True
+
+
+def test_the_pruner_stops_trials_early_but_never_at_their_last_epoch(tmp_path, tiny_data_dir,
+                                                                    monkeypatch) -> None:
+    monkeypatch.setattr("nas.search.make_pruner", lambda name, fidelity: AlwaysPrune())
+    for study, epochs, state in (("two", "2", TrialState.PRUNED), ("one", "1", TrialState.COMPLETE)):
+        # batch 16: OneCycle needs 8 steps even in a one-epoch trial
+        assert main(search_args(tmp_path, tiny_data_dir, 3, study, "--epochs", epochs,
+                                "--batch-size", "16")) == 0
+        trained = [t for t in load(tmp_path, study).trials if "train_seconds" in t.user_attrs]
+        assert trained and all(t.state == state and t.user_attrs["epochs_run"] == 1 for t in trained)

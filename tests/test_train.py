@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
 import torch
 
 import nas
-from nas.augment import AugmentedDataset, eval_transform, train_transform
+from nas.augment import AugmentConfig, AugmentedDataset, eval_transform, train_transform
 from nas.cli import main
 from nas.metrics import Evaluation
+from nas.run import Splits, make_datasets
 from nas.train import NonFiniteLoss, Recipe, train
 from tests.conftest import REAL_DATA, REFERENCE
 
@@ -122,3 +124,30 @@ def test_flip_tta_averages_an_image_and_its_mirror() -> None:
     tta = evaluate(LeftMinusRight(), loader, torch.device("cpu"), None, num_classes=2, flip_tta=True)
     assert plain.accuracy == 1.0 and tta.accuracy_flip_tta == 0.0  # mirrored halves cancel: a tie → class 0
     assert plain.accuracy_flip_tta is None and tta.accuracy == 1.0  # the plain metrics, same pass
+
+
+def test_channels_last_defaults_to_cuda_only() -> None:
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert Recipe().memory_format(cpu) == torch.contiguous_format
+    assert Recipe().memory_format(cuda) == torch.channels_last
+    assert Recipe(channels_last=True).memory_format(cpu) == torch.channels_last
+    assert Recipe(channels_last=False).memory_format(cuda) == torch.contiguous_format
+
+
+def test_recipe_augmentation_reaches_the_training_pipeline() -> None:
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (20, 32, 32, 3), dtype=np.uint8)
+    labels = np.repeat(np.arange(10), 2)
+    splits = Splits(images, labels, images, labels, "val", tuple("abcdefghij"))
+    plain = AugmentConfig(p_flip=0, p_affine=0, p_cutout=0)
+    train_set, eval_set = make_datasets(splits, plain)
+    assert all(torch.equal(train_set[i][0], eval_set[i][0]) for i in range(20))
+    train_set, _ = make_datasets(splits, replace(plain, p_cutout=1))
+    assert not any(torch.equal(train_set[i][0], eval_set[i][0]) for i in range(20))
+
+
+@pytest.mark.parametrize("flag", ["--p-affine", "--p-cutout"])
+def test_augmentation_probability_out_of_range_is_one_line(tmp_path, capsys, flag) -> None:
+    assert main(["train", str(REFERENCE), "--out", str(tmp_path / "x"), flag, "1.5"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "a probability" in err and not (tmp_path / "x").exists()
