@@ -1,6 +1,6 @@
 """Training-step speed of one design in NCHW and in channels_last, in the same run.
 
-channels_last is opt-in (`--channels-last`): it ran the reference 1.6× faster on the 2-core
+On CPU channels_last is opt-in (`--channels-last`): it ran the reference 1.6× faster on the 2-core
 EPYC, but oneDNN stalled in it on some searched designs. Run this before a long training to pick.
 
     python benchmarks/layout.py CONFIG [--batch-size 256] [--steps 8] [--keep-freed-memory]

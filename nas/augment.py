@@ -21,6 +21,8 @@ import torch  # noqa: E402
 from albumentations.pytorch import ToTensorV2  # noqa: E402
 from torch.utils.data import Dataset, get_worker_info  # noqa: E402
 
+from nas.errors import NasError  # noqa: E402
+
 Stats = tuple[float, float, float]
 
 
@@ -35,6 +37,11 @@ class AugmentConfig:
     rotate: float = 15.0  # degrees, ±
     p_cutout: float = 0.5
     hole: int = 16  # side of the single square cutout hole, pixels
+
+    def __post_init__(self) -> None:
+        for name in ("p_flip", "p_affine", "p_cutout"):
+            if not 0 <= (p := getattr(self, name)) <= 1:
+                raise NasError(f"augmentation {name} = {p}: a probability, give a number from 0 to 1")
 
 
 def mean_fill(mean: Stats) -> tuple[int, int, int]:

@@ -77,10 +77,6 @@ def recipe_from(args: argparse.Namespace):
 
     if args.epochs < 1 or args.batch_size < 1:
         raise NasError("--epochs and --batch-size must be positive")
-    for name in ("p_affine", "p_cutout"):
-        if not 0 <= getattr(args, name) <= 1:
-            raise NasError(f"--{name.replace('_', '-')} {getattr(args, name)}: a probability, "
-                           "give a number from 0 to 1")
     adamw = args.optimizer == "adamw"
     return Recipe(epochs=args.epochs, batch_size=args.batch_size, optimizer=args.optimizer,
                   lr=args.lr if args.lr is not None else (3e-3 if adamw else Recipe.lr),
