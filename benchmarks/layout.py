@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 import nas
-from nas.train import autocast_dtype, keep_freed_memory, pick_device
+from nas.device import autocast, autocast_dtype, keep_freed_memory, pick_device, sync
 
 
 def images_per_s(model: nn.Module, layout: torch.memory_format, batch: int, steps: int,
@@ -33,18 +33,13 @@ def images_per_s(model: nn.Module, layout: torch.memory_format, batch: int, step
         if step == 2:
             sync(device)
             start = time.perf_counter()
-        with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+        with autocast(device, dtype):
             loss = nn.functional.cross_entropy(model(images).float(), labels)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
     sync(device)
     return batch * steps / (time.perf_counter() - start)
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
 
 
 def main() -> None:

@@ -5,6 +5,9 @@ DataLoader with 2 workers, plain SGD with momentum. Ours: `Recipe()` defaults wi
 opted in (batch 256, bf16 where fast, one loader worker per two cores on CPU, OneCycle SGD).
 Both run on the detected device (CUDA if visible).
 Both train the reference design for one epoch on the same real CIFAR-10 images.
+For scale it also times a large matrix product in the trainer's precision (the best rate this
+device's math reaches) and prints the training arithmetic rate as a share of it: a training step costs about three
+forward passes, 2 × 3 × the design's multiply-adds per image.
 
     python benchmarks/train_speed.py [--images 10240] [--data-dir DIR]
 """
@@ -22,7 +25,8 @@ from torch.utils.data import DataLoader
 import nas
 from nas.augment import AugmentedDataset, eval_transform, train_transform
 from nas.data import channel_stats, load_cifar10, resolve_data_dir
-from nas.train import Recipe, autocast_dtype, loader_workers, pick_device, train
+from nas.device import autocast_dtype, loader_workers, pick_device, sync
+from nas.train import Recipe, train
 
 REFERENCE = Path(__file__).resolve().parents[1] / "search_spaces" / "reference.toml"
 
@@ -41,9 +45,20 @@ def baseline_images_per_s(config: nas.ArchConfig, dataset: AugmentedDataset,
         loss.backward()
         optimizer.step()
         seen += len(labels)
-    if device.type == "cuda":
-        torch.cuda.synchronize()
+    sync(device)
     return seen / (time.perf_counter() - start)
+
+
+def matmul_gflops(device: torch.device, dtype: torch.dtype, n: int = 2048, repeats: int = 10) -> float:
+    """Matrix-product rate: an upper bound for convolution arithmetic on this device."""
+    a, b = (torch.randn(n, n, device=device, dtype=dtype) for _ in range(2))
+    a @ b  # warm-up
+    sync(device)
+    start = time.perf_counter()
+    for _ in range(repeats):
+        a @ b
+    sync(device)
+    return 2 * n ** 3 * repeats / (time.perf_counter() - start) / 1e9
 
 
 def main() -> None:
@@ -69,6 +84,13 @@ def main() -> None:
     for name, rate in (("baseline", base), ("nas.train", ours)):
         print(f"{name:>10}: {rate:7.0f} images/s, {50_000 / rate:6.1f} s per 50,000-image epoch")
     print(f"speed-up: {ours / base:.2f}×")
+    flops_per_image = 2 * 3 * nas.check(config).flops  # forward + backward ≈ 3 forward passes
+    dtype = autocast_dtype(device, recipe.precision) or torch.float32
+    peak = matmul_gflops(device, dtype)
+    print(f"arithmetic: {str(dtype)[6:]} matmul peak {peak:.0f} GFLOP/s; baseline uses "
+          f"{base * flops_per_image / 1e9 / peak:.0%} of it, nas.train "
+          f"{ours * flops_per_image / 1e9 / peak:.0%}, 2.5× the baseline would need "
+          f"{2.5 * base * flops_per_image / 1e9 / peak:.0%}")
 
 
 if __name__ == "__main__":

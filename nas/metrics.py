@@ -10,6 +10,8 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
+from nas.device import autocast
+
 
 @dataclass(frozen=True)
 class Evaluation:
@@ -51,7 +53,7 @@ def evaluate(model: nn.Module, loader: DataLoader, device: torch.device, dtype: 
     for images, labels in loader:
         images = images.to(device, non_blocking=True, memory_format=layout)
         labels = labels.to(device, non_blocking=True)
-        with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+        with autocast(device, dtype):
             logits = model(images)
             if flip_tta:
                 mean_logits = (logits + model(images.flip(-1))) / 2

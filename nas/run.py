@@ -8,8 +8,6 @@ config.toml/.json, recipe.json, log.jsonl (one line per epoch), checkpoint.pt, m
 from __future__ import annotations
 
 import json
-import os
-import platform
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -22,11 +20,12 @@ from rich.progress import Progress
 from nas.augment import AugmentConfig, AugmentedDataset, eval_transform, train_transform
 from nas.config import ArchConfig, save_config
 from nas.data import Cifar10, channel_stats, split_train_val
+from nas.device import autocast_dtype, machine, pick_device
 from nas.errors import NasError
 from nas.metrics import evaluate
 from nas.model import build_model
 from nas.summary import markdown_table
-from nas.train import EpochLog, Recipe, autocast_dtype, make_loader, pick_device, train
+from nas.train import EpochLog, Recipe, make_loader, train
 
 VAL_IMAGES = 5_000  # the stratified hold-out searched on; never the official test set
 
@@ -72,18 +71,6 @@ def make_datasets(splits: Splits, augment: AugmentConfig = AugmentConfig()
     return (AugmentedDataset(splits.train_images, splits.train_labels,
                              train_transform(mean, std, cfg=augment)),
             AugmentedDataset(splits.eval_images, splits.eval_labels, eval_transform(mean, std)))
-
-
-def machine(device: torch.device, dtype: torch.dtype | None) -> dict[str, Any]:
-    """What the run ran on, for the record."""
-    cpu = platform.processor() or platform.machine()
-    if Path("/proc/cpuinfo").exists():
-        names = [l.split(":", 1)[1].strip() for l in Path("/proc/cpuinfo").read_text().splitlines()
-                 if l.startswith("model name")]
-        cpu = names[0] if names else cpu
-    return {"cpu": cpu, "cores": len(os.sched_getaffinity(0)), "torch": torch.__version__,
-            "device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu",
-            "precision": "bf16 autocast" if dtype else "fp32", "python": platform.python_version()}
 
 
 def train_run(config: ArchConfig, recipe: Recipe, data: Cifar10, out: Path, *, resume: bool = False,

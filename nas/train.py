@@ -7,11 +7,9 @@ runs it fast (CUDA; CPUs with AVX512-BF16 or AMX; elsewhere bf16 is emulated and
 
 from __future__ import annotations
 
-import ctypes
 import json
 import math
 import os
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -24,6 +22,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from nas.augment import AugmentConfig
+from nas.device import autocast, autocast_dtype, keep_freed_memory, loader_workers, pick_device
 from nas.errors import NasError
 from nas.metrics import evaluate
 
@@ -71,53 +70,6 @@ class EpochLog:
 
 class NonFiniteLoss(NasError):
     """The training loss became NaN or infinite."""
-
-
-def pick_device(name: str = "auto") -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise NasError("--device cuda: no CUDA device is visible; use --device cpu or auto")
-    return torch.device(name)
-
-
-def autocast_dtype(device: torch.device, precision: str) -> torch.dtype | None:
-    """bf16 where it is fast, else None (plain fp32)."""
-    if precision == "fp32":
-        return None
-    if precision == "bf16" or device.type == "cuda":
-        return torch.bfloat16
-    fast_bf16 = torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
-    return torch.bfloat16 if fast_bf16 else None
-
-
-def loader_workers(device: torch.device, requested: int) -> int:
-    """On CUDA, enough workers to keep the GPU fed; on a small CPU, one worker overlaps the
-    augmentation with the math without taking both cores from it."""
-    if requested >= 0:
-        return requested
-    cores = len(os.sched_getaffinity(0))
-    return min(8, cores) if device.type == "cuda" else max(1, cores // 2)
-
-
-def keep_freed_memory() -> None:
-    """Let glibc keep freed memory for reuse instead of returning it to the kernel.
-
-    glibc serves blocks over 32 MB (a batch-256 activation is 40+ MB) with fresh mmap pages and
-    unmaps them on free, so every step page-faults its activations in again: on the 2-core EPYC a
-    quarter of the training time went to the kernel. Heap-only allocation without trimming made
-    training steps 1.3-1.4x faster there (`benchmarks/layout.py --keep-freed-memory`). No-op
-    outside glibc.
-    """
-    if not sys.platform.startswith("linux"):
-        return
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:  # musl or another libc
-        return
-    m_trim_threshold, m_mmap_max = -1, -4  # from <malloc.h>
-    libc.mallopt(m_mmap_max, 0)
-    libc.mallopt(m_trim_threshold, 2**31 - 1)
 
 
 def make_loader(dataset, batch_size: int, shuffle: bool, device: torch.device, workers: int,
@@ -230,7 +182,7 @@ def train_epoch(model: nn.Module, loader: DataLoader, optimizer, schedule, crite
     for step, (images, labels) in enumerate(loader, 1):
         images = images.to(device, non_blocking=True, memory_format=layout)
         labels = labels.to(device, non_blocking=True)
-        with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+        with autocast(device, dtype):
             logits = model(images)
             loss = criterion(logits.float(), labels)
         optimizer.zero_grad(set_to_none=True)

@@ -12,6 +12,8 @@ import torch
 import nas
 from nas.augment import AugmentConfig, AugmentedDataset, eval_transform, train_transform
 from nas.cli import main
+from nas.device import autocast, autocast_dtype, pick_device
+from nas.errors import NasError
 from nas.metrics import Evaluation
 from nas.run import Splits, make_datasets
 from nas.train import NonFiniteLoss, Recipe, train
@@ -60,7 +62,7 @@ def test_resume_refuses_another_recipe(tmp_path) -> None:
     train_set, eval_set = synthetic_sets(64)
     train(small_model(), train_set, eval_set, Recipe(epochs=1, batch_size=8, workers=0),
           run_dir=tmp_path)
-    with pytest.raises(nas.errors.NasError, match="another recipe"):
+    with pytest.raises(NasError, match="another recipe"):
         train(small_model(), train_set, eval_set, Recipe(epochs=2, batch_size=8, workers=0),
               run_dir=tmp_path, resume=True)
 
@@ -132,6 +134,22 @@ def test_channels_last_defaults_to_cuda_only() -> None:
     assert Recipe().memory_format(cuda) == torch.channels_last
     assert Recipe(channels_last=True).memory_format(cpu) == torch.channels_last
     assert Recipe(channels_last=False).memory_format(cuda) == torch.contiguous_format
+
+
+def test_precision_choice_and_autocast_switch() -> None:
+    cpu = torch.device("cpu")
+    assert autocast_dtype(cpu, "fp32") is None and autocast_dtype(cpu, "bf16") == torch.bfloat16
+    assert autocast_dtype(torch.device("cuda"), "auto") == torch.bfloat16
+    fast_bf16 = torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+    assert autocast_dtype(cpu, "auto") == (torch.bfloat16 if fast_bf16 else None)
+    layer, x = torch.nn.Linear(4, 4), torch.randn(2, 4)
+    with autocast(cpu, None):
+        assert layer(x).dtype == torch.float32  # None: plain fp32, autocast off
+    with autocast(cpu, torch.bfloat16):
+        assert layer(x).dtype == torch.bfloat16
+    if not torch.cuda.is_available():
+        with pytest.raises(NasError, match="no CUDA device"):
+            pick_device("cuda")
 
 
 def test_recipe_augmentation_reaches_the_training_pipeline() -> None:
