@@ -75,8 +75,9 @@ def main() -> None:
     config = nas.load_config(REFERENCE)
     recipe = Recipe(epochs=1, channels_last=True)  # opt-in (see Recipe.channels_last)
     device = pick_device(recipe.device)
-    print(f"device {device}, {torch.get_num_threads()} threads, precision "
-          f"{'bf16' if autocast_dtype(device, recipe.precision) else 'fp32'}, "
+    dtype = autocast_dtype(device, recipe.precision)
+    precision = "bf16" if dtype else "fp32"
+    print(f"device {device}, {torch.get_num_threads()} threads, precision {precision}, "
           f"{loader_workers(device, recipe.workers)} loader worker(s), {len(images):,} images")
     base = baseline_images_per_s(config, train_set, device)
     torch.manual_seed(0)
@@ -85,9 +86,8 @@ def main() -> None:
         print(f"{name:>10}: {rate:7.0f} images/s, {50_000 / rate:6.1f} s per 50,000-image epoch")
     print(f"speed-up: {ours / base:.2f}×")
     flops_per_image = 2 * 3 * nas.check(config).flops  # forward + backward ≈ 3 forward passes
-    dtype = autocast_dtype(device, recipe.precision) or torch.float32
-    peak = matmul_gflops(device, dtype)
-    print(f"arithmetic: {str(dtype)[6:]} matmul peak {peak:.0f} GFLOP/s; baseline uses "
+    peak = matmul_gflops(device, dtype or torch.float32)
+    print(f"arithmetic: {precision} matmul peak {peak:.0f} GFLOP/s; baseline uses "
           f"{base * flops_per_image / 1e9 / peak:.0%} of it, nas.train "
           f"{ours * flops_per_image / 1e9 / peak:.0%}, 2.5× the baseline would need "
           f"{2.5 * base * flops_per_image / 1e9 / peak:.0%}")

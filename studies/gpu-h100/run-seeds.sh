@@ -1,6 +1,6 @@
 #!/bin/bash
 # Device calls 4 and 5: seeds 2-5 of four recipes each (reference, validation split, 15 epochs).
-#   bash run-seeds.sh screen2   # call 4: the leaders of run-screen1.sh and the old recipe
+#   bash run-seeds.sh screen2   # call 4: the leaders of run-screen.sh and the old recipe
 #   bash run-seeds.sh screen3   # call 5: variations of the leader (wd 2e-3)
 # (They ran as two copies of this script, one recipe list each.)
 export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1 NO_ALBUMENTATIONS_UPDATE=1 OMP_NUM_THREADS=2 NAS_DATA_DIR=/tmp/cifar
