@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import time
-from pathlib import Path
 
 import torch
 from torch import nn
@@ -24,11 +23,12 @@ from torch.utils.data import DataLoader
 
 import nas
 from nas.augment import AugmentedDataset, eval_transform, train_transform
-from nas.data import channel_stats, load_cifar10, resolve_data_dir
-from nas.device import autocast_dtype, loader_workers, pick_device, sync
-from nas.train import Recipe, train
-
-REFERENCE = Path(__file__).resolve().parents[1] / "search_spaces" / "reference.toml"
+from nas.data import load_cifar10, resolve_data_dir
+from nas.designs import REFERENCE
+from nas.device import Runtime, sync
+from nas.recipe import Recipe
+from nas.splits import channel_stats
+from nas.train import train
 
 
 def baseline_images_per_s(config: nas.ArchConfig, dataset: AugmentedDataset,
@@ -73,15 +73,15 @@ def main() -> None:
     eval_set = AugmentedDataset(data.test_images[:1024], data.test_labels[:1024],
                                 eval_transform(mean, std))
     config = nas.load_config(REFERENCE)
-    recipe = Recipe(epochs=1, channels_last=True)  # opt-in (see Recipe.channels_last)
-    device = pick_device(recipe.device)
-    dtype = autocast_dtype(device, recipe.precision)
+    recipe = Recipe(epochs=1)
+    runtime = Runtime.pick(channels_last=True)  # opt-in on CPU (see Runtime.pick)
+    device, dtype = runtime.device, runtime.dtype
     precision = "bf16" if dtype else "fp32"
     print(f"device {device}, {torch.get_num_threads()} threads, precision {precision}, "
-          f"{loader_workers(device, recipe.workers)} loader worker(s), {len(images):,} images")
+          f"{runtime.workers} loader worker(s), {len(images):,} images")
     base = baseline_images_per_s(config, train_set, device)
     torch.manual_seed(0)
-    ours = train(nas.build_model(config), train_set, eval_set, recipe)[0].images_per_s
+    ours = train(nas.build_model(config), train_set, eval_set, recipe, runtime)[0].images_per_s
     for name, rate in (("baseline", base), ("nas.train", ours)):
         print(f"{name:>10}: {rate:7.0f} images/s, {50_000 / rate:6.1f} s per 50,000-image epoch")
     print(f"speed-up: {ours / base:.2f}×")

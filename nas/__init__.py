@@ -10,9 +10,11 @@ The public API, for notebooks and scripts:
 """
 
 from nas.budget import Limits, Verdict, check
-from nas.config import ArchConfig, BlockSpec, ConvSpec, OutputSpec, config_from_dict, load_config, save_config
-from nas.geometry import receptive_field, trace
+from nas.config import ArchConfig, BlockSpec, ConvSpec, OutputSpec
+from nas.designs import config_from_dict, load_config, save_config
+from nas.geometry import param_count, receptive_field, trace
 from nas.model import build_model
 
 __all__ = ["ArchConfig", "BlockSpec", "ConvSpec", "Limits", "OutputSpec", "Verdict", "build_model",
-           "check", "config_from_dict", "load_config", "receptive_field", "save_config", "trace"]
+           "check", "config_from_dict", "load_config", "param_count", "receptive_field", "save_config",
+           "trace"]

@@ -6,22 +6,16 @@ data set's mean colour, then normalisation to zero mean and unit variance per ch
 
 from __future__ import annotations
 
-import os
+from dataclasses import dataclass
 
-# On import albumentations asks PyPI for a newer version (a network call, up to 2 s, and a warning
-# when it fails); training machines have no route out, and the answer does not matter here.
-os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+import albumentations as A
+import cv2
+import numpy as np
+import torch
+from albumentations.pytorch import ToTensorV2
+from torch.utils.data import Dataset, get_worker_info
 
-from dataclasses import dataclass  # noqa: E402
-
-import albumentations as A  # noqa: E402
-import cv2  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from albumentations.pytorch import ToTensorV2  # noqa: E402
-from torch.utils.data import Dataset, get_worker_info  # noqa: E402
-
-from nas.errors import NasError  # noqa: E402
+from nas.errors import NasError
 
 Stats = tuple[float, float, float]
 

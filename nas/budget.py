@@ -6,7 +6,6 @@ multiply-add as one FLOP, so our FLOPs are multiply-adds (MACs) for one 32×32 i
 
 from __future__ import annotations
 
-import logging
 import warnings
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -19,12 +18,16 @@ with warnings.catch_warnings():  # fvcore's import touches the deprecated torch.
     from fvcore.nn import FlopCountAnalysis, parameter_count
 
 from nas.config import ArchConfig
-from nas.geometry import receptive_field
+from nas.errors import NasError
+from nas.geometry import param_count, receptive_field
 from nas.model import build_model
 
 # The reference design costs 19,984,000 multiply-adds per image. The default cap is 2× that: room
 # for wider early blocks, while a CPU epoch stays within about twice the reference's time.
 DEFAULT_MAX_FLOPS = 40_000_000
+# A design this large is never built: it could not meet any budget of this tool, and its weights
+# alone could fill the memory (a width of 100,000 asks for 360 GB).
+BUILD_LIMIT = 50_000_000
 
 
 @dataclass(frozen=True)
@@ -79,12 +82,19 @@ def count(model: nn.Module, config: ArchConfig) -> tuple[dict[str, int], dict[st
     image = torch.zeros(1, config.in_channels, config.input_size, config.input_size)
     flops = FlopCountAnalysis(model, image)
     flops.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
-    logging.getLogger("fvcore").setLevel(logging.ERROR)  # "tracer warning" chatter on stderr
     return dict(parameter_count(model)), dict(flops.by_module())
+
+
+def ensure_buildable(config: ArchConfig) -> None:
+    """NasError when the design is too large to build at all (counted from the config alone)."""
+    if (params := param_count(config)) > BUILD_LIMIT:
+        raise NasError(f"design {config.name} has {params:,} parameters, too many to build "
+                       f"(the limit for building is {BUILD_LIMIT:,}): use narrower blocks")
 
 
 def check(config: ArchConfig, limits: Limits = Limits(), model: nn.Module | None = None) -> Verdict:
     """Measure a design and judge it against every rule (all of them, not just the first miss)."""
+    ensure_buildable(config)
     model = model if model is not None else build_model(config)
     params_by_module, flops_by_module = count(model, config)
     params, flops = params_by_module[""], flops_by_module[""]

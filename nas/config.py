@@ -1,21 +1,17 @@
 """The architecture config: a frozen, declarative description of one C1C2C3C4O network.
 
-A config round-trips through TOML and JSON (`load_config` / `save_config`); `nas.model.build_model`
-turns it into a module. Every 3×3 conv is described by a `ConvSpec`, every block by a `BlockSpec`.
+Every 3×3 conv is described by a `ConvSpec`, every block by a `BlockSpec`; `parse_dataclass` turns
+plain dicts (from TOML or JSON) into these frozen dataclasses with errors that name the key.
+Reading and writing files is `nas.designs`; `nas.model.build_model` turns a config into a module.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
-import tomllib
 import types
 import typing
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Literal
-
-import tomli_w
 
 from nas.errors import ConfigError
 
@@ -92,6 +88,12 @@ def _parse_value(hint: Any, value: Any, key: str, source: str) -> Any:
             raise ConfigError(source, key, f"expected a non-empty list, got {value!r}")
         item = typing.get_args(hint)[0]
         return tuple(_parse_value(item, v, f"{key}[{i}]", source) for i, v in enumerate(value))
+    if origin is dict or hint is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(source, key, f"expected a table, got {type(value).__name__}")
+        return value
+    if hint is typing.Any:
+        return value
     if origin is Literal:
         choices = typing.get_args(hint)
         if value not in choices:
@@ -135,42 +137,13 @@ def parse_dataclass(cls: type, data: Any, key: str, source: str) -> Any:
     return cls(**kwargs)
 
 
-def config_from_dict(data: dict[str, Any], source: str = "<config>") -> ArchConfig:
-    """Validate a plain dict and build the config; raises ConfigError naming the key at fault."""
-    from nas.geometry import trace  # geometry reads configs; import here to keep the flow one-way
-
-    config = parse_dataclass(ArchConfig, data, "", source)
-    trace(config, source)  # shapes that cannot work (maps below 1×1, mismatched shortcuts) fail here
-    return config
-
-
-def load_config(path: str | Path) -> ArchConfig:
-    """Read a config from a .toml or .json file."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(str(path), "<file>", "no such file")
-    text = path.read_text()
-    try:
-        if path.suffix == ".json":
-            data = json.loads(text)
-        elif path.suffix == ".toml":
-            data = tomllib.loads(text)
-        else:
-            raise ConfigError(str(path), "<file>", "expected a .toml or .json file")
-    except (json.JSONDecodeError, tomllib.TOMLDecodeError) as err:
-        raise ConfigError(str(path), "<file>", f"not valid {path.suffix[1:].upper()}: {err}") from None
-    return config_from_dict(data, str(path))
-
-
-def dumps_config(config: ArchConfig, fmt: Literal["toml", "json"]) -> str:
-    """The config as TOML or JSON text."""
-    data = config.to_dict()
-    return tomli_w.dumps(data) if fmt == "toml" else json.dumps(data, indent=2) + "\n"
-
-
-def save_config(config: ArchConfig, path: str | Path) -> Path:
-    """Write a config to .toml or .json (by suffix)."""
-    path = Path(path)
-    fmt = "json" if path.suffix == ".json" else "toml"
-    path.write_text(dumps_config(config, fmt))
-    return path
+def dict_diff(there: dict[str, Any], here: dict[str, Any], prefix: str = "") -> str:
+    """"lr 0.2 there, 0.1 here; ..." for every key whose value differs between two plain dicts."""
+    parts = []
+    for key in sorted(set(there) | set(here)):
+        a, b = there.get(key), here.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            parts += filter(None, [dict_diff(a, b, f"{prefix}{key}.")])
+        elif a != b:
+            parts.append(f"{prefix}{key} {a} there, {b} here")
+    return "; ".join(parts)

@@ -1,5 +1,5 @@
-"""Where the math runs: the device, the autocast precision, DataLoader workers, memory; and a record
-of the machine for each run's metrics."""
+"""Where the math runs: the device, the autocast precision, DataLoader workers, the memory layout
+(`Runtime`); memory settings; and a record of the machine for each run's metrics."""
 
 from __future__ import annotations
 
@@ -8,12 +8,43 @@ import os
 import platform
 import sys
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 
 from nas.errors import NasError
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """Where a recipe runs. Nothing here changes what is learned (up to float rounding), so a
+    run may be resumed under another runtime."""
+
+    device: torch.device
+    dtype: torch.dtype | None  # autocast precision; None is plain fp32
+    workers: int  # DataLoader worker processes
+    layout: torch.memory_format
+
+    @classmethod
+    def pick(cls, device: str = "auto", precision: Literal["auto", "fp32", "bf16"] = "auto",
+             workers: int = -1, channels_last: bool | None = None) -> Runtime:
+        """Resolve the command line's choices ("auto", -1, None) for this machine.
+
+        channels_last None: on CUDA (what cuDNN's fast convolutions want), not on CPU, where it ran
+        the reference 1.6× faster but oneDNN stalled for minutes in the backward pass of some
+        searched designs in that layout, so there it is opt-in."""
+        if workers < -1:
+            raise NasError(f"--workers {workers}: give 0 or more (-1 picks for the machine)")
+        dev = pick_device(device)
+        on = dev.type == "cuda" if channels_last is None else channels_last
+        return cls(dev, autocast_dtype(dev, precision), loader_workers(dev, workers),
+                   torch.channels_last if on else torch.contiguous_format)
+
+    def record(self) -> dict[str, Any]:
+        """What the run ran on, for its metrics."""
+        return machine(self.device, self.dtype)
 
 
 def pick_device(name: str = "auto") -> torch.device:

@@ -9,12 +9,9 @@ Global average pooling is not counted: it would make every field the whole image
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
+from nas.config import ArchConfig
 from nas.errors import ConfigError
-
-if TYPE_CHECKING:
-    from nas.config import ArchConfig
 
 KERNEL = 3  # every conv of a block is 3×3, as the assignment asks
 
@@ -84,3 +81,19 @@ def trace(config: ArchConfig, source: str = "<config>") -> list[Layer]:
 def receptive_field(config: ArchConfig) -> int:
     """Total receptive field of the network before global average pooling."""
     return max(layer.receptive_field for layer in trace(config))
+
+
+def layer_params(layer: Layer) -> int:
+    """Weights of one conv unit or shortcut, BatchNorm's scale and shift included (no conv bias)."""
+    cin, cout = layer.in_channels, layer.out_channels
+    weights = {"standard": KERNEL * KERNEL * cin * cout, "depthwise": KERNEL * KERNEL * cin,
+               "separable": KERNEL * KERNEL * cin + cin * cout, "conv3x3": KERNEL * KERNEL * cin * cout,
+               "conv1x1": cin * cout, "identity": 0}[layer.kind]
+    return weights + (0 if layer.kind == "identity" else 2 * cout)
+
+
+def param_count(config: ArchConfig) -> int:
+    """The parameters of the built model, counted from the config alone (nothing is allocated)."""
+    head_in = config.blocks[-1].channels
+    head = head_in * config.num_classes + (config.num_classes if config.output.bias else 0)
+    return sum(layer_params(layer) for layer in trace(config)) + head

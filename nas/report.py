@@ -6,18 +6,16 @@ import json
 from pathlib import Path
 from typing import Any
 
-import matplotlib
+import optuna
+from matplotlib.figure import Figure  # the object API: files only, no backend or global state
+from optuna.trial import FrozenTrial, TrialState
+from rich.table import Table
 
-matplotlib.use("Agg")  # files only, no display
-import matplotlib.pyplot as plt  # noqa: E402
-import optuna  # noqa: E402
-from optuna.trial import FrozenTrial, TrialState  # noqa: E402
-from rich.table import Table  # noqa: E402
-
-from nas.budget import check  # noqa: E402
-from nas.search import trial_config, trial_counts  # noqa: E402
-from nas.study import best_trial, is_feasible, recorded_test_results  # noqa: E402
-from nas.summary import LAYER_COLUMNS, RULE_COLUMNS, layer_rows, markdown_table, rule_rows  # noqa: E402
+from nas.budget import Limits, check
+from nas.errors import NasError
+from nas.study import (DEFAULT_STORAGE, best_trial, finished, is_feasible, pruned_by,
+                       recorded_test_results, settings_of, trial_counts, trial_design)
+from nas.summary import LAYER_COLUMNS, RULE_COLUMNS, layer_rows, markdown_table, rule_rows
 
 COLUMNS = ("rank", "trial", "state", "val acc", "test acc", "params", "FLOPs", "RF", "epochs",
            "seconds", "note")
@@ -25,9 +23,8 @@ COLUMNS = ("rank", "trial", "state", "val acc", "test acc", "params", "FLOPs", "
 
 def state_of(trial: FrozenTrial) -> str:
     """complete / pruned: constraint / pruned: pruner / failed / running."""
-    if trial.state == TrialState.PRUNED:
-        return "pruned: constraint" if trial.user_attrs.get("pruned_by") == "constraint" \
-            else "pruned: pruner"
+    if (by := pruned_by(trial)) is not None:
+        return f"pruned: {by}"
     return {TrialState.COMPLETE: "complete", TrialState.FAIL: "failed"}.get(
         trial.state, trial.state.name.lower())
 
@@ -35,9 +32,9 @@ def state_of(trial: FrozenTrial) -> str:
 def note_of(trial: FrozenTrial) -> str:
     attrs = trial.user_attrs
     parts = [f"baseline: {attrs['baseline']}"] if "baseline" in attrs else []
-    if attrs.get("pruned_by") == "constraint":
-        parts.append("breaks " + ", ".join(attrs.get("broken", [])))
-    if "fail_reason" in attrs:
+    if pruned_by(trial) == "constraint":
+        parts.append("breaks " + ", ".join(attrs["broken"]))
+    if trial.state == TrialState.FAIL and "fail_reason" in attrs:
         parts.append(attrs["fail_reason"][:80])
     if "duplicate_of" in attrs:
         parts.append(f"same design as trial {attrs['duplicate_of']}")
@@ -60,7 +57,7 @@ def rows(study: optuna.Study) -> tuple[list[tuple[str, ...]], int | None, set[in
     pareto = pareto_numbers(trials)
     try:
         best = best_trial(study).number
-    except Exception:  # no complete feasible trial yet
+    except NasError:  # no complete feasible trial yet
         best = None
     ranked = sorted(trials, key=lambda t: (t.state != TrialState.COMPLETE,
                                            -(t.values[0] if t.values else 0), t.number))
@@ -70,13 +67,20 @@ def rows(study: optuna.Study) -> tuple[list[tuple[str, ...]], int | None, set[in
         out.append((
             str(rank) if t.state == TrialState.COMPLETE else "", str(t.number), state_of(t),
             f"{t.values[0]:.4f}" if t.values else "",
-            f"{tests[t.number]['accuracy']:.4f}" if t.number in tests else "",
+            test_cell(tests.get(t.number, [])),
             f"{a['n_params']:,}" if "n_params" in a else "", f"{a['flops']:,}" if "flops" in a else "",
             str(a.get("receptive_field", "")), str(a.get("epochs_run", 0)),
             f"{a.get('train_seconds', 0):.0f}",
             "; ".join(filter(None, ("★ best" if t.number == best else "",
                                     "pareto" if t.number in pareto else "", note_of(t))))))
     return out, best, pareto
+
+
+def test_cell(runs: list[dict[str, Any]]) -> str:
+    """The latest test accuracy of a trial's train-best runs, and how many there were."""
+    if not runs:
+        return ""
+    return f"{runs[-1]['accuracy']:.4f}" + (f" ({len(runs)} runs)" if len(runs) > 1 else "")
 
 
 def summary_line(study: optuna.Study) -> str:
@@ -102,17 +106,31 @@ def rich_table(study: optuna.Study) -> Table:
 
 
 def plot_history(study: optuna.Study, path: Path) -> None:
-    ax = optuna.visualization.matplotlib.plot_optimization_history(
-        study, target=lambda t: t.values[0], target_name="val accuracy")
-    ax.figure.set_size_inches(7, 4)
-    ax.figure.tight_layout()
-    ax.figure.savefig(path, dpi=110)
-    plt.close(ax.figure)
+    """Each complete trial's val accuracy by trial number, and the best so far."""
+    done = sorted(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)), key=lambda t: t.number)
+    fig = Figure(figsize=(7, 4))
+    ax = fig.subplots()
+    ax.scatter([t.number for t in done], [t.values[0] for t in done], c="tab:blue", label="trials")
+    best, running = [], 0.0
+    for t in done:
+        running = max(running, t.values[0])
+        best.append(running)
+    ax.step([t.number for t in done], best, where="post", c="tab:red", label="best so far")
+    ax.set_xlabel("trial")
+    ax.set_ylabel("val accuracy")
+    ax.legend()
+    save(fig, path)
+
+
+def save(fig: Figure, path: Path) -> None:
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
 
 
 def plot_accuracy_vs_params(study: optuna.Study, pareto: set[int], path: Path) -> None:
     done = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if is_feasible(t)]
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig = Figure(figsize=(7, 4))
+    ax = fig.subplots()
     ax.scatter([t.user_attrs["n_params"] for t in done], [t.values[0] for t in done], c="tab:blue",
                label="complete trials")
     front = sorted((t for t in done if t.number in pareto), key=lambda t: t.user_attrs["n_params"])
@@ -121,13 +139,12 @@ def plot_accuracy_vs_params(study: optuna.Study, pareto: set[int], path: Path) -
     ax.set_xlabel("parameters")
     ax.set_ylabel("val accuracy")
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save(fig, path)
 
 
 def plot_curves(log: list[dict[str, Any]], path: Path) -> None:
-    fig, (loss, acc) = plt.subplots(1, 2, figsize=(9, 3.5))
+    fig = Figure(figsize=(9, 3.5))
+    loss, acc = fig.subplots(1, 2)
     epochs = [r["epoch"] for r in log]
     for key, label in (("train", "train"), ("eval", "test")):
         loss.plot(epochs, [r[f"{key}_loss"] for r in log], label=label)
@@ -137,13 +154,12 @@ def plot_curves(log: list[dict[str, Any]], path: Path) -> None:
     for ax in (loss, acc):
         ax.set_xlabel("epoch")
         ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save(fig, path)
 
 
 def plot_confusion(metrics: dict[str, Any], path: Path) -> None:
-    fig, ax = plt.subplots(figsize=(6, 5))
+    fig = Figure(figsize=(6, 5))
+    ax = fig.subplots()
     ax.imshow(metrics["confusion"], cmap="Blues")
     ticks = range(len(metrics["classes"]))
     ax.set_xticks(ticks, metrics["classes"], rotation=45, ha="right")
@@ -153,23 +169,54 @@ def plot_confusion(metrics: dict[str, Any], path: Path) -> None:
             ax.text(j, i, str(count), ha="center", va="center", fontsize=7)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save(fig, path)
 
 
-def write_markdown(study: optuna.Study, path: Path) -> list[Path]:
+def search_command(study: optuna.Study, storage: str) -> str:
+    """The `nas search` command that reproduces this study: its trials, storage, fidelity, limits
+    and every fixed recipe setting that is not the default."""
+    from nas.designs import DEFAULT_SPACE
+    from nas.recipe import Recipe
+    from nas.space import load_space
+
+    settings = settings_of(study)
+    flags = {"study": study.study_name, "trials": finished(study),
+             "epochs": settings.fidelity.epochs, "data-fraction": settings.fidelity.data_fraction,
+             "val-images": settings.fidelity.val_images}
+    if storage != DEFAULT_STORAGE:
+        flags["storage"] = storage
+    if settings.search_space().digest() != load_space(DEFAULT_SPACE).digest():
+        flags["space"] = f"<the space {settings.space['name']}, digest {settings.search_space().digest()}>"
+    for name, value in vars(settings.limits).items():
+        if value != getattr(Limits(), name):
+            flags[name.replace("_", "-")] = value
+    default = Recipe().to_dict()
+    for name, value in settings.recipe.items():
+        if name == "augment":
+            flags |= {k.replace("_", "-"): v for k, v in value.items() if v != default["augment"][k]}
+        elif value != default.get(name):
+            flags[name.replace("_", "-")] = value
+    if settings.second_objective:
+        flags["second-objective"] = settings.second_objective
+    return "nas search " + " ".join(f"--{k} {v}" for k, v in flags.items())
+
+
+def write_markdown(study: optuna.Study, path: Path, storage: str = DEFAULT_STORAGE) -> list[Path]:
     """The results document and its PNG plots beside it; returns every file written."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch()
+    except OSError as err:
+        raise NasError(f"cannot write {path}: {err.strerror or err}; choose another --markdown") from None
     table_rows, best, pareto = rows(study)
     name = study.study_name
-    written = [path]
+    where = "" if storage == DEFAULT_STORAGE else f" --storage {storage}"
     parts = [f"# Study `{name}`\n", summary_line(study) + ".\n",
-             "Reproduce: `nas search --study " + name + "`, `nas train-best --study " + name +
-             "`, `nas report --study " + name + f" --markdown {path}`.\n",
+             f"Reproduce: `{search_command(study, storage)}`, then `nas train-best --study {name}{where}`, "
+             f"`nas report --study {name}{where} --markdown {path}`.\n",
              "## Trials\n", markdown_table(COLUMNS, table_rows) + "\n"]
-    done = [t for t in study.trials if t.state == TrialState.COMPLETE and t.values]
-    if done:
+    written = [path]
+    if any(t.state == TrialState.COMPLETE for t in study.trials):
         history, scatter = path.with_name(f"{path.stem}-history.png"), path.with_name(f"{path.stem}-params.png")
         plot_history(study, history)
         plot_accuracy_vs_params(study, pareto, scatter)
@@ -177,29 +224,38 @@ def write_markdown(study: optuna.Study, path: Path) -> list[Path]:
         parts += ["## Search\n", f"![optimization history]({history.name})\n",
                   f"![val accuracy vs parameters]({scatter.name})\n"]
     if best is not None:
-        trial = study.trials[best]
-        config = trial_config(trial)
-        verdict = check(config)
-        parts += [f"## Best design: trial {best} (val accuracy {trial.values[0]:.4f})\n",
-                  markdown_table(LAYER_COLUMNS, layer_rows(config, verdict)) + "\n",
-                  markdown_table(RULE_COLUMNS, rule_rows(verdict)) + "\n"]
-        best_dir = Path(recorded_test_results(study).get(best, {}).get("out", "/nonexistent"))
-        metrics_file = best_dir / "metrics.json"
-        if metrics_file.exists():
-            metrics = json.loads(metrics_file.read_text())
-            log = [json.loads(line) for line in (best_dir / "log.jsonl").read_text().splitlines()]
-            curves, confusion = path.with_name(f"{path.stem}-curves.png"), path.with_name(f"{path.stem}-confusion.png")
-            plot_curves(log, curves)
-            plot_confusion(metrics, confusion)
-            written += [curves, confusion]
-            per_class = markdown_table(("class", "precision", "recall", "F1", "support"), [
-                (c["class"], f"{c['precision']:.4f}", f"{c['recall']:.4f}", f"{c['f1']:.4f}",
-                 str(c["support"])) for c in metrics["per_class"]])
-            parts += [f"## Train-best: {metrics['accuracy'] * 100:.2f}% test accuracy\n",
-                      f"`{metrics['command']}`: {metrics['epochs']} epochs on "
-                      f"{metrics['train_images']:,} images, {metrics['wall_seconds'] / 60:.1f} min "
-                      f"on {metrics['machine']['cpu']} ({metrics['machine']['device']}).\n",
-                      f"![training curves]({curves.name})\n", "### Per class (test)\n", per_class + "\n",
-                      f"![confusion matrix]({confusion.name})\n"]
+        parts += best_section(study, study.trials[best])
+        runs = recorded_test_results(study).get(best, [])
+        if runs and (Path(runs[-1]["out"]) / "metrics.json").exists():
+            section, files = train_best_section(Path(runs[-1]["out"]), path)
+            parts += section
+            written += files
     path.write_text("\n".join(parts))
     return written
+
+
+def best_section(study: optuna.Study, trial: FrozenTrial) -> list[str]:
+    """The best design's layers and its verdict under the study's own limits."""
+    config = trial_design(study, trial)
+    verdict = check(config, settings_of(study).limits)
+    return [f"## Best design: trial {trial.number} (val accuracy {trial.values[0]:.4f})\n",
+            markdown_table(LAYER_COLUMNS, layer_rows(config, verdict)) + "\n",
+            markdown_table(RULE_COLUMNS, rule_rows(verdict)) + "\n"]
+
+
+def train_best_section(run_dir: Path, path: Path) -> tuple[list[str], list[Path]]:
+    """The final run of the best design: command, curves, per-class report, confusion matrix."""
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    log = [json.loads(line) for line in (run_dir / "log.jsonl").read_text().splitlines()]
+    curves, confusion = path.with_name(f"{path.stem}-curves.png"), path.with_name(f"{path.stem}-confusion.png")
+    plot_curves(log, curves)
+    plot_confusion(metrics, confusion)
+    per_class = markdown_table(("class", "precision", "recall", "F1", "support"), [
+        (c["class"], f"{c['precision']:.4f}", f"{c['recall']:.4f}", f"{c['f1']:.4f}",
+         str(c["support"])) for c in metrics["per_class"]])
+    return [f"## Train-best: {metrics['accuracy'] * 100:.2f}% test accuracy\n",
+            f"`{metrics['command']}`: {metrics['epochs']} epochs on "
+            f"{metrics['train_images']:,} images, {metrics['wall_seconds'] / 60:.1f} min "
+            f"on {metrics['machine']['cpu']} ({metrics['machine']['device']}).\n",
+            f"![training curves]({curves.name})\n", "### Per class (test)\n", per_class + "\n",
+            f"![confusion matrix]({confusion.name})\n"], [curves, confusion]

@@ -3,106 +3,101 @@
 `nas train` and `nas train-best` both call `train_run`. A run folder holds:
 config.toml/.json, recipe.json, log.jsonl (one line per epoch), checkpoint.pt, metrics.json
 (final accuracy, per-class report, confusion matrix, wall time, machine, command) and summary.md.
+Everything that can be wrong with the input is checked before the first file is written.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from rich.progress import Progress
 
-from nas.augment import AugmentConfig, AugmentedDataset, eval_transform, train_transform
-from nas.config import ArchConfig, save_config
-from nas.data import Cifar10, channel_stats, split_train_val
-from nas.device import autocast_dtype, machine, pick_device
+from nas.budget import ensure_buildable
+from nas.config import ArchConfig, dict_diff
+from nas.data import Cifar10
+from nas.designs import save_config
+from nas.device import Runtime
 from nas.errors import NasError
 from nas.metrics import evaluate
 from nas.model import build_model
+from nas.recipe import Recipe
+from nas.splits import make_datasets, make_splits
 from nas.summary import markdown_table
-from nas.train import EpochLog, Recipe, make_loader, train
+from nas.train import EpochLog, check_trainable, make_loader, train
 
-VAL_IMAGES = 5_000  # the stratified hold-out searched on; never the official test set
-
-
-@dataclass(frozen=True)
-class Splits:
-    """What a run trains on and what it evaluates on ("val" during search, "test" for finals)."""
-
-    train_images: np.ndarray
-    train_labels: np.ndarray
-    eval_images: np.ndarray
-    eval_labels: np.ndarray
-    eval_name: str
-    classes: tuple[str, ...]
-
-
-def make_splits(data: Cifar10, final: bool, fraction: float = 1.0, seed: int = 0,
-                val_images: int = VAL_IMAGES) -> Splits:
-    """final: all 50,000 training images, evaluated on the official 10,000 test images.
-    Otherwise: the 45,000 outside the seeded validation hold-out (or a stratified `fraction` of
-    them, for cheap low-fidelity trials), evaluated on the 5,000 held-out images."""
-    if not 0 < fraction <= 1:
-        raise NasError(f"--data-fraction {fraction}: must be in (0, 1]")
-    if final:
-        train_idx = np.arange(len(data.train_labels))
-        eval_images, eval_labels, name = data.test_images, data.test_labels, "test"
-    else:
-        train_idx, val_idx = split_train_val(data.train_labels, val_images, seed=0)
-        eval_images, eval_labels, name = data.train_images[val_idx], data.train_labels[val_idx], "val"
-    if fraction < 1:
-        classes = len(data.classes)
-        keep = max(classes, round(fraction * len(train_idx) / classes) * classes)
-        _, picked = split_train_val(data.train_labels[train_idx], keep, seed=seed)
-        train_idx = train_idx[picked]
-    return Splits(data.train_images[train_idx], data.train_labels[train_idx],
-                  eval_images, eval_labels, name, data.classes)
+def check_run_folder(out: Path, recipe: Recipe, resume: bool) -> int:
+    """The epochs already done in `out` (0 for a new run); NasError when `out` cannot take this
+    run: it holds another run (without --resume), nothing (with --resume), another recipe, or
+    cannot be written."""
+    checkpoint = out / "checkpoint.pt"
+    if out.exists() and not out.is_dir():
+        raise NasError(f"--out {out} is a file, not a folder: choose another --out")
+    if not resume:
+        if any((out / name).exists() for name in ("checkpoint.pt", "metrics.json")):
+            raise NasError(f"{out} already holds a run: add --resume to continue it, or choose "
+                           "another --out (nothing was overwritten)")
+        return 0
+    if (out / "metrics.json").exists():
+        raise NasError(f"{out} holds a finished run (metrics.json): nothing to resume; "
+                       "choose another --out for a new run")
+    if not checkpoint.exists():
+        raise NasError(f"nothing to resume in {out}: no checkpoint.pt there; "
+                       "run without --resume to start")
+    saved = json.loads((out / "recipe.json").read_text())
+    if saved != recipe.to_dict():
+        raise NasError(f"{out} was trained with another recipe ({dict_diff(saved, recipe.to_dict())}); "
+                       "rerun with its options, or choose another --out")
+    return int(torch.load(checkpoint, map_location="cpu", weights_only=False)["epoch"])
 
 
-def make_datasets(splits: Splits, augment: AugmentConfig = AugmentConfig()
-                  ) -> tuple[AugmentedDataset, AugmentedDataset]:
-    """Albumentations pipelines normalised with the training images' own statistics."""
-    mean, std = channel_stats(splits.train_images)
-    return (AugmentedDataset(splits.train_images, splits.train_labels,
-                             train_transform(mean, std, cfg=augment)),
-            AugmentedDataset(splits.eval_images, splits.eval_labels, eval_transform(mean, std)))
+def writable_folder(out: Path) -> None:
+    """Create `out` (and its parents) or raise NasError saying why it cannot be."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".nas-write-test"
+        probe.touch()
+        probe.unlink()
+    except OSError as err:
+        raise NasError(f"cannot write the run folder {out}: {err.strerror or err}; "
+                       "choose another --out") from None
 
 
-def train_run(config: ArchConfig, recipe: Recipe, data: Cifar10, out: Path, *, resume: bool = False,
-              final: bool = True, fraction: float = 1.0, command: str = "",
-              progress: Progress | None = None, on_epoch=None) -> dict[str, Any]:
-    """Train `config` from scratch (or resume it) and write the run folder; returns metrics."""
+def train_run(config: ArchConfig, recipe: Recipe, runtime: Runtime, data: Cifar10, out: Path, *,
+              resume: bool = False, final: bool = True, fraction: float = 1.0, command: str = "",
+              progress: Progress | None = None, on_epoch=None, on_resume=None) -> dict[str, Any]:
+    """Train `config` from scratch (or resume it) and write the run folder; returns metrics.
+    `on_resume(epoch)` hears from which finished epoch a resumed run continues."""
     out = Path(out)
-    if not resume and any((out / name).exists() for name in ("checkpoint.pt", "metrics.json")):
-        raise NasError(f"{out} already holds a run: add --resume to continue it, or choose "
-                       "another --out (nothing was overwritten)")
-    out.mkdir(parents=True, exist_ok=True)
-    save_config(config, out / "config.toml")
-    save_config(config, out / "config.json")
-    (out / "recipe.json").write_text(json.dumps(asdict(recipe), indent=2) + "\n")
+    done = check_run_folder(out, recipe, resume)
+    ensure_buildable(config)
     splits = make_splits(data, final, fraction, recipe.seed)
+    check_trainable(recipe, len(splits.train_labels))
     train_set, eval_set = make_datasets(splits, recipe.augment)
     torch.manual_seed(recipe.seed)  # the initial weights
     model = build_model(config)
-    history = train(model, train_set, eval_set, recipe, run_dir=out, resume=resume,
+    if resume and on_resume:
+        on_resume(done)
+    if not resume:
+        writable_folder(out)
+        save_config(config, out / "config.toml")
+        save_config(config, out / "config.json")
+        (out / "recipe.json").write_text(json.dumps(recipe.to_dict(), indent=2) + "\n")
+    history = train(model, train_set, eval_set, recipe, runtime, run_dir=out, resume=resume,
                     progress=progress, on_epoch=on_epoch)
-    device = pick_device(recipe.device)
-    dtype = autocast_dtype(device, recipe.precision)
     start = time.perf_counter()
-    result = evaluate(model, make_loader(eval_set, 1024, False, device, 0), device, dtype,
-                      flip_tta=True, layout=recipe.memory_format(device))
+    result = evaluate(model, make_loader(eval_set, 1024, False, runtime.device, 0), runtime.device,
+                      runtime.dtype, flip_tta=True, layout=runtime.layout)
     metrics = {
         "command": command, "design": config.name, "eval_split": splits.eval_name,
         "train_images": len(splits.train_labels), "eval_images": len(splits.eval_labels),
         "epochs": len(history), **result.to_dict(splits.classes),
         "accuracy_flip_tta": result.accuracy_flip_tta,
         "wall_seconds": round(sum(h.seconds for h in history) + time.perf_counter() - start, 1),
-        "machine": machine(device, dtype),
+        "machine": runtime.record(),
     }
     (out / "metrics.json").write_text(json.dumps(metrics, indent=1) + "\n")
     (out / "summary.md").write_text(summary_markdown(metrics, history))

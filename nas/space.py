@@ -16,15 +16,17 @@ and for the whole network: dropout, head, order, lr, weight_decay.
 
 from __future__ import annotations
 
-import tomllib
-from dataclasses import dataclass, fields
+import hashlib
+import json
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import optuna
 from optuna.distributions import CategoricalDistribution, FloatDistribution
 
-from nas.config import ArchConfig, ConvSpec, config_from_dict, parse_dataclass
+from nas.config import ArchConfig, ConvSpec, parse_dataclass
+from nas.designs import config_from_dict, read_table
 from nas.errors import ConfigError
 
 DOWNSAMPLE = {"stride2": {"kind": "standard", "stride": 2},
@@ -47,6 +49,20 @@ class SearchSpace:
     order: tuple[str, ...]
     lr: tuple[float, float]  # log-uniform range
     weight_decay: tuple[float, float]  # log-uniform range
+
+    SAMPLED_RECIPE = ("lr", "weight_decay")  # the recipe's knobs that a trial samples
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data that `space_from_dict` turns back into this space (stored on a study)."""
+        return asdict(self)
+
+    def digest(self) -> str:
+        """A short hash of the space's content: two studies with the same digest sample alike."""
+        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:12]
+
+    def design(self, params: dict[str, Any], number: int = 0) -> ArchConfig:
+        """The design a trial with these parameters trained (the inverse of `params_of`)."""
+        return self.suggest(optuna.trial.FixedTrial(params, number))[0]
 
     def suggest(self, trial: optuna.Trial) -> tuple[ArchConfig, dict[str, float]]:
         """Sample one design and its recipe overrides (lr, weight_decay) from `trial`."""
@@ -135,27 +151,27 @@ _ALLOWED = {"conv1_kind": {"standard", "separable"},  # conv 1 and C4's conv 3 m
             "head": {"conv1x1", "fc"}, "order": {"relu_bn", "bn_relu"}}
 
 
+MAX_WIDTH = 1024  # wider blocks cannot meet any budget this tool is for, and would take GBs to build
+
+
 def load_space(path: str | Path) -> SearchSpace:
     """Read and validate a space file; ConfigError names the file, the key and the problem."""
-    path = Path(path)
-    source = str(path)
-    if not path.is_file():
-        raise ConfigError(source, "<file>", "no such search-space file")
-    try:
-        data = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as err:
-        raise ConfigError(source, "<file>", f"not valid TOML: {err}") from None
+    return space_from_dict(read_table(path, "search-space"), str(path))
+
+
+def space_from_dict(data: dict[str, Any], source: str) -> SearchSpace:
+    """Validate a plain dict (a space file's content, or a study's stored copy) into a space."""
     space = parse_dataclass(SearchSpace, data, "", source)
     if len(space.channels) != 4:
         raise ConfigError(source, "channels", f"needs one list of widths per block C1..C4, got {len(space.channels)}")
-    if any(w < 1 for widths in space.channels for w in widths):
-        raise ConfigError(source, "channels", "widths must be positive")
+    if any(not 1 <= w <= MAX_WIDTH for widths in space.channels for w in widths):
+        raise ConfigError(source, "channels", f"widths must be from 1 to {MAX_WIDTH}")
     for key, allowed in _ALLOWED.items():
         if bad := set(getattr(space, key)) - allowed:
             raise ConfigError(source, key, f"unknown choice(s) {sorted(bad)}; allowed: {sorted(allowed)}")
     if any(d < 1 for d in space.dilation) or any(not 0 <= p < 1 for p in space.dropout):
         raise ConfigError(source, "dilation/dropout", "dilations must be >= 1 and dropouts in [0, 1)")
-    for key in ("lr", "weight_decay"):
+    for key in SearchSpace.SAMPLED_RECIPE:
         low, high = getattr(space, key)
         if not 0 < low <= high:
             raise ConfigError(source, key, f"needs 0 < low <= high, got [{low}, {high}]")

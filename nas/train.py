@@ -1,8 +1,8 @@
-"""The training recipe and its one loop, used by `nas train`, `nas search` and `nas train-best`.
+"""The one training loop, used by `nas train`, `nas search` and `nas train-best`.
 
-Every hyperparameter lives in `Recipe`. The loop is plain PyTorch: SGD (Nesterov) or AdamW,
-OneCycle or cosine, label smoothing; channels_last on CUDA or on request; autocast in bf16 where the hardware
-runs it fast (CUDA; CPUs with AVX512-BF16 or AMX; elsewhere bf16 is emulated and ~10× slower).
+What is trained is a `nas.recipe.Recipe`, where it runs a `nas.device.Runtime`. The loop is plain
+PyTorch: SGD (Nesterov) or AdamW, OneCycle or cosine, label smoothing; autocast in bf16 where the
+hardware runs it fast (CUDA; CPUs with AVX512-BF16 or AMX; elsewhere bf16 is emulated, ~10× slower).
 """
 
 from __future__ import annotations
@@ -14,44 +14,19 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Literal
 
 import torch
 from rich.progress import Progress
 from torch import nn
 from torch.utils.data import DataLoader
 
-from nas.augment import AugmentConfig
-from nas.device import autocast, autocast_dtype, keep_freed_memory, loader_workers, pick_device
+from nas.config import dict_diff
+from nas.device import Runtime, autocast, keep_freed_memory
 from nas.errors import NasError
 from nas.metrics import evaluate
+from nas.recipe import Recipe
 
-
-@dataclass(frozen=True)
-class Recipe:
-    """Everything that decides how a model is trained."""
-
-    epochs: int = 15
-    batch_size: int = 256  # CPU throughput peaked near 256 in a probe
-    optimizer: Literal["sgd", "adamw"] = "sgd"
-    lr: float = 0.2  # peak of OneCycle, start of cosine
-    momentum: float = 0.9  # SGD, Nesterov
-    weight_decay: float = 5e-4
-    schedule: Literal["onecycle", "cosine"] = "onecycle"
-    label_smoothing: float = 0.1  # softer targets: the short schedule overfits less
-    seed: int = 0
-    device: str = "auto"  # auto | cpu | cuda
-    precision: Literal["auto", "fp32", "bf16"] = "auto"
-    workers: int = -1  # DataLoader workers; -1 picks for the machine
-    # None: channels_last on CUDA (what cuDNN's fast convolutions want), NCHW on CPU, where it ran
-    # the reference 1.6× faster but oneDNN stalled for minutes in the backward pass of some
-    # searched designs in that layout, so there it is opt-in.
-    channels_last: bool | None = None
-    augment: AugmentConfig = AugmentConfig()  # applied by nas.run.make_datasets
-
-    def memory_format(self, device: torch.device) -> torch.memory_format:
-        on = device.type == "cuda" if self.channels_last is None else self.channels_last
-        return torch.channels_last if on else torch.contiguous_format
+ONECYCLE_MIN_STEPS = 8  # fewer steps than this and OneCycle's phases are empty
 
 
 @dataclass(frozen=True)
@@ -86,18 +61,28 @@ def make_optimizer(model: nn.Module, recipe: Recipe) -> torch.optim.Optimizer:
     return torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
 
 
+def check_trainable(recipe: Recipe, train_images: int) -> None:
+    """NasError, before anything is trained, when `train_images` cannot fill the schedule."""
+    steps = train_images // recipe.batch_size
+    if steps < 1:
+        raise NasError(f"{train_images} training images make no full batch of --batch-size "
+                       f"{recipe.batch_size}: use more images or a smaller batch")
+    if recipe.schedule == "onecycle" and steps * recipe.epochs < ONECYCLE_MIN_STEPS:
+        raise NasError(f"OneCycle needs at least {ONECYCLE_MIN_STEPS} steps, this run has "
+                       f"{steps * recipe.epochs} ({recipe.epochs} epochs of {steps} batches of "
+                       f"{recipe.batch_size} from {train_images} images): use more epochs or "
+                       "images, a smaller batch, or --schedule cosine")
+
+
 def make_schedule(optimizer: torch.optim.Optimizer, recipe: Recipe, steps_per_epoch: int):
     total = recipe.epochs * steps_per_epoch
     if recipe.schedule == "onecycle":
-        if total < 8:
-            raise NasError(f"OneCycle needs at least 8 steps, this run has {total}: "
-                           "use more epochs or images, a smaller batch, or --schedule cosine")
         return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=recipe.lr, total_steps=total,
-                                                   pct_start=0.25)
+                                                   pct_start=recipe.warmup)
     return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total)
 
 
-def train(model: nn.Module, train_set, eval_set, recipe: Recipe, *,
+def train(model: nn.Module, train_set, eval_set, recipe: Recipe, runtime: Runtime, *,
           run_dir: Path | None = None, resume: bool = False,
           on_epoch: Callable[[EpochLog], None] | None = None,
           progress: Progress | None = None) -> list[EpochLog]:
@@ -105,14 +90,13 @@ def train(model: nn.Module, train_set, eval_set, recipe: Recipe, *,
 
     With `run_dir`, each epoch writes `checkpoint.pt` (model, optimizer, scheduler, epoch, history)
     and `log.jsonl`; `resume=True` continues from that checkpoint and ends with the same weights
-    as an uninterrupted run, because every epoch reseeds all randomness from (seed, epoch).
+    as an uninterrupted run, because every epoch reseeds all randomness from (seed, epoch); only
+    the recipe must match, the runtime may differ.
     `on_epoch` may raise (the search raises optuna.TrialPruned) to stop early.
     """
     keep_freed_memory()
-    device = pick_device(recipe.device)
-    dtype = autocast_dtype(device, recipe.precision)
-    workers = loader_workers(device, recipe.workers)
-    layout = recipe.memory_format(device)
+    check_trainable(recipe, len(train_set))
+    device, dtype, workers, layout = runtime.device, runtime.dtype, runtime.workers, runtime.layout
     model.to(device, memory_format=layout)
     generator = torch.Generator()
     train_loader = make_loader(train_set, recipe.batch_size, True, device, workers, generator)
@@ -122,11 +106,14 @@ def train(model: nn.Module, train_set, eval_set, recipe: Recipe, *,
     criterion = nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing)
     history: list[EpochLog] = []
     checkpoint = run_dir / "checkpoint.pt" if run_dir else None
-    if resume and checkpoint and checkpoint.exists():
+    if resume:
+        if not (checkpoint and checkpoint.exists()):
+            raise NasError(f"nothing to resume: {checkpoint or 'no run folder'} does not exist")
         state = torch.load(checkpoint, map_location=device, weights_only=False)
-        if state["recipe"] != asdict(recipe):
-            raise NasError(f"{checkpoint} was made with another recipe ({state['recipe']}); "
-                           "rerun with the same options, or use a new output folder")
+        if state["recipe"] != recipe.to_dict():
+            diff = dict_diff(state["recipe"], recipe.to_dict())
+            raise NasError(f"{checkpoint} was made with another recipe ({diff}); rerun with the "
+                           "same options, or use a new output folder")
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         schedule.load_state_dict(state["scheduler"])
@@ -209,6 +196,7 @@ def _save_checkpoint(path: Path, model, optimizer, schedule, recipe: Recipe,
     """Write atomically: a kill mid-write leaves the previous checkpoint intact."""
     tmp = path.with_suffix(".tmp")
     torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                "scheduler": schedule.state_dict(), "recipe": asdict(recipe),
+                "scheduler": schedule.state_dict(), "recipe": recipe.to_dict(),
                 "epoch": len(history), "history": [asdict(h) for h in history]}, tmp)
     os.replace(tmp, path)
+

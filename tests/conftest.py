@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import copy
+import os
 import tomllib
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+# what `nas.cli.main` sets for the command line, for tests that import the library directly
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
 ROOT = Path(__file__).resolve().parents[1]
 REFERENCE = ROOT / "search_spaces" / "reference.toml"
@@ -43,6 +47,6 @@ def tiny_data_dir(tmp_path_factory) -> Path:
 @pytest.fixture(autouse=True)
 def wide_console(monkeypatch) -> None:
     """Print CLI tables at 200 columns, so cell text is not wrapped across lines."""
-    from nas.cli import console
+    from nas.commands import console
 
     monkeypatch.setattr(console, "width", 200)

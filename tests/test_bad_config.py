@@ -26,7 +26,7 @@ def write(tmp_path, data, name="bad.json"):
 
 
 def test_missing_file(capsys, tmp_path) -> None:
-    assert "no such file" in run_show(capsys, tmp_path / "nope.toml")
+    assert "no such config file" in run_show(capsys, tmp_path / "nope.toml")
 
 
 @pytest.mark.parametrize("name,text,expect", [

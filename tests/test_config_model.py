@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 import nas
-from nas.config import dumps_config
+from nas.designs import dumps_config
 from tests.conftest import REFERENCE
 
 

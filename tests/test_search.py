@@ -13,6 +13,7 @@ import pytest
 from optuna.trial import TrialState
 
 from nas.cli import main
+from nas.study import CONSTRAINTS, is_feasible, pruned_by
 from tests.conftest import ROOT
 
 # 200 of the 800 non-validation tiny images, 2 epochs: enough to learn the tiny task, cheap for CI
@@ -41,10 +42,12 @@ def test_search_prunes_infeasible_without_training_and_resumes(tmp_path, tiny_da
     # trial 0 is the reference: the strict depthwise-separable rule prunes it, untrained
     assert reference.user_attrs["baseline"] == "reference"
     assert reference.state == TrialState.PRUNED
-    assert reference.user_attrs["pruned_by"] == "constraint"
+    assert pruned_by(reference) == "constraint"
     assert reference.user_attrs["broken"] == ["depthwise_separable"]
     assert reference.user_attrs["n_params"] == 197_472 and "train_seconds" not in reference.user_attrs
-    assert reference.constraints["depthwise_separable"] > 0
+    rule = str(CONSTRAINTS.index("depthwise_separable"))
+    assert reference.constraints[rule] > 0 and not is_feasible(reference)
+    assert sum(value > 0 for value in reference.constraints.values()) == 1
     assert twin.user_attrs["n_params"] == 198_496 and twin.user_attrs["train_seconds"] > 0
     assert all(v <= 0 for v in twin.constraints.values())
     # rerunning the same command adds nothing; a larger --trials adds only the missing ones
@@ -67,7 +70,7 @@ def test_failing_trials_are_recorded_and_the_search_stops(tmp_path, tiny_data_di
     space = tmp_path / "explosive.toml"
     text = (ROOT / "search_spaces" / "c1c2c3c4o.toml").read_text()
     space.write_text(text.replace("lr = [0.05, 0.4]", "lr = [1e12, 1e13]"))
-    assert main(search_args(tmp_path, tiny_data_dir, 2, "nan", "--space", str(space))) == 0
+    assert main(search_args(tmp_path, tiny_data_dir, 2, "nan", "--space", str(space))) == 1
     failed = load(tmp_path, "nan").get_trials(states=(TrialState.FAIL,))
     assert len(failed) >= 2
     assert all("NonFiniteLoss" in t.user_attrs["fail_reason"] for t in failed)
@@ -169,7 +172,7 @@ class AlwaysPrune(optuna.pruners.BasePruner):
 
 def test_the_pruner_stops_trials_early_but_never_at_their_last_epoch(tmp_path, tiny_data_dir,
                                                                     monkeypatch) -> None:
-    monkeypatch.setattr("nas.search.make_pruner", lambda name, fidelity: AlwaysPrune())
+    monkeypatch.setattr("nas.search.make_pruner", lambda name, epochs: AlwaysPrune())
     for study, epochs, state in (("two", "2", TrialState.PRUNED), ("one", "1", TrialState.COMPLETE)):
         # batch 16: OneCycle needs 8 steps even in a one-epoch trial
         assert main(search_args(tmp_path, tiny_data_dir, 3, study, "--epochs", epochs,

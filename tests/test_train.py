@@ -12,14 +12,16 @@ import torch
 import nas
 from nas.augment import AugmentConfig, AugmentedDataset, eval_transform, train_transform
 from nas.cli import main
-from nas.device import autocast, autocast_dtype, pick_device
+from nas.device import Runtime, autocast, autocast_dtype, pick_device
 from nas.errors import NasError
 from nas.metrics import Evaluation
-from nas.run import Splits, make_datasets
-from nas.train import NonFiniteLoss, Recipe, train
+from nas.recipe import Recipe
+from nas.splits import Splits, make_datasets
+from nas.train import NonFiniteLoss, train
 from tests.conftest import REAL_DATA, REFERENCE
 
 MEAN, STD = (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)
+CPU = Runtime.pick("cpu", workers=0)
 
 
 def synthetic_sets(n: int = 192, seed: int = 0):
@@ -38,20 +40,22 @@ def small_model() -> torch.nn.Module:
 
 @pytest.mark.parametrize("workers", [0, 1])
 def test_resume_after_interruption_gives_identical_weights(tmp_path, workers) -> None:
-    recipe = Recipe(epochs=3, batch_size=32, workers=workers, device="cpu")
+    recipe = Recipe(epochs=3, batch_size=32)
+    runtime = Runtime.pick("cpu", workers=workers)
     train_set, eval_set = synthetic_sets()
     straight = small_model()
-    history = train(straight, train_set, eval_set, recipe)
+    history = train(straight, train_set, eval_set, recipe, runtime)
 
     def stop_after_2(log) -> None:
         if log.epoch == 2:
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        train(small_model(), train_set, eval_set, recipe, run_dir=tmp_path, on_epoch=stop_after_2)
+        train(small_model(), train_set, eval_set, recipe, runtime, run_dir=tmp_path,
+              on_epoch=stop_after_2)
     assert len((tmp_path / "log.jsonl").read_text().splitlines()) == 2
     resumed = small_model()
-    history2 = train(resumed, train_set, eval_set, recipe, run_dir=tmp_path, resume=True)
+    history2 = train(resumed, train_set, eval_set, recipe, runtime, run_dir=tmp_path, resume=True)
     assert [h.epoch for h in history2] == [1, 2, 3]
     for key, value in straight.state_dict().items():
         assert torch.equal(value, resumed.state_dict()[key]), key
@@ -60,20 +64,19 @@ def test_resume_after_interruption_gives_identical_weights(tmp_path, workers) ->
 
 def test_resume_refuses_another_recipe(tmp_path) -> None:
     train_set, eval_set = synthetic_sets(64)
-    train(small_model(), train_set, eval_set, Recipe(epochs=1, batch_size=8, workers=0),
-          run_dir=tmp_path)
+    train(small_model(), train_set, eval_set, Recipe(epochs=1, batch_size=8), CPU, run_dir=tmp_path)
     with pytest.raises(NasError, match="another recipe"):
-        train(small_model(), train_set, eval_set, Recipe(epochs=2, batch_size=8, workers=0),
+        train(small_model(), train_set, eval_set, Recipe(epochs=2, batch_size=8), CPU,
               run_dir=tmp_path, resume=True)
 
 
 def test_training_learns_and_nan_loss_stops_with_clear_error() -> None:
     train_set, eval_set = synthetic_sets()
-    history = train(small_model(), train_set, eval_set, Recipe(epochs=3, batch_size=32, workers=0))
+    history = train(small_model(), train_set, eval_set, Recipe(epochs=3, batch_size=32), CPU)
     assert history[-1].train_loss < history[0].train_loss
     with pytest.raises(NonFiniteLoss, match="lower --lr"):
-        train(small_model(), train_set, eval_set, Recipe(epochs=1, batch_size=32, workers=0, lr=1e12,
-                                                          schedule="cosine"))
+        train(small_model(), train_set, eval_set, Recipe(epochs=1, batch_size=32, lr=1e12,
+                                                          schedule="cosine"), CPU)
 
 
 def test_per_class_report_matches_hand_computation() -> None:
@@ -128,12 +131,12 @@ def test_flip_tta_averages_an_image_and_its_mirror() -> None:
     assert plain.accuracy_flip_tta is None and tta.accuracy == 1.0  # the plain metrics, same pass
 
 
-def test_channels_last_defaults_to_cuda_only() -> None:
-    cpu, cuda = torch.device("cpu"), torch.device("cuda")
-    assert Recipe().memory_format(cpu) == torch.contiguous_format
-    assert Recipe().memory_format(cuda) == torch.channels_last
-    assert Recipe(channels_last=True).memory_format(cpu) == torch.channels_last
-    assert Recipe(channels_last=False).memory_format(cuda) == torch.contiguous_format
+def test_channels_last_defaults_to_cuda_only(monkeypatch) -> None:
+    assert Runtime.pick("cpu").layout == torch.contiguous_format
+    assert Runtime.pick("cpu", channels_last=True).layout == torch.channels_last
+    monkeypatch.setattr("nas.device.pick_device", lambda name: torch.device("cuda"))
+    assert Runtime.pick("cuda").layout == torch.channels_last
+    assert Runtime.pick("cuda", channels_last=False).layout == torch.contiguous_format
 
 
 def test_precision_choice_and_autocast_switch() -> None:

@@ -1,0 +1,217 @@
+"""What each `nas` subcommand does: thin shells over the library that turn arguments into a
+recipe, a runtime, a study's settings, and print what happened. Errors are NasError (one line)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from rich.live import Live
+
+from nas.augment import AugmentConfig
+from nas.budget import Limits, check
+from nas.data import load_cifar10, resolve_data_dir
+from nas.designs import DEFAULT_SPACE, load_config, resolve_design
+from nas.device import Runtime
+from nas.errors import NasError
+from nas.recipe import Recipe
+from nas.study import DEFAULT_STORAGE, Fidelity, StudySettings
+from nas.views import epoch_printer, make_console, training_progress
+
+console = make_console()
+FINAL_EPOCHS = 30  # train-best's default: a final run trains longer than `nas train`'s default
+
+
+def limits_from(args: argparse.Namespace) -> Limits:
+    """The budget named on the command line; impossible values are rejected."""
+    for name in ("max_params", "max_flops", "min_rf"):
+        if getattr(args, name) < (0 if name == "min_rf" else 1):
+            raise NasError(f"--{name.replace('_', '-')} {getattr(args, name)} is impossible: "
+                           "give a positive number")
+    return Limits(args.max_params, args.max_flops, args.min_rf)
+
+
+def recipe_from(args: argparse.Namespace, **defaults: Any) -> Recipe:
+    """The recipe: the flags given, else `defaults`, else Recipe's own defaults."""
+    names = ("epochs", "batch_size", "optimizer", "lr", "weight_decay", "schedule", "warmup",
+             "label_smoothing", "seed")
+    given = {n: getattr(args, n) for n in names if getattr(args, n) is not None}
+    augment = {k: v for k, v in (("p_affine", args.p_affine), ("p_cutout", args.p_cutout)) if v is not None}
+    return Recipe(**(defaults | given), augment=AugmentConfig(**augment))
+
+
+def runtime_from(args: argparse.Namespace) -> Runtime:
+    return Runtime.pick(args.device, args.precision, args.workers, args.channels_last)
+
+
+def command_line(args: argparse.Namespace) -> str:
+    return "nas " + " ".join(args.argv)
+
+
+def interrupted(args: argparse.Namespace, saved: str) -> int:
+    again = command_line(args)
+    if "--resume" not in args.argv and args.command != "search":
+        again += " --resume"
+    print(f"nas: interrupted; {saved}. Continue with: {again}", file=sys.stderr)
+    return 130
+
+
+def show(args: argparse.Namespace) -> int:
+    from nas.summary import render
+
+    config = load_config(resolve_design(args.config))
+    verdict = check(config, limits_from(args))
+    if args.json:
+        print(json.dumps({"config": args.config, **verdict.to_dict()}, indent=2))
+    else:
+        console.print(render(config, verdict))
+        console.print("FLOPs are fvcore's count: one multiply-add = one FLOP, for one image.")
+    return 0
+
+
+def _train(args: argparse.Namespace, config, recipe: Recipe, out: Path, final: bool,
+           fraction: float) -> dict[str, Any]:
+    """Train and test one design into `out`, with bars and a line per epoch."""
+    from nas.run import train_run
+
+    runtime = runtime_from(args)
+    data = load_cifar10(resolve_data_dir(args.data_dir))
+    with training_progress(console) as progress:
+        return train_run(config, recipe, runtime, data, out, resume=args.resume, final=final,
+                         fraction=fraction, command=command_line(args), progress=progress,
+                         on_epoch=epoch_printer(console, "test" if final else "val"),
+                         on_resume=lambda epoch: console.print(f"resuming from epoch {epoch}"))
+
+
+def train(args: argparse.Namespace) -> int:
+    config = load_config(resolve_design(args.config))
+    recipe = recipe_from(args)
+    out = Path(args.out or Path("studies") / config.name)
+    try:
+        metrics = _train(args, config, recipe, out, not args.validate, args.data_fraction)
+    except KeyboardInterrupt:
+        return interrupted(args, f"every finished epoch is saved in {out}")
+    console.print(f"[bold]{metrics['eval_split']} accuracy {metrics['accuracy'] * 100:.2f}%[/] after "
+                  f"{metrics['epochs']} epochs, {metrics['wall_seconds'] / 60:.1f} min; saved in {out}")
+    return 0
+
+
+def search(args: argparse.Namespace) -> int:
+    from nas.search import dry_run, run_search
+    from nas.space import load_space
+    from nas.views import SearchView
+
+    space = load_space(args.space or DEFAULT_SPACE)
+    limits = limits_from(args)
+    if args.trials < 1:
+        raise NasError(f"--trials {args.trials}: give a positive number of trials")
+    for knob in space.SAMPLED_RECIPE:
+        if getattr(args, knob) is not None:
+            low, high = getattr(space, knob)
+            raise NasError(f"--{knob.replace('_', '-')}: every trial samples it from the space "
+                           f"({knob} = [{low}, {high}] in {args.space or DEFAULT_SPACE}); "
+                           "change that range in a copy of the space file instead")
+    if args.dry_run:
+        return print_dry_run(dry_run(space, limits, args.trials, args.seed or 0))
+    fidelity = Fidelity(Fidelity.epochs if args.epochs is None else args.epochs,
+                        args.data_fraction, args.val_images)
+    recipe = recipe_from(args)
+    fixed = {k: v for k, v in recipe.to_dict().items() if k not in (*space.SAMPLED_RECIPE, "epochs")}
+    settings = StudySettings(space.to_dict(), limits, fidelity, fixed, args.second_objective)
+    name, storage = args.study or space.name, args.storage or DEFAULT_STORAGE
+    runtime = runtime_from(args)
+    data = load_cifar10(resolve_data_dir(args.data_dir))
+    progress = training_progress(console)
+    view = SearchView(console, progress, args.trials)
+    try:
+        with Live(view, console=console, refresh_per_second=4, transient=False):
+            study, failures = run_search(
+                study_name=name, storage_url=storage, space=space, settings=settings,
+                recipe=recipe, runtime=runtime, n_trials=args.trials, pruner_name=args.pruner,
+                data=data, events=view, progress=progress)
+    except KeyboardInterrupt:
+        return interrupted(args, f"the running trial is marked failed, every finished trial is kept in {storage}")
+    from nas.study import finished, trial_counts
+    from nas.views import counts_line
+
+    where = "" if storage == DEFAULT_STORAGE else f" --storage {storage}"
+    console.print(f"study {name} in {storage}: {counts_line(trial_counts(study))}; "
+                  f"see it with: nas report --study {name}{where}")
+    if failures and finished(study) < args.trials:
+        print(f"nas: error: {len(failures)} trials failed in this run and the study has "
+              f"{finished(study)} of {args.trials} finished trials; see why with: nas report "
+              f"--study {name}{where}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def print_dry_run(stats: dict[str, Any]) -> int:
+    console.print(f"dry run of {stats['trials']} sampled designs (verdicts only, no training): "
+                  f"{stats['infeasible']} infeasible ({stats['infeasible_fraction']:.1%}); "
+                  f"broken rules {stats['broken']}; {stats['seconds']} s, "
+                  f"{stats['ms_per_verdict']} ms per design")
+    for key, label in (("n_params", "parameters"), ("flops", "FLOPs (MACs)")):
+        if q := stats["quartiles"][key]:
+            console.print(f"feasible designs' {label}: min, quartiles, max = "
+                          + ", ".join(f"{v:,}" for v in q))
+    return 0
+
+
+def train_best(args: argparse.Namespace) -> int:
+    from nas.study import best_trial, load_existing, record_test_result, trial_design
+
+    storage = args.storage or DEFAULT_STORAGE
+    study = load_existing(args.study, storage)
+    trial = best_trial(study, args.trial)
+    config = trial_design(study, trial)
+    recipe = recipe_from(args, epochs=FINAL_EPOCHS)
+    out = Path(args.out or Path("studies") / args.study / "best")
+    console.print(f"re-training trial {trial.number} of study {args.study} (val acc "
+                  f"{trial.values[0]:.4f}, {trial.user_attrs['n_params']:,} params) on all 50,000 "
+                  f"training images for {recipe.epochs} epochs with lr {recipe.lr:g}, weight decay "
+                  f"{recipe.weight_decay:g} (the recipe's, not the trial's short-run ones); "
+                  f"saving in {out}")
+    try:
+        metrics = _train(args, config, recipe, out, final=True, fraction=1.0)
+    except KeyboardInterrupt:
+        return interrupted(args, f"every finished epoch is saved in {out}")
+    record_test_result(study, trial, {"accuracy": metrics["accuracy"], "epochs": metrics["epochs"],
+                                      "out": str(out), "wall_seconds": metrics["wall_seconds"]})
+    console.print(f"[bold]test accuracy {metrics['accuracy'] * 100:.2f}%[/] after "
+                  f"{metrics['epochs']} epochs, {metrics['wall_seconds'] / 60:.1f} min; saved in {out}")
+    return 0
+
+
+def report(args: argparse.Namespace) -> int:
+    from nas.report import rich_table, write_markdown
+    from nas.study import load_existing
+
+    storage = args.storage or DEFAULT_STORAGE
+    markdown = Path(args.markdown) if args.markdown else None
+    if markdown is not None and markdown.is_dir():
+        raise NasError(f"--markdown {markdown} is a folder: give a file name, e.g. {markdown / 'REPORT.md'}")
+    study = load_existing(args.study, storage)
+    if not study.trials:
+        console.print(f"study {args.study} has no trials yet: run nas search --study {args.study}")
+        return 0
+    console.print(rich_table(study))
+    if markdown is not None:
+        files = write_markdown(study, markdown, storage)
+        console.print(f"wrote {', '.join(map(str, files))}")
+    return 0
+
+
+def data(args: argparse.Namespace) -> int:
+    from nas.data import verify_cifar10
+    from nas.download import download_cifar10
+
+    data_dir = resolve_data_dir(args.data_dir)
+    folder = download_cifar10(data_dir, log=console.print) if args.action == "download" \
+        else verify_cifar10(data_dir)
+    cifar = load_cifar10(folder)
+    console.print(f"CIFAR-10 in {folder}: {len(cifar.train_labels):,} training and "
+                  f"{len(cifar.test_labels):,} test images, md5s match the official release")
+    return 0

@@ -1,0 +1,61 @@
+"""The training recipe: *what* is trained, every default in one place.
+
+Where it runs (device, precision, loader workers, memory layout) is `nas.device.Runtime`, kept
+apart so that a run resumed on another machine still counts as the same run.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+from nas.augment import AugmentConfig
+from nas.config import parse_dataclass
+from nas.errors import NasError
+
+# Peak learning rate and weight decay when the recipe names none: SGD's were measured on the
+# reference (studies/reference-20ep); AdamW's are the usual ones for small conv nets.
+OPTIMIZER_DEFAULTS = {"sgd": {"lr": 0.2, "weight_decay": 5e-4},
+                      "adamw": {"lr": 3e-3, "weight_decay": 0.05}}
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """Everything that decides how a model is trained (and so, with the seed, its weights)."""
+
+    epochs: int = 15
+    batch_size: int = 256  # CPU throughput peaked near 256 in a probe
+    optimizer: Literal["sgd", "adamw"] = "sgd"
+    lr: float | None = None  # peak of OneCycle, start of cosine; None: OPTIMIZER_DEFAULTS
+    momentum: float = 0.9  # SGD, Nesterov
+    weight_decay: float | None = None  # None: OPTIMIZER_DEFAULTS
+    schedule: Literal["onecycle", "cosine"] = "onecycle"
+    warmup: float = 0.25  # OneCycle's share of the steps spent rising to the peak
+    label_smoothing: float = 0.1  # softer targets: the short schedule overfits less
+    seed: int = 0
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+
+    def __post_init__(self) -> None:
+        for name, value in OPTIMIZER_DEFAULTS[self.optimizer].items():
+            if getattr(self, name) is None:
+                object.__setattr__(self, name, value)
+        checks = {"epochs": self.epochs >= 1, "batch_size": self.batch_size >= 1,
+                  "lr": self.lr > 0, "weight_decay": self.weight_decay >= 0,
+                  "momentum": 0 <= self.momentum < 1, "warmup": 0 < self.warmup < 1,
+                  "label_smoothing": 0 <= self.label_smoothing < 1}
+        rules = {"epochs": "a positive whole number", "batch_size": "a positive whole number",
+                 "lr": "positive", "weight_decay": "zero or positive", "momentum": "in [0, 1)",
+                 "warmup": "in (0, 1)", "label_smoothing": "in [0, 1)"}
+        for name, ok in checks.items():
+            if not ok:
+                raise NasError(f"--{name.replace('_', '-')} {getattr(self, name)}: must be {rules[name]}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON data (tuples as lists), equal to what recipe.json reads back."""
+        return json.loads(json.dumps(asdict(self)))
+
+
+def recipe_from_dict(data: dict[str, Any], source: str = "<recipe>") -> Recipe:
+    """The inverse of `Recipe.to_dict` (recipe.json files, study settings)."""
+    return parse_dataclass(Recipe, data, "", source)
