@@ -22,6 +22,7 @@ from typing import Any
 import optuna
 import sqlalchemy.exc
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
+from optuna.storages._heartbeat import BaseHeartbeat
 from optuna.trial import FrozenTrial, TrialState
 
 from nas.budget import Limits
@@ -102,8 +103,7 @@ def check_settings(study: optuna.Study, settings: StudySettings) -> None:
                        "rerun with its settings, or start a new study with --study NAME")
 
 
-def open_storage(url: str, *, create: bool, heartbeat_s: int = HEARTBEAT_S,
-                 grace_s: int = GRACE_S) -> RDBStorage:
+def open_storage(url: str, *, create: bool) -> RDBStorage:
     """An Optuna RDB storage with heartbeats: stale trials of killed workers fail and are retried.
     Without `create`, a SQLite file that does not exist is an error, not a new empty database."""
     if url.startswith("sqlite:///"):
@@ -120,7 +120,7 @@ def open_storage(url: str, *, create: bool, heartbeat_s: int = HEARTBEAT_S,
     if url.startswith(("postgresql://", "postgres://")):  # SQLAlchemy would pick psycopg2
         url = "postgresql+psycopg://" + url.split("://", 1)[1]
     try:
-        return _rdb_storage(url, heartbeat_s, grace_s)
+        return _rdb_storage(url, HEARTBEAT_S, GRACE_S)
     except ModuleNotFoundError as err:
         raise NasError(f"storage {url}: the driver is missing ({err.name}); "
                        "install it with: pip install -e '.[postgres]'") from None
@@ -149,8 +149,8 @@ def _rdb_storage(url: str, heartbeat_s: int, grace_s: int) -> RDBStorage:
 def fail_stale_trials(study: optuna.Study) -> None:
     """Fail the trials of workers that stopped sending heartbeats (killed), saying so on each, and
     enqueue their retries (the storage's RetryHeartbeatStaleTrialCallback)."""
-    storage = study._storage
-    if isinstance(storage, RDBStorage):
+    storage = study._storage  # Optuna wraps an RDBStorage in a cache with the same heartbeat API
+    if isinstance(storage, BaseHeartbeat):
         for trial_id in storage._get_stale_trial_ids(study._study_id):
             try:
                 storage.set_trial_user_attr(trial_id, "fail_reason",

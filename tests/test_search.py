@@ -102,67 +102,94 @@ def test_unknown_space_key(tmp_path, tiny_data_dir, capsys) -> None:
     assert f"{space}: colour: unknown key" in capsys.readouterr().err
 
 
-def test_kill_9_mid_trial_then_rerun_keeps_finished_trials(tmp_path, tiny_data_dir) -> None:
-    # A trial that fails on its own (NaN at a high sampled lr) just before the kill leaves nothing
-    # RUNNING to kill (seen once in CI): a gentler lr range keeps this test about the kill.
-    space = tmp_path / "gentle.toml"
-    text = (ROOT / "search_spaces" / "c1c2c3c4o.toml").read_text()
-    space.write_text(text.replace("lr = [0.05, 0.4]", "lr = [0.05, 0.1]"))
-    cmd = [sys.executable, "-m", "nas.cli",
-           *search_args(tmp_path, tiny_data_dir, 5, "kill", "--space", str(space))]
-    cmd[cmd.index("2")], cmd[cmd.index("0.25")] = "3", "0.5"  # longer trials: time to kill one mid-trial
-    for _ in range(3):  # a trial can end on its own in the instant before the kill (seen twice in CI): again
-        log = (tmp_path / "search.log").open("w")
-        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=log)
-        deadline = time.time() + 400
-        while time.time() < deadline:
-            time.sleep(1)
-            try:
-                study = load(tmp_path, "kill")
-            except KeyError:
-                continue
-            running = study.get_trials(states=(TrialState.RUNNING,))
-            if len(finished(study)) >= 2 and running and "epochs_run" in running[0].user_attrs:
-                break
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=60)
-        log.close()
-        before = {t.number: (t.state, t.values) for t in finished(load(tmp_path, "kill"))}
-        killed = load(tmp_path, "kill").get_trials(states=(TrialState.RUNNING,))
-        if killed:
-            break
-    states = [(t.number, t.state.name, t.user_attrs.get("epochs_run")) for t in load(tmp_path, "kill").trials]
-    assert len(before) >= 2 and len(killed) == 1, (
-        f"exit {proc.returncode}, trials {states}, log: {(tmp_path / 'search.log').read_text()[-1500:]}")
-    time.sleep(21)  # the heartbeat's grace period: the killed worker's trial is now stale
-    subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True, timeout=400)
+BLOCKING = ROOT / "tests" / "helpers" / "blocking_search.py"
+
+
+def start_blocking(tmp_path, block_at: str, study: str, *extra: str, env: dict | None = None):
+    """Start a search that blocks at `block_at` (see tests/helpers/blocking_search.py) in its
+    own process group; return it once it is blocked there."""
+    marker = tmp_path / f"{study}.blocked"
+    log = (tmp_path / f"{study}.log").open("w")
+    cmd = [sys.executable, str(BLOCKING), str(marker), block_at,
+           *search_args(tmp_path, tiny_data_dir_of(tmp_path), 5, study, *extra)]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True, env=os.environ | (env or {}))
+    deadline = time.time() + 300
+    while not marker.exists():
+        assert proc.poll() is None and time.time() < deadline, proc.communicate()[1]
+        time.sleep(0.2)
+    return proc
+
+
+@pytest.fixture
+def data_link(tmp_path, tiny_data_dir):
+    (tmp_path / "data").symlink_to(tiny_data_dir)
+
+
+def tiny_data_dir_of(tmp_path):
+    return tmp_path / "data"
+
+
+@pytest.mark.usefixtures("data_link")
+def test_kill_9_mid_trial_then_rerun_keeps_finished_trials(tmp_path) -> None:
+    # epoch 3 of the run: the second trained trial's first epoch, after the twin finished
+    proc = start_blocking(tmp_path, "epoch:3", "kill", env={"NAS_TEST_GRACE_S": "2"})
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=60)
+    before = {t.number: (t.state, t.values) for t in finished(load(tmp_path, "kill"))}
+    killed = load(tmp_path, "kill").get_trials(states=(TrialState.RUNNING,))
+    assert len(before) >= 2 and len(killed) == 1
+    time.sleep(3)  # past the 2 s grace period: the killed worker's trial is stale
+    rerun = [sys.executable, str(BLOCKING), str(tmp_path / "never"), "none",
+             *search_args(tmp_path, tmp_path / "data", 5, "kill")]
+    subprocess.run(rerun, cwd=ROOT, check=True, capture_output=True, timeout=400,
+                   env=os.environ | {"NAS_TEST_GRACE_S": "2"})
     study = load(tmp_path, "kill")
     assert len(finished(study)) == 5
     for number, (state, values) in before.items():  # nothing finished was lost or redone
         assert (study.trials[number].state, study.trials[number].values) == (state, values)
     stale = study.trials[killed[0].number]
     assert stale.state == TrialState.FAIL
+    assert stale.user_attrs["fail_reason"] == "worker stopped responding (no heartbeat)"
     retried = [t for t in study.trials if t.system_attrs.get("failed_trial") == stale.number]
     assert len(retried) == 1 and retried[0].params == stale.params
 
 
-def test_ctrl_c_marks_the_running_trial_failed_and_says_how_to_continue(tmp_path, tiny_data_dir) -> None:
-    cmd = [sys.executable, "-m", "nas.cli", *search_args(tmp_path, tiny_data_dir, 5, "int")]
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 300
-    while time.time() < deadline:
-        time.sleep(0.5)
-        try:
-            running = load(tmp_path, "int").get_trials(states=(TrialState.RUNNING,))
-        except KeyError:
-            continue
-        if running and "epochs_run" in running[0].user_attrs:
-            break
-    proc.send_signal(signal.SIGINT)
+def test_a_stale_trial_is_failed_with_its_reason_and_retried(tmp_path, tiny_data_dir, monkeypatch) -> None:
+    assert main(search_args(tmp_path, tiny_data_dir, 1, "stale", "--max-params", "60000")) == 0
+    monkeypatch.setattr("nas.study.HEARTBEAT_S", 1)
+    monkeypatch.setattr("nas.study.GRACE_S", 1)
+    from nas.study import open_storage
+
+    storage = open_storage(f"sqlite:///{tmp_path}/nas.db", create=False)
+    study = optuna.load_study(study_name="stale", storage=storage)
+    orphan = study.ask({"c1_channels": optuna.distributions.CategoricalDistribution([16, 24, 32, 40])})
+    storage.record_heartbeat(orphan._trial_id)  # then its worker "dies": no more heartbeats
+    time.sleep(1.5)
+    assert main(search_args(tmp_path, tiny_data_dir, 3, "stale", "--max-params", "60000")) == 0
+    study = load(tmp_path, "stale")
+    assert study.trials[orphan.number].state == TrialState.FAIL
+    assert study.trials[orphan.number].user_attrs["fail_reason"] == "worker stopped responding (no heartbeat)"
+    retry = [t for t in study.trials if t.system_attrs.get("failed_trial") == orphan.number]
+    assert len(retry) == 1 and retry[0].params["c1_channels"] == orphan.params["c1_channels"]
+
+
+@pytest.mark.usefixtures("data_link")
+@pytest.mark.parametrize("block_at", ["epoch:1", "between:2"])
+def test_ctrl_c_to_the_process_group_exits_130_with_the_continue_command(tmp_path, block_at) -> None:
+    # --workers 1: the loader's worker process gets the SIGINT too, as in a terminal
+    proc = start_blocking(tmp_path, block_at, "int", "--workers", "1")
+    os.killpg(proc.pid, signal.SIGINT)
     _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130 and "Continue with: nas search" in err and "Traceback" not in err
-    failed = load(tmp_path, "int").get_trials(states=(TrialState.FAIL,))
-    assert [t.user_attrs["fail_reason"] for t in failed] == ["interrupted by the user (Ctrl-C)"]
+    assert proc.returncode == 130 and "Traceback" not in err and err.count("\n") == 1, err
+    assert "Continue with: nas search --trials 5 --study int" in err
+    study = load(tmp_path, "int")
+    failed = study.get_trials(states=(TrialState.FAIL,))
+    assert not study.get_trials(states=(TrialState.RUNNING,))
+    if block_at.startswith("epoch"):  # the trial in training is failed, with its reason
+        assert [t.user_attrs["fail_reason"] for t in failed] == ["interrupted by the user (Ctrl-C)"]
+    else:  # between trials nothing was running: every finished trial is kept, none failed
+        assert not failed and len(finished(study)) == 2
 
 
 class AlwaysPrune(optuna.pruners.BasePruner):

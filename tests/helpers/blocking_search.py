@@ -1,0 +1,55 @@
+"""`nas search` whose training blocks at a chosen moment, so that a test can interrupt or kill
+it there without racing the search (the real command line, the real signals).
+
+    python tests/helpers/blocking_search.py MARKER BLOCK_AT SEARCH-ARGS...
+
+BLOCK_AT "epoch:N": the N-th training epoch of the run (counting every trial's epochs) starts,
+fetches one batch (so loader workers are up), touches MARKER and sleeps. "between:N": after the
+N-th finished trial, touches MARKER and sleeps. "none": never blocks. The environment variable
+NAS_TEST_GRACE_S shortens the heartbeat's grace period (seconds) for quick stale-trial retries.
+"""
+
+import os
+import sys
+import time
+from pathlib import Path
+
+import nas.study
+import nas.train
+import nas.views
+from nas.cli import main
+
+marker, block_at, *args = sys.argv[1:]
+kind, _, count = block_at.partition(":")
+calls = {"epoch": 0, "between": 0}
+
+if grace := os.environ.get("NAS_TEST_GRACE_S"):
+    nas.study.HEARTBEAT_S, nas.study.GRACE_S = 1, int(grace)
+
+
+def block() -> None:
+    Path(marker).touch()
+    time.sleep(600)
+
+
+real_epoch, real_finished = nas.train.train_epoch, nas.views.SearchView.trial_finished
+
+
+def train_epoch(model, loader, *rest, **kwargs):
+    calls["epoch"] += 1
+    if kind == "epoch" and calls["epoch"] == int(count):
+        next(iter(loader))
+        block()
+    return real_epoch(model, loader, *rest, **kwargs)
+
+
+def trial_finished(self, study, trial):
+    real_finished(self, study, trial)
+    calls["between"] += 1
+    if kind == "between" and calls["between"] == int(count):
+        block()
+
+
+nas.train.train_epoch = train_epoch
+nas.views.SearchView.trial_finished = trial_finished
+sys.exit(main(args))

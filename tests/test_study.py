@@ -1,0 +1,147 @@
+"""What a study stores and how it is read back: exact trial counts, remembered settings, verdicts
+where Optuna's own tools look, short attributes, designs rebuilt from parameters."""
+
+from __future__ import annotations
+
+import json
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+import nas
+from nas.cli import main
+from nas.designs import DEFAULT_SPACE, REFERENCE
+from nas.report import pareto_numbers
+from nas.space import load_space
+from nas.study import CONSTRAINTS, trial_constraints, trial_design
+from tests.conftest import ROOT
+from tests.test_search import finished, load, search_args
+
+TIGHT = ("--max-params", "60000")  # every sampled design breaks it: trials cost no training
+
+
+@pytest.mark.parametrize("n", [1, 2, 3])
+def test_trials_n_gives_n_finished_trials_new_and_resumed(tmp_path, tiny_data_dir, n) -> None:
+    assert main(search_args(tmp_path, tiny_data_dir, n, "n", *TIGHT)) == 0
+    assert len(finished(load(tmp_path, "n"))) == n
+    assert main(search_args(tmp_path, tiny_data_dir, n + 1, "n", *TIGHT)) == 0
+    study = load(tmp_path, "n")
+    assert len(finished(study)) == n + 1
+    assert [t.user_attrs.get("baseline") for t in study.trials].count("reference") == 1
+
+
+def test_trials_2_on_a_new_study_trains_the_enqueued_twin(tmp_path, tiny_data_dir) -> None:
+    # the enqueued (WAITING) twin must not count as a finished trial (it stopped the search once)
+    assert main(search_args(tmp_path, tiny_data_dir, 2, "two")) == 0
+    study = load(tmp_path, "two")
+    assert [t.state for t in study.trials] == [TrialState.PRUNED, TrialState.COMPLETE]
+    assert not study.get_trials(states=(TrialState.WAITING,))
+
+
+def test_a_study_refuses_other_settings_and_keeps_its_own(tmp_path, tiny_data_dir, capsys) -> None:
+    assert main(search_args(tmp_path, tiny_data_dir, 1, "s", *TIGHT)) == 0
+    stored = load(tmp_path, "s").user_attrs["settings"]
+    assert stored["fidelity"] == {"epochs": 2, "data_fraction": 0.25, "val_images": 200}
+    assert stored["limits"]["max_params"] == 60_000 and stored["space"]["name"] == "c1c2c3c4o"
+    assert stored["space_digest"] == load_space(DEFAULT_SPACE).digest() and "nas_version" in stored
+    capsys.readouterr()
+    for extra in (("--max-params", "70000"), ("--epochs", "3", *TIGHT), ("--label-smoothing", "0.2", *TIGHT)):
+        assert main(search_args(tmp_path, tiny_data_dir, 2, "s", *extra)) == 2
+        err = capsys.readouterr().err
+        assert "study s was made with other settings" in err and "--study NAME" in err
+        assert err.count("\n") == 1
+    assert len(finished(load(tmp_path, "s"))) == 1  # nothing was run under other settings
+    space = tmp_path / "other.toml"
+    space.write_text(DEFAULT_SPACE.read_text().replace("dropout = [0.0, 0.05, 0.1]", "dropout = [0.0]"))
+    assert main(search_args(tmp_path, tiny_data_dir, 2, "s", "--space", str(space), *TIGHT)) == 2
+    assert "space_digest" in capsys.readouterr().err
+
+
+def test_verdicts_are_optuna_constraints_and_attributes_stay_short(tmp_path, tiny_data_dir) -> None:
+    assert main(search_args(tmp_path, tiny_data_dir, 3, "c")) == 0
+    study = load(tmp_path, "c")
+    reference, twin = study.trials[0], study.trials[1]
+    # what optuna-dashboard and Optuna's samplers read: the system attribute "constraints"
+    assert reference.system_attrs["constraints"][CONSTRAINTS.index("depthwise_separable")] > 0
+    assert all(v <= 0 for v in twin.system_attrs["constraints"])
+    feasible = optuna.study._constrained_optimization._get_feasible_trials(study.trials)
+    assert reference not in feasible and twin in feasible
+    for trial in study.trials:
+        assert all(len(json.dumps(v)) < 200 for v in trial.user_attrs.values()), trial.user_attrs
+
+
+def test_constraints_at_the_parameter_boundary() -> None:
+    limits = nas.Limits(max_params=200_000)
+    for params, feasible in ((199_999, True), (200_000, False)):
+        trial = optuna.trial.create_trial(state=TrialState.COMPLETE, value=0.5, user_attrs={
+            "n_params": params, "flops": 1, "receptive_field": 100})
+        values = trial_constraints(trial, limits)
+        assert (values[CONSTRAINTS.index("params")] <= 0) == feasible
+    reference = nas.load_config(REFERENCE)  # 197,472 parameters: the verdict agrees at its edge
+    assert nas.check(reference, nas.Limits(max_params=197_473)).broken == ["depthwise_separable"]
+    assert "params" in nas.check(reference, nas.Limits(max_params=197_472)).broken
+
+
+def test_suggest_and_design_round_trip_over_sampled_designs() -> None:
+    space = load_space(DEFAULT_SPACE)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    for _ in range(40):
+        trial = study.ask()
+        config, recipe = space.suggest(trial)
+        params = space.params_of(config, recipe["lr"], recipe["weight_decay"])
+        assert params == trial.params
+        assert space.design(params, trial.number) == config
+        study.tell(trial, 0.0)
+
+
+def test_param_count_from_the_config_equals_the_built_model() -> None:
+    space = load_space(DEFAULT_SPACE)
+    sampler = optuna.samplers.RandomSampler(seed=1)
+    study = optuna.create_study(sampler=sampler)
+    configs = [nas.load_config(REFERENCE)]
+    for _ in range(20):
+        trial = study.ask()
+        configs.append(space.suggest(trial)[0])
+        study.tell(trial, 0.0)
+    for config in configs:
+        assert nas.param_count(config) == sum(p.numel() for p in nas.build_model(config).parameters())
+
+
+def test_one_design_is_trained_once(tmp_path, tiny_data_dir) -> None:
+    space = tmp_path / "one.toml"  # every knob has one choice: every trial is the same design
+    space.write_text("\n".join([
+        'name = "one"', "channels = [[16], [24], [32], [48]]", 'conv1_kind = ["standard"]',
+        'conv2_kind = ["separable"]', "dilation = [2]", 'downsample = ["stride2"]',
+        'shortcut = ["conv1x1"]', "dropout = [0.0]", 'head = ["conv1x1"]', 'order = ["relu_bn"]',
+        "lr = [0.1, 0.1]", "weight_decay = [5e-4, 5e-4]"]))
+    assert main(search_args(tmp_path, tiny_data_dir, 3, "dup", "--space", str(space))) == 0
+    study = load(tmp_path, "dup")
+    trained = [t for t in study.trials if "train_seconds" in t.user_attrs]
+    assert len(trained) == 1 and len(finished(study)) == 3
+    assert all(t.user_attrs["duplicate_of"] == trained[0].number and t.values == trained[0].values
+               for t in study.trials if t.number != trained[0].number)
+
+
+def test_trial_design_is_rebuilt_from_the_study(tmp_path, tiny_data_dir) -> None:
+    assert main(search_args(tmp_path, tiny_data_dir, 2, "d")) == 0
+    study = load(tmp_path, "d")
+    twin = trial_design(study, study.trials[1])
+    expected = nas.load_config(REFERENCE)
+    assert nas.param_count(twin) == 198_496 and len(twin.blocks) == len(expected.blocks)
+    assert twin.blocks[1].convs[1].kind == "separable" and twin.blocks[0] == expected.blocks[0]
+
+
+def test_pareto_set() -> None:
+    def trial(number: int, acc: float, params: int):
+        t = optuna.trial.create_trial(state=TrialState.COMPLETE, value=acc, user_attrs={"n_params": params})
+        t.number = number
+        return t
+
+    trials = [trial(0, 0.80, 100), trial(1, 0.85, 200), trial(2, 0.84, 300), trial(3, 0.85, 150),
+              trial(4, 0.70, 90)]
+    assert pareto_numbers(trials) == {0, 3, 4}
+
+
+def test_space_file_ships_once() -> None:
+    assert DEFAULT_SPACE.resolve() == (ROOT / "search_spaces" / "c1c2c3c4o.toml").resolve()
