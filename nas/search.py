@@ -244,9 +244,12 @@ def run_search(*, study_name: str, storage_url: str, space: SearchSpace, setting
 
 
 def dry_run(space: SearchSpace, limits: Limits, n_trials: int, seed: int) -> dict[str, Any]:
-    """Sample `n_trials` designs with the search's own sampler (in memory), verdicts only; the
-    share of infeasible ones, the rules they break, and the feasible ones' parameters and FLOPs."""
+    """Sample `n_trials` designs with the search's own sampler (in memory), the baselines first as
+    in a real search, verdicts only; the share of infeasible ones, the rules they break, the
+    feasible ones' parameters and FLOPs, and the baselines' verdicts."""
     study = optuna.create_study(sampler=make_sampler(seed, limits))
+    for label, params in baseline_params(space, Recipe(seed=seed)):
+        study.enqueue_trial(params, user_attrs={"baseline": label})
     run = functools.partial(objective, space=space, limits=limits, recipe=Recipe(seed=seed),
                             runtime=None, datasets=None, n_trials=None, second=None)
     start = time.perf_counter()
@@ -259,8 +262,10 @@ def dry_run(space: SearchSpace, limits: Limits, n_trials: int, seed: int) -> dic
     feasible = [t.user_attrs for t in study.get_trials(states=(TrialState.COMPLETE,))]
     quartiles = {key: quantiles([a[key] for a in feasible]) for key in ("n_params", "flops")}
     infeasible = n_trials - len(feasible)
+    baselines = {t.user_attrs["baseline"]: t.user_attrs.get("broken", []) for t in study.trials
+                 if "baseline" in t.user_attrs}
     return {"trials": n_trials, "infeasible": infeasible, "infeasible_fraction": infeasible / n_trials,
-            "broken": broken, "quartiles": quartiles, "seconds": round(seconds, 1),
+            "broken": broken, "quartiles": quartiles, "baselines": baselines, "seconds": round(seconds, 1),
             "ms_per_verdict": round(1000 * seconds / n_trials, 1)}
 
 
