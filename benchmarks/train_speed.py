@@ -1,38 +1,43 @@
-"""Training throughput of `nas.train` against a seed-style baseline, in the same run.
+"""Training throughput, in one run on the same images: a seed-style baseline, `nas.train` with the
+albumentations engine, `nas.train` with the batched engine, and the pure training-step rate of the
+same design in the same layout and precision (the ceiling for a trainer).
 
 Baseline (what the course's seed code does): fp32, NCHW, batch 64, per-sample albumentations in a
-DataLoader with 2 workers, plain SGD with momentum. Ours: `Recipe()` defaults with channels_last
-opted in (batch 256, bf16 where fast, one loader worker per two cores on CPU, OneCycle SGD).
-Both run on the detected device (CUDA if visible).
-Both train the reference design for one epoch on the same real CIFAR-10 images.
-For scale it also times a large matrix product in the trainer's precision (the best rate this
-device's math reaches) and prints the training arithmetic rate as a share of it: a training step costs about three
-forward passes, 2 × 3 × the design's multiply-adds per image.
+DataLoader with 2 workers, plain SGD with momentum. `nas.train`: `Recipe()` defaults for one epoch
+(batch 256, OneCycle SGD), the runtime picked for the machine (bf16 where fast; channels_last on
+CUDA, and on CPU with --channels-last). All train the reference design on the detected device.
 
-    python benchmarks/train_speed.py [--images 10240] [--data-dir DIR]
+    python benchmarks/train_speed.py [--images 10240] [--data-dir DIR] [--channels-last]
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 import time
+from dataclasses import replace
+from pathlib import Path
 
 import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-import nas
-from nas.augment import AugmentedDataset, eval_transform, train_transform
-from nas.data import load_cifar10, resolve_data_dir
-from nas.designs import REFERENCE
-from nas.device import Runtime, sync
-from nas.recipe import Recipe
-from nas.splits import channel_stats
-from nas.train import train
+sys.path.insert(0, str(Path(__file__).parent))
+
+import nas  # noqa: E402
+from layout import images_per_s  # noqa: E402
+from nas.augment import AugmentConfig, AugmentedDataset, train_transform  # noqa: E402
+from nas.data import load_cifar10, resolve_data_dir  # noqa: E402
+from nas.designs import REFERENCE  # noqa: E402
+from nas.device import Runtime, keep_freed_memory, sync  # noqa: E402
+from nas.recipe import Recipe  # noqa: E402
+from nas.splits import Splits, make_batches  # noqa: E402
+from nas.train import train  # noqa: E402
 
 
-def baseline_images_per_s(config: nas.ArchConfig, dataset: AugmentedDataset,
-                          device: torch.device) -> float:
+def baseline_images_per_s(config: nas.ArchConfig, splits: Splits, device: torch.device) -> float:
+    mean, std = splits.stats()
+    dataset = AugmentedDataset(splits.train_images, splits.train_labels, train_transform(mean, std))
     torch.manual_seed(0)
     model = nas.build_model(config).to(device).train()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
@@ -49,48 +54,42 @@ def baseline_images_per_s(config: nas.ArchConfig, dataset: AugmentedDataset,
     return seen / (time.perf_counter() - start)
 
 
-def matmul_gflops(device: torch.device, dtype: torch.dtype, n: int = 2048, repeats: int = 10) -> float:
-    """Matrix-product rate: an upper bound for convolution arithmetic on this device."""
-    a, b = (torch.randn(n, n, device=device, dtype=dtype) for _ in range(2))
-    a @ b  # warm-up
-    sync(device)
-    start = time.perf_counter()
-    for _ in range(repeats):
-        a @ b
-    sync(device)
-    return 2 * n ** 3 * repeats / (time.perf_counter() - start) / 1e9
+def trainer_images_per_s(config: nas.ArchConfig, splits: Splits, engine: str, runtime: Runtime) -> float:
+    recipe = Recipe(epochs=1, augment=AugmentConfig(engine=engine))
+    batches = make_batches(splits, recipe.batch_size, recipe.augment, runtime)
+    torch.manual_seed(0)
+    return train(nas.build_model(config), *batches, recipe, runtime)[0].images_per_s
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--images", type=int, default=10_240)
     parser.add_argument("--data-dir", default=None)
+    parser.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None)
     args = parser.parse_args()
     data = load_cifar10(resolve_data_dir(args.data_dir))
-    images, labels = data.train_images[:args.images], data.train_labels[:args.images]
-    mean, std = channel_stats(images)
-    train_set = AugmentedDataset(images, labels, train_transform(mean, std))
-    eval_set = AugmentedDataset(data.test_images[:1024], data.test_labels[:1024],
-                                eval_transform(mean, std))
+    n = args.images
+    splits = Splits(data.train_images[:n], data.train_labels[:n], data.test_images[:1024],
+                    data.test_labels[:1024], "test", data.classes)
     config = nas.load_config(REFERENCE)
-    recipe = Recipe(epochs=1)
-    runtime = Runtime.pick(channels_last=True)  # opt-in on CPU (see Runtime.pick)
-    device, dtype = runtime.device, runtime.dtype
-    precision = "bf16" if dtype else "fp32"
-    print(f"device {device}, {torch.get_num_threads()} threads, precision {precision}, "
-          f"{runtime.workers} loader worker(s), {len(images):,} images")
-    base = baseline_images_per_s(config, train_set, device)
+    runtime = Runtime.pick(channels_last=args.channels_last)
+    keep_freed_memory()
+    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
+                if line.startswith("model name")), "unknown CPU")
+    print(f"device {runtime.device} ({cpu}, {torch.get_num_threads()} threads), precision "
+          f"{'bf16' if runtime.dtype else 'fp32'}, layout {'channels_last' if runtime.layout == torch.channels_last else 'NCHW'}, "
+          f"{runtime.workers} loader worker(s), {n:,} images, reference design")
+    rates = {"baseline (seed-style)": baseline_images_per_s(config, splits, runtime.device)}
+    rates["nas.train, albumentations"] = trainer_images_per_s(config, splits, "albumentations", runtime)
+    rates["nas.train, batched"] = trainer_images_per_s(config, splits, "batched",
+                                                       replace(runtime, workers=0))
     torch.manual_seed(0)
-    ours = train(nas.build_model(config), train_set, eval_set, recipe, runtime)[0].images_per_s
-    for name, rate in (("baseline", base), ("nas.train", ours)):
-        print(f"{name:>10}: {rate:7.0f} images/s, {50_000 / rate:6.1f} s per 50,000-image epoch")
-    print(f"speed-up: {ours / base:.2f}×")
-    flops_per_image = 2 * 3 * nas.check(config).flops  # forward + backward ≈ 3 forward passes
-    peak = matmul_gflops(device, dtype or torch.float32)
-    print(f"arithmetic: {precision} matmul peak {peak:.0f} GFLOP/s; baseline uses "
-          f"{base * flops_per_image / 1e9 / peak:.0%} of it, nas.train "
-          f"{ours * flops_per_image / 1e9 / peak:.0%}, 2.5× the baseline would need "
-          f"{2.5 * base * flops_per_image / 1e9 / peak:.0%}")
+    rates["pure training steps"] = images_per_s(nas.build_model(config), runtime.layout, 256, 16,
+                                                runtime.device)
+    base, pure = rates["baseline (seed-style)"], rates["pure training steps"]
+    print(f"{'':>26}  images/s  s per 50,000  × baseline  of pure steps")
+    for name, rate in rates.items():
+        print(f"{name:>26}  {rate:8,.0f}  {50_000 / rate:12.1f}  {rate / base:9.2f}×  {rate / pure:11.0%}")
 
 
 if __name__ == "__main__":

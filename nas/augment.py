@@ -7,6 +7,7 @@ data set's mean colour, then normalisation to zero mean and unit variance per ch
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import albumentations as A
 import cv2
@@ -24,6 +25,10 @@ Stats = tuple[float, float, float]
 class AugmentConfig:
     """Every hyperparameter of the training pipeline, in one place."""
 
+    # "batched": the whole batch at once on the training device (nas.batch_augment), 10-20× the
+    # per-image rate on the 2-core CPU (benchmarks/augment_speed.py); "albumentations": per image
+    # in DataLoader workers, the reference implementation.
+    engine: Literal["batched", "albumentations"] = "batched"
     p_flip: float = 0.5
     p_affine: float = 0.5
     shift: float = 0.0625  # fraction of the side, each axis drawn independently (±2 px)

@@ -19,7 +19,7 @@ with warnings.catch_warnings():  # fvcore's import touches the deprecated torch.
 
 from nas.config import ArchConfig
 from nas.errors import NasError
-from nas.geometry import param_count, receptive_field
+from nas.geometry import activation_count, param_count, receptive_field
 from nas.model import build_model
 
 # The reference design costs 19,984,000 multiply-adds per image. The default cap is 2× that: room
@@ -28,6 +28,7 @@ DEFAULT_MAX_FLOPS = 40_000_000
 # A design this large is never built: it could not meet any budget of this tool, and its weights
 # alone could fill the memory (a width of 100,000 asks for 360 GB).
 BUILD_LIMIT = 50_000_000
+ACTIVATION_LIMIT = 20_000_000  # per image; the reference holds 0.2 M
 
 
 @dataclass(frozen=True)
@@ -90,6 +91,9 @@ def ensure_buildable(config: ArchConfig) -> None:
     if (params := param_count(config)) > BUILD_LIMIT:
         raise NasError(f"design {config.name} has {params:,} parameters, too many to build "
                        f"(the limit for building is {BUILD_LIMIT:,}): use narrower blocks")
+    if (values := activation_count(config)) > ACTIVATION_LIMIT:
+        raise NasError(f"design {config.name} holds {values:,} activations per image, too many to "
+                       f"build (the limit is {ACTIVATION_LIMIT:,}): use narrower blocks or smaller maps")
 
 
 def check(config: ArchConfig, limits: Limits = Limits(), model: nn.Module | None = None) -> Verdict:

@@ -43,6 +43,9 @@ def add_recipe_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int)
     parser.add_argument("--p-affine", type=float, help="probability of the shift-scale-rotate per image")
     parser.add_argument("--p-cutout", type=float, help="probability of the 16×16 mean-filled cutout per image")
+    parser.add_argument("--augment", choices=["batched", "albumentations"],
+                        help="augmentation engine: whole batches on the device (default), or "
+                             "albumentations per image in loader workers (the reference)")
     runtime = parser.add_argument_group("where it runs (not part of the recipe)")
     runtime.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     runtime.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto")
@@ -94,6 +97,9 @@ def build_parser() -> argparse.ArgumentParser:
     se.add_argument("--pruner", choices=["hyperband", "median", "none"], default="hyperband")
     se.add_argument("--second-objective", choices=["params", "flops"], default=None,
                     help="multi-objective: maximise val accuracy and minimise this (no pruner)")
+    se.add_argument("--jobs", type=int, default=None,
+                    help="trials at once on this machine, as worker processes sharing the study "
+                         "(default: 1 on CPU, 4 on CUDA)")
     se.add_argument("--dry-run", action="store_true",
                     help="sample designs and judge them, no training, nothing stored")
     add_limit_args(se)
@@ -118,6 +124,20 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("action", choices=["download", "check"])
     data.add_argument("--data-dir", default=None, help=DATA_HELP)
     data.set_defaults(func=commands.data)
+
+    pr = sub.add_parser("predict", help="top classes of image files, from a finished run's model")
+    pr.add_argument("run", help="a finished run folder (it holds model.pt), or a model.pt")
+    pr.add_argument("images", nargs="+", help="PNG or JPEG files of any size (resized to 32×32)")
+    pr.add_argument("--top", type=int, default=3, help="classes shown per image (default 3)")
+    pr.set_defaults(func=commands.predict)
+
+    ex = sub.add_parser("export", help="a self-contained ONNX model of a finished run")
+    ex.add_argument("run", help="a finished run folder (it holds model.pt), or a model.pt")
+    ex.add_argument("--format", choices=["onnx"], default="onnx")
+    ex.add_argument("--input", choices=["uint8", "float"], default="uint8",
+                    help="uint8 images 0-255 (default) or float32 in [0, 1]; normalisation is inside")
+    ex.add_argument("--out", help="the file to write (default RUN/model-INPUT.onnx)")
+    ex.set_defaults(func=commands.export)
     return parser
 
 
@@ -140,7 +160,9 @@ def main(argv: list[str] | None = None) -> int:
     args.argv = sys.argv[1:] if argv is None else argv
     quiet_libraries()
     try:
-        return args.func(args)
+        code = args.func(args)
+        sys.stdout.flush()  # here, so that a reader gone early (`| head`) is handled below, not at exit
+        return code
     except NasError as err:
         print(f"nas: error: {err}", file=sys.stderr)
         return 2

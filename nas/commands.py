@@ -11,8 +11,10 @@ from typing import Any
 
 from rich.live import Live
 
-from nas.augment import AugmentConfig
-from nas.budget import Limits, check
+from nas.arguments import (check_creatable, check_run, check_storage_url, limits_from, recipe_from,
+                           runtime_from)
+from nas.budget import check
+from nas.config import ArchConfig
 from nas.data import load_cifar10, resolve_data_dir
 from nas.designs import DEFAULT_SPACE, load_config, resolve_design
 from nas.device import Runtime
@@ -23,28 +25,6 @@ from nas.views import epoch_printer, make_console, training_progress
 
 console = make_console()
 FINAL_EPOCHS = 30  # train-best's default: a final run trains longer than `nas train`'s default
-
-
-def limits_from(args: argparse.Namespace) -> Limits:
-    """The budget named on the command line; impossible values are rejected."""
-    for name in ("max_params", "max_flops", "min_rf"):
-        if getattr(args, name) < (0 if name == "min_rf" else 1):
-            raise NasError(f"--{name.replace('_', '-')} {getattr(args, name)} is impossible: "
-                           "give a positive number")
-    return Limits(args.max_params, args.max_flops, args.min_rf)
-
-
-def recipe_from(args: argparse.Namespace, **defaults: Any) -> Recipe:
-    """The recipe: the flags given, else `defaults`, else Recipe's own defaults."""
-    names = ("epochs", "batch_size", "optimizer", "lr", "weight_decay", "schedule", "warmup",
-             "label_smoothing", "seed")
-    given = {n: getattr(args, n) for n in names if getattr(args, n) is not None}
-    augment = {k: v for k, v in (("p_affine", args.p_affine), ("p_cutout", args.p_cutout)) if v is not None}
-    return Recipe(**(defaults | given), augment=AugmentConfig(**augment))
-
-
-def runtime_from(args: argparse.Namespace) -> Runtime:
-    return Runtime.pick(args.device, args.precision, args.workers, args.channels_last)
 
 
 def command_line(args: argparse.Namespace) -> str:
@@ -72,12 +52,12 @@ def show(args: argparse.Namespace) -> int:
     return 0
 
 
-def _train(args: argparse.Namespace, config, recipe: Recipe, out: Path, final: bool,
-           fraction: float) -> dict[str, Any]:
+def _train(args: argparse.Namespace, config: ArchConfig, recipe: Recipe, runtime: Runtime, out: Path,
+           final: bool, fraction: float) -> dict[str, Any]:
     """Train and test one design into `out`, with bars and a line per epoch."""
     from nas.run import train_run
 
-    runtime = runtime_from(args)
+    check_run(config, recipe, out, args.resume, fraction)
     data = load_cifar10(resolve_data_dir(args.data_dir))
     with training_progress(console) as progress:
         return train_run(config, recipe, runtime, data, out, resume=args.resume, final=final,
@@ -90,8 +70,9 @@ def train(args: argparse.Namespace) -> int:
     config = load_config(resolve_design(args.config))
     recipe = recipe_from(args)
     out = Path(args.out or Path("studies") / config.name)
+    runtime = runtime_from(args)
     try:
-        metrics = _train(args, config, recipe, out, not args.validate, args.data_fraction)
+        metrics = _train(args, config, recipe, runtime, out, not args.validate, args.data_fraction)
     except KeyboardInterrupt:
         return interrupted(args, f"every finished epoch is saved in {out}")
     console.print(f"[bold]{metrics['eval_split']} accuracy {metrics['accuracy'] * 100:.2f}%[/] after "
@@ -100,6 +81,7 @@ def train(args: argparse.Namespace) -> int:
 
 
 def search(args: argparse.Namespace) -> int:
+    from nas.jobs import default_jobs, extra_workers
     from nas.search import dry_run, run_search
     from nas.space import load_space
     from nas.views import SearchView
@@ -114,26 +96,34 @@ def search(args: argparse.Namespace) -> int:
             raise NasError(f"--{knob.replace('_', '-')}: every trial samples it from the space "
                            f"({knob} = [{low}, {high}] in {args.space or DEFAULT_SPACE}); "
                            "change that range in a copy of the space file instead")
-    if args.dry_run:
-        return print_dry_run(dry_run(space, limits, args.trials, args.seed or 0))
+    # every flag is checked, even for a dry run that uses few of them: a typo is caught now
     fidelity = Fidelity(Fidelity.epochs if args.epochs is None else args.epochs,
                         args.data_fraction, args.val_images)
     recipe = recipe_from(args)
+    runtime = runtime_from(args)
+    name, storage = args.study or space.name, args.storage or DEFAULT_STORAGE
+    check_storage_url(storage)
+    if args.dry_run:
+        return print_dry_run(dry_run(space, limits, args.trials, args.seed or 0))
+    jobs = default_jobs(runtime.device) if args.jobs is None else args.jobs
+    if jobs < 1:
+        raise NasError(f"--jobs {jobs}: give 1 or more trials at once")
     fixed = {k: v for k, v in recipe.to_dict().items() if k not in (*space.SAMPLED_RECIPE, "epochs")}
     settings = StudySettings(space.to_dict(), limits, fidelity, fixed, args.second_objective)
-    name, storage = args.study or space.name, args.storage or DEFAULT_STORAGE
-    runtime = runtime_from(args)
     data = load_cifar10(resolve_data_dir(args.data_dir))
     progress = training_progress(console)
     view = SearchView(console, progress, args.trials)
     try:
-        with Live(view, console=console, refresh_per_second=4, transient=False):
+        with extra_workers(args.argv, jobs - 1) as problems, \
+                Live(view, console=console, refresh_per_second=4, transient=False):
             study, failures = run_search(
                 study_name=name, storage_url=storage, space=space, settings=settings,
                 recipe=recipe, runtime=runtime, n_trials=args.trials, pruner_name=args.pruner,
                 data=data, events=view, progress=progress)
     except KeyboardInterrupt:
         return interrupted(args, f"the running trial is marked failed, every finished trial is kept in {storage}")
+    for line in problems:
+        print(f"nas: {line}", file=sys.stderr)
     from nas.study import finished, trial_counts
     from nas.views import counts_line
 
@@ -157,25 +147,37 @@ def print_dry_run(stats: dict[str, Any]) -> int:
         if q := stats["quartiles"][key]:
             console.print(f"feasible designs' {label}: min, quartiles, max = "
                           + ", ".join(f"{v:,}" for v in q))
+    for label, broken in stats["baselines"].items():
+        console.print(f"baseline {label}: " + (f"breaks {', '.join(broken)}" if broken else "feasible"))
     return 0
 
 
 def train_best(args: argparse.Namespace) -> int:
-    from nas.study import best_trial, load_existing, record_test_result, trial_design
+    from nas.run import check_run_folder
+    from nas.study import (best_trial, load_existing, record_test_result, recorded_test_results,
+                           trial_design)
 
+    # the checks that need no study first, so that a bad flag is named whatever the storage holds
+    recipe = recipe_from(args, epochs=FINAL_EPOCHS)
+    runtime = runtime_from(args)
+    out = Path(args.out or Path("studies") / args.study / "best")
+    check_run_folder(out, recipe, args.resume)
+    check_creatable(out, "--out", out)
     storage = args.storage or DEFAULT_STORAGE
     study = load_existing(args.study, storage)
     trial = best_trial(study, args.trial)
     config = trial_design(study, trial)
-    recipe = recipe_from(args, epochs=FINAL_EPOCHS)
-    out = Path(args.out or Path("studies") / args.study / "best")
+    if any(run["out"] == str(out) for run in recorded_test_results(study).get(trial.number, [])):
+        # recorded after the training: refused now, not after hours of it
+        raise NasError(f"trial {trial.number} already has a test result from {out}: "
+                       "choose another --out")
     console.print(f"re-training trial {trial.number} of study {args.study} (val acc "
                   f"{trial.values[0]:.4f}, {trial.user_attrs['n_params']:,} params) on all 50,000 "
                   f"training images for {recipe.epochs} epochs with lr {recipe.lr:g}, weight decay "
                   f"{recipe.weight_decay:g} (the recipe's, not the trial's short-run ones); "
                   f"saving in {out}")
     try:
-        metrics = _train(args, config, recipe, out, final=True, fraction=1.0)
+        metrics = _train(args, config, recipe, runtime, out, final=True, fraction=1.0)
     except KeyboardInterrupt:
         return interrupted(args, f"every finished epoch is saved in {out}")
     record_test_result(study, trial, {"accuracy": metrics["accuracy"], "epochs": metrics["epochs"],
@@ -187,16 +189,19 @@ def train_best(args: argparse.Namespace) -> int:
 
 def report(args: argparse.Namespace) -> int:
     from nas.report import rich_table, write_markdown
-    from nas.study import load_existing
+    from nas.study import load_existing, settings_of
 
     storage = args.storage or DEFAULT_STORAGE
     markdown = Path(args.markdown) if args.markdown else None
     if markdown is not None and markdown.is_dir():
         raise NasError(f"--markdown {markdown} is a folder: give a file name, e.g. {markdown / 'REPORT.md'}")
+    if markdown is not None:  # before the storage is opened: a bad path is named first
+        check_creatable(markdown.parent, "--markdown", markdown)
     study = load_existing(args.study, storage)
     if not study.trials:
         console.print(f"study {args.study} has no trials yet: run nas search --study {args.study}")
         return 0
+    settings_of(study)  # the table reads what nas search stores on each trial: refuse other studies
     console.print(rich_table(study))
     if markdown is not None:
         files = write_markdown(study, markdown, storage)
@@ -215,3 +220,17 @@ def data(args: argparse.Namespace) -> int:
     console.print(f"CIFAR-10 in {folder}: {len(cifar.train_labels):,} training and "
                   f"{len(cifar.test_labels):,} test images, md5s match the official release")
     return 0
+
+
+def predict(args: argparse.Namespace) -> int:
+    from nas.use import predict as run
+
+    if args.top < 1:
+        raise NasError(f"--top {args.top}: give 1 or more classes per image")
+    return run(args, console)
+
+
+def export(args: argparse.Namespace) -> int:
+    from nas.use import export as run
+
+    return run(args, console)

@@ -8,6 +8,7 @@ Reading and writing files is `nas.designs`; `nas.model.build_model` turns a conf
 from __future__ import annotations
 
 import dataclasses
+import json
 import types
 import typing
 from dataclasses import dataclass, field
@@ -70,13 +71,17 @@ class ArchConfig:
     input_size: int = 32
 
     def to_dict(self) -> dict[str, Any]:
-        """A plain dict (every field explicit) that `config_from_dict` turns back into `self`."""
-        return dataclasses.asdict(self)
+        """Plain JSON data (every field explicit, tuples as lists) that `config_from_dict` turns
+        back into `self`."""
+        return json.loads(json.dumps(dataclasses.asdict(self)))
 
 
 # --- parsing: a plain dict (from TOML or JSON) into the frozen dataclasses, with clear errors ---
 
 _POSITIVE = {"channels", "dilation", "stride", "in_channels", "num_classes", "input_size"}
+# The budget check runs one image of this size through the model, and no parameter count bounds
+# it: a side of 100,000 would ask for 120 GB. CIFAR-10's images are 32×32.
+MAX_INPUT_SIZE = 256
 
 
 def _parse_value(hint: Any, value: Any, key: str, source: str) -> Any:
@@ -129,6 +134,12 @@ def parse_dataclass(cls: type, data: Any, key: str, source: str) -> Any:
         value = _parse_value(hints[name], data[name], prefix + name, source)
         if name in _POSITIVE and isinstance(value, int) and value < 1:
             raise ConfigError(source, prefix + name, f"must be a positive integer, got {value}")
+        if name == "input_size" and value > MAX_INPUT_SIZE:
+            raise ConfigError(source, prefix + name, f"must be at most {MAX_INPUT_SIZE} "
+                              f"(CIFAR-10's images are 32×32), got {value}")
+        if name == "name" and (value.strip() in ("", ".", "..") or "/" in value or "\\" in value):
+            # it names folders: studies/<design name> for a run, the study for a space
+            raise ConfigError(source, prefix + name, f"must be a plain name for a folder, got {value!r}")
         if name == "padding" and value is not None and value < 0:
             raise ConfigError(source, prefix + name, f"must be >= 0, got {value}")
         if name == "dropout" and isinstance(value, float) and not 0.0 <= value < 1.0:

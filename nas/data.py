@@ -142,15 +142,19 @@ def _read_records(data_dir: str | Path) -> tuple[Path, Path, dict[str, np.ndarra
 
 def _read_classes(folder: Path) -> tuple[str, ...]:
     txt, meta = folder / "batches.meta.txt", folder / "batches.meta"
-    if txt.is_file():
-        names = tuple(line.strip() for line in txt.read_text().splitlines() if line.strip())
-    elif meta.is_file():
-        with open(meta, "rb") as f:
-            names = tuple(n.decode() for n in pickle.load(f, encoding="bytes")[b"label_names"])
-    else:
-        return CLASSES  # the meta file only names the classes; its absence loses nothing
+    path = txt if txt.is_file() else meta
+    try:
+        if txt.is_file():
+            names = tuple(line.strip() for line in txt.read_text().splitlines() if line.strip())
+        elif meta.is_file():
+            with open(meta, "rb") as f:
+                names = tuple(n.decode() for n in pickle.load(f, encoding="bytes")[b"label_names"])
+        else:
+            return CLASSES  # the meta file only names the classes; its absence loses nothing
+    except Exception as err:  # not text, a truncated pickle, no label_names: anything
+        raise NasError(f"{path} is corrupt ({one_line(err)}); {fetch_hint(folder.parent)}") from None
     if len(names) != len(CLASSES):
-        raise NasError(f"{txt if txt.is_file() else meta}: {len(names)} class names, expected {len(CLASSES)}")
+        raise NasError(f"{path}: {len(names)} class names, expected {len(CLASSES)}")
     return names
 
 

@@ -41,7 +41,9 @@ def read_table(path: str | Path, what: str = "config") -> dict[str, Any]:
         raise ConfigError(str(path), "<file>", f"not valid {path.suffix[1:].upper()}: {err}") from None
     except (OSError, UnicodeDecodeError) as err:
         raise ConfigError(str(path), "<file>", f"cannot be read: {err}") from None
-    if not isinstance(data, dict) or not data:
+    if not isinstance(data, dict):  # JSON allows a list or a bare value at the top
+        raise ConfigError(str(path), "<file>", f"holds a {type(data).__name__}; a {what} is a table of keys")
+    if not data:
         raise ConfigError(str(path), "<file>", f"is empty; a {what} is a table of keys")
     return data
 

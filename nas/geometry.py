@@ -92,6 +92,11 @@ def layer_params(layer: Layer) -> int:
     return weights + (0 if layer.kind == "identity" else 2 * cout)
 
 
+def activation_count(config: ArchConfig) -> int:
+    """Output elements of every conv unit and shortcut for one image: what a forward pass holds."""
+    return sum(layer.size * layer.size * layer.out_channels for layer in trace(config))
+
+
 def param_count(config: ArchConfig) -> int:
     """The parameters of the built model, counted from the config alone (nothing is allocated)."""
     head_in = config.blocks[-1].channels

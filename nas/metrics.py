@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader
 
 from nas.device import autocast
 
@@ -40,19 +40,17 @@ class Evaluation:
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, loader: DataLoader, device: torch.device, dtype: torch.dtype | None,
-             num_classes: int = 10, flip_tta: bool = False,
-             layout: torch.memory_format = torch.contiguous_format) -> Evaluation:
-    """Mean cross-entropy, accuracy and confusion matrix of `model` over `loader`.
+def evaluate(model: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
+             device: torch.device, dtype: torch.dtype | None, num_classes: int = 10,
+             flip_tta: bool = False) -> Evaluation:
+    """Mean cross-entropy, accuracy and confusion matrix of `model` over `batches` (on `device`).
     flip_tta: also the accuracy when the logits of each image and its mirror image are averaged
     (test-time augmentation), in the same pass."""
     model.eval()
     confusion = torch.zeros(num_classes, num_classes, dtype=torch.int64, device=device)
     loss_sum, count = torch.zeros((), device=device), 0
     flip_correct = torch.zeros((), device=device, dtype=torch.int64)
-    for images, labels in loader:
-        images = images.to(device, non_blocking=True, memory_format=layout)
-        labels = labels.to(device, non_blocking=True)
+    for images, labels in batches:
         with autocast(device, dtype):
             logits = model(images)
             if flip_tta:

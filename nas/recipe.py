@@ -7,6 +7,7 @@ apart so that a run resumed on another machine still counts as the same run.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -40,13 +41,16 @@ class Recipe:
         for name, value in OPTIMIZER_DEFAULTS[self.optimizer].items():
             if getattr(self, name) is None:
                 object.__setattr__(self, name, value)
+        # argparse reads "inf" as a float: an infinite lr or decay would pass a sign test
         checks = {"epochs": self.epochs >= 1, "batch_size": self.batch_size >= 1,
-                  "lr": self.lr > 0, "weight_decay": self.weight_decay >= 0,
+                  "lr": 0 < self.lr < math.inf, "weight_decay": 0 <= self.weight_decay < math.inf,
                   "momentum": 0 <= self.momentum < 1, "warmup": 0 < self.warmup < 1,
-                  "label_smoothing": 0 <= self.label_smoothing < 1}
+                  "label_smoothing": 0 <= self.label_smoothing < 1,
+                  "seed": 0 <= self.seed < 2**32}  # numpy's generators take no negative seed
         rules = {"epochs": "a positive whole number", "batch_size": "a positive whole number",
-                 "lr": "positive", "weight_decay": "zero or positive", "momentum": "in [0, 1)",
-                 "warmup": "in (0, 1)", "label_smoothing": "in [0, 1)"}
+                 "lr": "positive and finite", "weight_decay": "zero or positive, and finite",
+                 "momentum": "in [0, 1)", "warmup": "in (0, 1)", "label_smoothing": "in [0, 1)",
+                 "seed": f"a whole number from 0 to {2**32 - 1}"}
         for name, ok in checks.items():
             if not ok:
                 raise NasError(f"--{name.replace('_', '-')} {getattr(self, name)}: must be {rules[name]}")

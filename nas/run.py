@@ -1,8 +1,9 @@
 """One full training run of one design: splits, datasets, train, final evaluation, files.
 
 `nas train` and `nas train-best` both call `train_run`. A run folder holds:
-config.toml/.json, recipe.json, log.jsonl (one line per epoch), checkpoint.pt, metrics.json
-(final accuracy, per-class report, confusion matrix, wall time, machine, command) and summary.md.
+config.toml/.json, recipe.json, log.jsonl (one line per epoch), checkpoint.pt, model.pt (the
+final model with its normalisation, for `nas predict` and `nas export`), metrics.json (final
+accuracy, per-class report, confusion matrix, wall time, machine, command) and summary.md.
 Everything that can be wrong with the input is checked before the first file is written.
 """
 
@@ -22,17 +23,18 @@ from nas.data import Cifar10
 from nas.designs import save_config
 from nas.device import Runtime
 from nas.errors import NasError
+from nas.export import save_model
 from nas.metrics import evaluate
 from nas.model import build_model
 from nas.recipe import Recipe
-from nas.splits import make_datasets, make_splits
+from nas.splits import make_batches, make_splits
 from nas.summary import markdown_table
-from nas.train import EpochLog, check_trainable, make_loader, train
+from nas.train import EpochLog, check_trainable, train
 
-def check_run_folder(out: Path, recipe: Recipe, resume: bool) -> int:
+def check_run_folder(out: Path, recipe: Recipe, resume: bool, config: ArchConfig | None = None) -> int:
     """The epochs already done in `out` (0 for a new run); NasError when `out` cannot take this
-    run: it holds another run (without --resume), nothing (with --resume), another recipe, or
-    cannot be written."""
+    run: it holds another run (without --resume), nothing (with --resume), another recipe or
+    design, or unreadable files."""
     checkpoint = out / "checkpoint.pt"
     if out.exists() and not out.is_dir():
         raise NasError(f"--out {out} is a file, not a folder: choose another --out")
@@ -47,11 +49,27 @@ def check_run_folder(out: Path, recipe: Recipe, resume: bool) -> int:
     if not checkpoint.exists():
         raise NasError(f"nothing to resume in {out}: no checkpoint.pt there; "
                        "run without --resume to start")
-    saved = json.loads((out / "recipe.json").read_text())
+    saved = read_json(out / "recipe.json")
     if saved != recipe.to_dict():
         raise NasError(f"{out} was trained with another recipe ({dict_diff(saved, recipe.to_dict())}); "
                        "rerun with its options, or choose another --out")
-    return int(torch.load(checkpoint, map_location="cpu", weights_only=False)["epoch"])
+    if config is not None and read_json(out / "config.json") != config.to_dict():
+        raise NasError(f"{out} holds a run of another design than {config.name}: resume it with "
+                       f"its own config ({out / 'config.toml'}), or choose another --out")
+    try:
+        return int(torch.load(checkpoint, map_location="cpu", weights_only=False)["epoch"])
+    except Exception as err:  # a truncated or foreign file raises anything from EOFError to KeyError
+        raise NasError(f"{checkpoint} cannot be read ({type(err).__name__}): it is not a checkpoint "
+                       "of nas; start a new run with another --out") from None
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    """A run folder's JSON file, or NasError naming it."""
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        raise NasError(f"cannot read {path} ({type(err).__name__}), which a run to resume needs: "
+                       "start a new run with another --out") from None
 
 
 def writable_folder(out: Path) -> None:
@@ -72,11 +90,11 @@ def train_run(config: ArchConfig, recipe: Recipe, runtime: Runtime, data: Cifar1
     """Train `config` from scratch (or resume it) and write the run folder; returns metrics.
     `on_resume(epoch)` hears from which finished epoch a resumed run continues."""
     out = Path(out)
-    done = check_run_folder(out, recipe, resume)
+    done = check_run_folder(out, recipe, resume, config)
     ensure_buildable(config)
     splits = make_splits(data, final, fraction, recipe.seed)
     check_trainable(recipe, len(splits.train_labels))
-    train_set, eval_set = make_datasets(splits, recipe.augment)
+    train_batches, eval_batches = make_batches(splits, recipe.batch_size, recipe.augment, runtime)
     torch.manual_seed(recipe.seed)  # the initial weights
     model = build_model(config)
     if resume and on_resume:
@@ -86,11 +104,11 @@ def train_run(config: ArchConfig, recipe: Recipe, runtime: Runtime, data: Cifar1
         save_config(config, out / "config.toml")
         save_config(config, out / "config.json")
         (out / "recipe.json").write_text(json.dumps(recipe.to_dict(), indent=2) + "\n")
-    history = train(model, train_set, eval_set, recipe, runtime, run_dir=out, resume=resume,
+    history = train(model, train_batches, eval_batches, recipe, runtime, run_dir=out, resume=resume,
                     progress=progress, on_epoch=on_epoch)
+    save_model(out / "model.pt", config, model, *splits.stats(), splits.classes)
     start = time.perf_counter()
-    result = evaluate(model, make_loader(eval_set, 1024, False, runtime.device, 0), runtime.device,
-                      runtime.dtype, flip_tta=True, layout=runtime.layout)
+    result = evaluate(model, eval_batches, runtime.device, runtime.dtype, flip_tta=True)
     metrics = {
         "command": command, "design": config.name, "eval_split": splits.eval_name,
         "train_images": len(splits.train_labels), "eval_images": len(splits.eval_labels),

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import functools
 import os
+import socket
 import statistics
 import time
 from dataclasses import replace
@@ -36,7 +37,7 @@ from nas.errors import NasError
 from nas.model import build_model
 from nas.recipe import Recipe
 from nas.space import SearchSpace
-from nas.splits import make_datasets, make_splits
+from nas.splits import make_batches, make_splits
 from nas.study import (StudySettings, check_settings, fail_stale_trials, finished, open_storage,
                        trial_constraints)
 from nas.train import EpochLog, check_trainable, train
@@ -107,14 +108,15 @@ def earlier_twin(trial: optuna.Trial) -> FrozenTrial | None:
 
 
 def objective(trial: optuna.Trial, *, space: SearchSpace, limits: Limits, recipe: Recipe,
-              runtime: Runtime | None, datasets: tuple | None, n_trials: int | None,
+              runtime: Runtime | None, batches: tuple | None, n_trials: int | None,
               second: str | None, progress: Progress | None = None) -> float | tuple[float, float]:
-    """Sample, judge, then (if feasible and `datasets` given) train and return val accuracy
+    """Sample, judge, then (if feasible and `batches` given) train and return val accuracy
     (and, with `second`, the parameters or FLOPs to minimise)."""
     if n_trials is not None:
         claim_slot(trial, n_trials)
+        trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")  # who ran it
     config, overrides, verdict = judge(trial, space, limits)
-    if datasets is None:  # dry run: verdicts only
+    if batches is None:  # dry run: verdicts only
         return 0.0 if second is None else (0.0, float(verdict.params))
     multi = second is not None
     if (twin := earlier_twin(trial)) is not None:  # never train one design twice
@@ -135,7 +137,7 @@ def objective(trial: optuna.Trial, *, space: SearchSpace, limits: Limits, recipe
 
     try:
         torch.manual_seed(recipe.seed)  # the same initial weights' seed for every trial: a fair race
-        history = train(build_model(config), *datasets, trial_recipe, runtime, on_epoch=report,
+        history = train(build_model(config), *batches, trial_recipe, runtime, on_epoch=report,
                         progress=progress)
     except optuna.TrialPruned:
         raise
@@ -224,7 +226,8 @@ def run_search(*, study_name: str, storage_url: str, space: SearchSpace, setting
     if finished(study) >= n_trials:
         return study, failures
     run = functools.partial(objective, space=space, limits=limits, recipe=trial_recipe,
-                            runtime=runtime, datasets=make_datasets(splits, recipe.augment),
+                            runtime=runtime,
+                            batches=make_batches(splits, recipe.batch_size, recipe.augment, runtime),
                             n_trials=n_trials, second=second, progress=progress)
 
     def started(trial: optuna.Trial):
@@ -251,7 +254,7 @@ def dry_run(space: SearchSpace, limits: Limits, n_trials: int, seed: int) -> dic
     for label, params in baseline_params(space, Recipe(seed=seed)):
         study.enqueue_trial(params, user_attrs={"baseline": label})
     run = functools.partial(objective, space=space, limits=limits, recipe=Recipe(seed=seed),
-                            runtime=None, datasets=None, n_trials=None, second=None)
+                            runtime=None, batches=None, n_trials=None, second=None)
     start = time.perf_counter()
     study.optimize(run, n_trials=n_trials, catch=(Exception,))
     seconds = time.perf_counter() - start

@@ -12,7 +12,9 @@ one value per rule in `CONSTRAINTS` order, <= 0 when the rule holds.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import sqlite3
 import time
 from dataclasses import asdict, dataclass, field
 from importlib.metadata import PackageNotFoundError, version
@@ -108,7 +110,7 @@ def open_storage(url: str, *, create: bool) -> RDBStorage:
     Without `create`, a SQLite file that does not exist is an error, not a new empty database."""
     if url.startswith("sqlite:///"):
         path = Path(url.removeprefix("sqlite:///"))
-        if not create and not path.is_file():
+        if not create and not holds_studies(path):
             raise NasError(f"no study storage at {path}: run nas search first, or pass the "
                            "--storage of an existing study")
         if create:
@@ -128,6 +130,18 @@ def open_storage(url: str, *, create: bool) -> RDBStorage:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise NasError(f"cannot open storage {url}: {first}; check the URL and that the "
                        "server is running") from None
+
+
+def holds_studies(path: Path) -> bool:
+    """Whether a SQLite file holds Optuna's tables (looked at read-only: reading never creates)."""
+    if not path.is_file():
+        return False
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
+            return db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'studies'"
+                              ).fetchone() is not None
+    except sqlite3.DatabaseError:  # not a SQLite file at all
+        return False
 
 
 def _rdb_storage(url: str, heartbeat_s: int, grace_s: int) -> RDBStorage:

@@ -18,13 +18,13 @@ from pathlib import Path
 import torch
 from rich.progress import Progress
 from torch import nn
-from torch.utils.data import DataLoader
 
 from nas.config import dict_diff
 from nas.device import Runtime, autocast, keep_freed_memory
 from nas.errors import NasError
 from nas.metrics import evaluate
 from nas.recipe import Recipe
+from nas.splits import Batches
 
 ONECYCLE_MIN_STEPS = 8  # fewer steps than this and OneCycle's phases are empty
 
@@ -45,13 +45,6 @@ class EpochLog:
 
 class NonFiniteLoss(NasError):
     """The training loss became NaN or infinite."""
-
-
-def make_loader(dataset, batch_size: int, shuffle: bool, device: torch.device, workers: int,
-                generator: torch.Generator | None = None) -> DataLoader:
-    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, drop_last=shuffle,
-                      num_workers=workers, generator=generator,
-                      pin_memory=device.type == "cuda", persistent_workers=False)
 
 
 def make_optimizer(model: nn.Module, recipe: Recipe) -> torch.optim.Optimizer:
@@ -82,11 +75,12 @@ def make_schedule(optimizer: torch.optim.Optimizer, recipe: Recipe, steps_per_ep
     return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total)
 
 
-def train(model: nn.Module, train_set, eval_set, recipe: Recipe, runtime: Runtime, *,
+def train(model: nn.Module, train_batches: Batches, eval_batches: Batches, recipe: Recipe,
+          runtime: Runtime, *,
           run_dir: Path | None = None, resume: bool = False,
           on_epoch: Callable[[EpochLog], None] | None = None,
           progress: Progress | None = None) -> list[EpochLog]:
-    """Train `model` on `train_set`, evaluating on `eval_set` after every epoch.
+    """Train `model` on `train_batches`, evaluating on `eval_batches` after every epoch.
 
     With `run_dir`, each epoch writes `checkpoint.pt` (model, optimizer, scheduler, epoch, history)
     and `log.jsonl`; `resume=True` continues from that checkpoint and ends with the same weights
@@ -95,14 +89,11 @@ def train(model: nn.Module, train_set, eval_set, recipe: Recipe, runtime: Runtim
     `on_epoch` may raise (the search raises optuna.TrialPruned) to stop early.
     """
     keep_freed_memory()
-    check_trainable(recipe, len(train_set))
-    device, dtype, workers, layout = runtime.device, runtime.dtype, runtime.workers, runtime.layout
-    model.to(device, memory_format=layout)
-    generator = torch.Generator()
-    train_loader = make_loader(train_set, recipe.batch_size, True, device, workers, generator)
-    eval_loader = make_loader(eval_set, 1024, False, device, workers)
+    check_trainable(recipe, len(train_batches) * recipe.batch_size)
+    device, dtype = runtime.device, runtime.dtype
+    model.to(device, memory_format=runtime.layout)
     optimizer = make_optimizer(model, recipe)
-    schedule = make_schedule(optimizer, recipe, len(train_loader))
+    schedule = make_schedule(optimizer, recipe, len(train_batches))
     criterion = nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing)
     history: list[EpochLog] = []
     checkpoint = run_dir / "checkpoint.pt" if run_dir else None
@@ -125,17 +116,15 @@ def train(model: nn.Module, train_set, eval_set, recipe: Recipe, runtime: Runtim
         for epoch in range(len(history) + 1, recipe.epochs + 1):
             epoch_seed = recipe.seed * 100_003 + epoch
             torch.manual_seed(epoch_seed)  # dropout
-            generator.manual_seed(epoch_seed)  # shuffling, and the workers' augmentation seeds
-            if workers == 0:
-                train_set.transform.set_random_seed(epoch_seed)
-            task = progress.add_task(f"epoch {epoch}/{recipe.epochs}", total=len(train_loader),
+            train_batches.seed(epoch_seed)  # shuffling and augmentation
+            task = progress.add_task(f"epoch {epoch}/{recipe.epochs}", total=len(train_batches),
                                      stats="") if progress else None
             start = time.perf_counter()
             train_loss, train_acc, seen = train_epoch(
-                model, train_loader, optimizer, schedule, criterion, device, dtype, layout, epoch,
+                model, train_batches, optimizer, schedule, criterion, device, dtype, epoch,
                 progress, task)
             train_seconds = time.perf_counter() - start
-            result = evaluate(model, eval_loader, device, dtype, layout=layout)
+            result = evaluate(model, eval_batches, device, dtype)
             log = EpochLog(epoch, train_loss, train_acc, result.loss,
                            result.accuracy, optimizer.param_groups[0]["lr"],
                            time.perf_counter() - start, seen / train_seconds)
@@ -158,17 +147,15 @@ def train(model: nn.Module, train_set, eval_set, recipe: Recipe, runtime: Runtim
     return history
 
 
-def train_epoch(model: nn.Module, loader: DataLoader, optimizer, schedule, criterion,
-                device: torch.device, dtype: torch.dtype | None, layout: torch.memory_format,
-                epoch: int, progress: Progress | None, task) -> tuple[float, float, int]:
-    """One pass over `loader`: (mean loss, accuracy, images seen)."""
+def train_epoch(model: nn.Module, batches: Batches, optimizer, schedule, criterion,
+                device: torch.device, dtype: torch.dtype | None, epoch: int,
+                progress: Progress | None, task) -> tuple[float, float, int]:
+    """One pass over `batches` (already on the device): (mean loss, accuracy, images seen)."""
     model.train()
     start, seen = time.perf_counter(), 0
     loss_sum = torch.zeros((), device=device)
     correct = torch.zeros((), device=device, dtype=torch.int64)
-    for step, (images, labels) in enumerate(loader, 1):
-        images = images.to(device, non_blocking=True, memory_format=layout)
-        labels = labels.to(device, non_blocking=True)
+    for step, (images, labels) in enumerate(batches, 1):
         with autocast(device, dtype):
             logits = model(images)
             loss = criterion(logits.float(), labels)
@@ -179,7 +166,7 @@ def train_epoch(model: nn.Module, loader: DataLoader, optimizer, schedule, crite
         loss_sum += loss.detach() * len(labels)
         correct += (logits.argmax(1) == labels).sum()
         seen += len(labels)
-        if step % 20 == 0 or step == len(loader):
+        if step % 20 == 0 or step == len(batches):
             mean_loss = loss_sum.item() / seen  # syncs the GPU: only every 20 steps
             if not math.isfinite(mean_loss):
                 raise NonFiniteLoss(f"training loss became {mean_loss} in epoch {epoch} "

@@ -16,7 +16,7 @@ import nas
 
 from nas.cli import main
 from tests.conftest import ROOT
-from tests.test_search import FAST, search_args
+from tests.test_search import search_args
 
 TRAIN = ["--batch-size", "32", "--workers", "0"]
 
@@ -58,6 +58,31 @@ def test_train_best_then_report(study, tiny_data_dir, tmp_path, capsys) -> None:
     for png in doc.parent.glob("*.png"):
         assert png.read_bytes()[:4] == b"\x89PNG"
     assert len(list(doc.parent.glob("*.png"))) == 4
+    reproduce = next(line for line in text.splitlines() if line.startswith("Reproduce"))
+    for flag in ("--trials 5", f"--storage sqlite:///{study}/nas.db", "--epochs 2",
+                 "--data-fraction 0.25", "--val-images 200", "--batch-size 32"):
+        assert flag in reproduce, flag
+
+
+def test_predict_and_export_a_finished_run(study, tiny_data_dir, tmp_path, capsys) -> None:
+    from PIL import Image
+
+    out = tmp_path / "run"
+    assert main(["train", "reference", "--epochs", "1", "--out", str(out), "--data-dir",
+                 str(tiny_data_dir), *TRAIN]) == 0
+    assert (out / "model.pt").is_file()
+    png, jpeg = tmp_path / "a.png", tmp_path / "b.jpg"
+    Image.new("RGB", (32, 32), (250, 10, 10)).save(png)
+    Image.new("RGB", (64, 48), (10, 10, 250)).save(jpeg)
+    capsys.readouterr()
+    assert main(["predict", str(out), str(png), str(jpeg), "--top", "2"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 2 and lines[0].startswith(f"{png}: ") and lines[0].count("%") == 2
+    assert main(["predict", str(out), str(tmp_path / "missing.png")]) == 2
+    assert capsys.readouterr().err.count("\n") == 1
+    pytest.importorskip("onnxruntime")
+    assert main(["export", str(out), "--out", str(tmp_path / "m.onnx")]) == 0
+    assert (tmp_path / "m.onnx").stat().st_size > 100_000
 
 
 def test_train_best_resumes_after_kill(study, tiny_data_dir, tmp_path) -> None:
@@ -74,7 +99,9 @@ def test_train_best_resumes_after_kill(study, tiny_data_dir, tmp_path) -> None:
     assert 1 <= done < 6
     again = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=400)
     assert again.returncode == 2 and "already holds a run" in again.stderr  # nothing overwritten
-    subprocess.run(cmd + ["--resume"], cwd=ROOT, check=True, capture_output=True, timeout=400)
+    resumed = subprocess.run(cmd + ["--resume"], cwd=ROOT, check=True, capture_output=True,
+                             text=True, timeout=400)
+    assert f"resuming from epoch {done}" in resumed.stdout
     log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in log] == [1, 2, 3, 4, 5, 6]
 

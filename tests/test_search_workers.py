@@ -1,4 +1,5 @@
-"""Two `nas search` workers on one PostgreSQL study (a real server: .ci/start-postgres)."""
+"""Several `nas search` workers on one study: two processes on PostgreSQL (a real server:
+.ci/start-postgres), and `--jobs 2` on SQLite."""
 
 from __future__ import annotations
 
@@ -36,5 +37,22 @@ def test_two_workers_share_one_study(tiny_data_dir) -> None:
     trained = [t for t in done if "train_seconds" in t.user_attrs]
     designs = [tuple(sorted(t.params.items())) for t in trained]
     assert len(set(designs)) == len(designs), "a design was trained twice"
-    # both workers really worked on the study
-    assert all("trials" in out or "study" in out for out in outputs)
+    assert len({t.user_attrs["worker"] for t in trained}) == 2  # both workers trained trials
+
+
+def test_jobs_2_on_sqlite_gives_exactly_the_trials(tmp_path, tiny_data_dir) -> None:
+    storage = f"sqlite:///{tmp_path}/nas.db"
+    cmd = [sys.executable, "-m", "nas", "search", "--trials", "8", "--study", "jobs", "--jobs", "2",
+           "--storage", storage, "--data-dir", str(tiny_data_dir), *FAST]
+    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    study = optuna.load_study(study_name="jobs", storage=storage)
+    finished = study.get_trials(states=(TrialState.COMPLETE, TrialState.PRUNED))
+    assert len(finished) == 8
+    assert [t.user_attrs.get("baseline") for t in study.trials].count("reference") == 1
+    assert all(t.user_attrs["fail_reason"].startswith("surplus")
+               for t in study.get_trials(states=(TrialState.FAIL,)))
+    trained = [t for t in finished if "train_seconds" in t.user_attrs]
+    designs = [tuple(sorted(t.params.items())) for t in trained]
+    assert len(set(designs)) == len(designs), "a design was trained twice"
+    assert len({t.user_attrs["worker"] for t in finished}) == 2  # two processes shared it

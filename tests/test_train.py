@@ -10,13 +10,13 @@ import pytest
 import torch
 
 import nas
-from nas.augment import AugmentConfig, AugmentedDataset, eval_transform, train_transform
+from nas.augment import AugmentConfig
 from nas.cli import main
 from nas.device import Runtime, autocast, autocast_dtype, pick_device
 from nas.errors import NasError
 from nas.metrics import Evaluation
 from nas.recipe import Recipe
-from nas.splits import Splits, make_datasets
+from nas.splits import Splits, make_batches
 from nas.train import NonFiniteLoss, train
 from tests.conftest import REAL_DATA, REFERENCE
 
@@ -24,13 +24,17 @@ MEAN, STD = (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)
 CPU = Runtime.pick("cpu", workers=0)
 
 
-def synthetic_sets(n: int = 192, seed: int = 0):
+def synthetic_splits(n: int = 192, seed: int = 0) -> Splits:
     rng = np.random.default_rng(seed)
     labels = rng.integers(0, 10, n)
     images = rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8)
     images[..., 0] = (labels * 25)[:, None, None]  # learnable: the red channel encodes the class
-    return (AugmentedDataset(images, labels, train_transform(MEAN, STD)),
-            AugmentedDataset(images[:64], labels[:64], eval_transform(MEAN, STD)))
+    return Splits(images, labels, images[:64], labels[:64], "val", tuple("abcdefghij"))
+
+
+def synthetic_sets(n: int = 192, seed: int = 0, batch_size: int = 32, runtime: Runtime | None = None,
+                   engine: str = "batched"):
+    return make_batches(synthetic_splits(n, seed), batch_size, AugmentConfig(engine=engine), runtime or CPU)
 
 
 def small_model() -> torch.nn.Module:
@@ -38,11 +42,11 @@ def small_model() -> torch.nn.Module:
     return nas.build_model(nas.load_config(REFERENCE))
 
 
-@pytest.mark.parametrize("workers", [0, 1])
-def test_resume_after_interruption_gives_identical_weights(tmp_path, workers) -> None:
+@pytest.mark.parametrize("engine,workers", [("batched", 0), ("albumentations", 0), ("albumentations", 1)])
+def test_resume_after_interruption_gives_identical_weights(tmp_path, engine, workers) -> None:
     recipe = Recipe(epochs=3, batch_size=32)
     runtime = Runtime.pick("cpu", workers=workers)
-    train_set, eval_set = synthetic_sets()
+    train_set, eval_set = synthetic_sets(runtime=runtime, engine=engine)
     straight = small_model()
     history = train(straight, train_set, eval_set, recipe, runtime)
 
@@ -63,7 +67,7 @@ def test_resume_after_interruption_gives_identical_weights(tmp_path, workers) ->
 
 
 def test_resume_refuses_another_recipe(tmp_path) -> None:
-    train_set, eval_set = synthetic_sets(64)
+    train_set, eval_set = synthetic_sets(64, batch_size=8)
     train(small_model(), train_set, eval_set, Recipe(epochs=1, batch_size=8), CPU, run_dir=tmp_path)
     with pytest.raises(NasError, match="another recipe"):
         train(small_model(), train_set, eval_set, Recipe(epochs=2, batch_size=8), CPU,
@@ -160,11 +164,16 @@ def test_recipe_augmentation_reaches_the_training_pipeline() -> None:
     images = rng.integers(0, 256, (20, 32, 32, 3), dtype=np.uint8)
     labels = np.repeat(np.arange(10), 2)
     splits = Splits(images, labels, images, labels, "val", tuple("abcdefghij"))
-    plain = AugmentConfig(p_flip=0, p_affine=0, p_cutout=0)
-    train_set, eval_set = make_datasets(splits, plain)
-    assert all(torch.equal(train_set[i][0], eval_set[i][0]) for i in range(20))
-    train_set, _ = make_datasets(splits, replace(plain, p_cutout=1))
-    assert not any(torch.equal(train_set[i][0], eval_set[i][0]) for i in range(20))
+    for engine in ("batched", "albumentations"):
+        plain = AugmentConfig(engine=engine, p_flip=0, p_affine=0, p_cutout=0)
+        train_set, eval_set = make_batches(splits, 20, plain, CPU)
+        (shuffled, _), (clean, _) = next(iter(train_set)), next(iter(eval_set))
+        # nothing applied: the training batch is the evaluation batch, shuffled
+        assert torch.allclose(shuffled.sum(dim=(1, 2, 3)).sort().values,
+                              clean.sum(dim=(1, 2, 3)).sort().values, atol=1e-2)
+        train_set, _ = make_batches(splits, 20, replace(plain, p_cutout=1), CPU)
+        holes = (next(iter(train_set))[0].abs() < 0.02).all(dim=1).sum(dim=(1, 2))
+        assert (holes >= 16 * 16).all(), engine  # every image got its hole, filled with the mean colour rounded to uint8 (normalised ≈ 0)
 
 
 @pytest.mark.parametrize("flag", ["--p-affine", "--p-cutout"])
