@@ -11,8 +11,8 @@ mkdir -p "$OUT"
 export NO_ALBUMENTATIONS_UPDATE=1 PYTHONUNBUFFERED=1
 [ -n "$DATA" ] && export NAS_DATA_DIR=$DATA
 if [ "${TINY:-0}" = 1 ]; then  # tiny synthetic data: every step runs, nothing is measured
-  EPOCHS=1; TRIALS=3; IMAGES=256; FRACTION=0.25; VAL=200; JOBS="1 2"; STEPS=2; TESTS="-k batch_augment"
-  SEARCH_EPOCHS=1; BATCH="--batch-size 32"
+  EPOCHS=1; TRIALS=3; IMAGES=1000; FRACTION=0.25; VAL=200; JOBS="1 2"; STEPS=2; TESTS="-k batch_augment"
+  SEARCH_EPOCHS=2; BATCH="--batch-size 32"
 else
   EPOCHS=15; TRIALS=50; IMAGES=20480; FRACTION=1.0; VAL=5000; JOBS="1 2 4 8"; STEPS=30; TESTS=""
   SEARCH_EPOCHS=15; BATCH=""
@@ -28,7 +28,7 @@ cat "$OUT/device.txt"
 DMON=$!
 step "tests"; timeout 300 python -m pytest -q -x $TESTS tests/test_batch_augment.py tests/test_train.py > "$OUT/pytest.log" 2>&1; tail -2 "$OUT/pytest.log"
 step "augment speed"; timeout 120 python benchmarks/augment_speed.py > "$OUT/augment_speed.txt" 2>&1; cat "$OUT/augment_speed.txt"
-step "train speed"; timeout 180 python benchmarks/train_speed.py --images $IMAGES > "$OUT/train_speed.txt" 2>&1; cat "$OUT/train_speed.txt"
+step "train speed"; timeout 180 python benchmarks/train_speed.py --images $IMAGES $BATCH > "$OUT/train_speed.txt" 2>&1; cat "$OUT/train_speed.txt"
 step "layout"; timeout 60 python benchmarks/layout.py search_spaces/reference.toml --steps $STEPS > "$OUT/layout.txt" 2>&1; cat "$OUT/layout.txt"
 step "reference, $EPOCHS epochs"; /usr/bin/time -f "%e s wall" -o "$OUT/ref.time" timeout 300 nas train reference --epochs $EPOCHS $BATCH --out "$OUT/reference-${EPOCHS}ep" > "$OUT/reference.log" 2>&1; tail -1 "$OUT/reference.log"; cat "$OUT/ref.time"
 for j in $JOBS; do  # trials per minute at each --jobs, on a short search

@@ -27,7 +27,7 @@ from nas.train import make_optimizer
 # op-name fragments → category, first match wins (self time, so nothing is counted twice)
 CATEGORIES = (("convolution_backward", "conv backward"), ("convolution", "conv forward"),
               ("conv", "conv forward"), ("batch_norm_backward", "BatchNorm backward"),
-              ("batch_norm", "BatchNorm forward"), ("grid_sampler", "augmentation"),
+              ("batch_norm", "BatchNorm forward"), ("grid_sampler", "augmentation and data"),
               ("threshold_backward", "ReLU"), ("relu", "ReLU"), ("nll_loss", "loss"),
               ("log_softmax", "loss"), ("_foreach", "optimizer"))
 

@@ -54,8 +54,9 @@ def baseline_images_per_s(config: nas.ArchConfig, splits: Splits, device: torch.
     return seen / (time.perf_counter() - start)
 
 
-def trainer_images_per_s(config: nas.ArchConfig, splits: Splits, engine: str, runtime: Runtime) -> float:
-    recipe = Recipe(epochs=1, augment=AugmentConfig(engine=engine))
+def trainer_images_per_s(config: nas.ArchConfig, splits: Splits, engine: str, runtime: Runtime,
+                         batch_size: int) -> float:
+    recipe = Recipe(epochs=1, batch_size=batch_size, augment=AugmentConfig(engine=engine))
     batches = make_batches(splits, recipe.batch_size, recipe.augment, runtime)
     torch.manual_seed(0)
     return train(nas.build_model(config), *batches, recipe, runtime)[0].images_per_s
@@ -65,6 +66,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--images", type=int, default=10_240)
     parser.add_argument("--data-dir", default=None)
+    parser.add_argument("--batch-size", type=int, default=Recipe().batch_size)
     parser.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None)
     args = parser.parse_args()
     data = load_cifar10(resolve_data_dir(args.data_dir))
@@ -80,12 +82,13 @@ def main() -> None:
           f"{'bf16' if runtime.dtype else 'fp32'}, layout {'channels_last' if runtime.layout == torch.channels_last else 'NCHW'}, "
           f"{runtime.workers} loader worker(s), {n:,} images, reference design")
     rates = {"baseline (seed-style)": baseline_images_per_s(config, splits, runtime.device)}
-    rates["nas.train, albumentations"] = trainer_images_per_s(config, splits, "albumentations", runtime)
+    rates["nas.train, albumentations"] = trainer_images_per_s(config, splits, "albumentations", runtime,
+                                                              args.batch_size)
     rates["nas.train, batched"] = trainer_images_per_s(config, splits, "batched",
-                                                       replace(runtime, workers=0))
+                                                       replace(runtime, workers=0), args.batch_size)
     torch.manual_seed(0)
-    rates["pure training steps"] = images_per_s(nas.build_model(config), runtime.layout, 256, 16,
-                                                runtime.device)
+    rates["pure training steps"] = images_per_s(nas.build_model(config), runtime.layout,
+                                                args.batch_size, 16, runtime.device)
     base, pure = rates["baseline (seed-style)"], rates["pure training steps"]
     print(f"{'':>26}  images/s  s per 50,000  × baseline  of pure steps")
     for name, rate in rates.items():

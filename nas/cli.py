@@ -61,28 +61,8 @@ def add_run_args(parser: argparse.ArgumentParser, out_help: str) -> None:
     parser.add_argument("--resume", action="store_true", help="continue the unfinished run in --out")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from nas import commands
-
-    parser = argparse.ArgumentParser(prog="nas", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
-
-    show = sub.add_parser("show", help="layers, totals and the budget verdict of a config")
-    show.add_argument("config", help="a .toml or .json architecture config, or 'reference'")
-    show.add_argument("--json", action="store_true", help="print totals and verdict as JSON")
-    add_limit_args(show)
-    show.set_defaults(func=commands.show)
-
-    tr = sub.add_parser("train", help="train one design on CIFAR-10 and test it")
-    tr.add_argument("config", help="a .toml or .json architecture config, or 'reference'")
-    add_run_args(tr, "run folder (default studies/<design name>)")
-    tr.add_argument("--validate", action="store_true",
-                    help="train on 45,000 and evaluate on the 5,000 validation images, not the test set")
-    tr.add_argument("--data-fraction", type=float, default=1.0,
-                    help="train on a stratified fraction of the training images")
-    add_recipe_args(tr)
-    tr.set_defaults(func=commands.train)
-
+def add_search_parser(sub, func) -> None:
+    """`nas search`: the study, the fidelity, the pruner, workers, limits and the fixed recipe."""
     fidelity = Fidelity()
     se = sub.add_parser("search", help="search the space with Optuna, rules checked before training")
     se.add_argument("--trials", type=int, default=50,
@@ -104,7 +84,50 @@ def build_parser() -> argparse.ArgumentParser:
                     help="sample designs and judge them, no training, nothing stored")
     add_limit_args(se)
     add_recipe_args(se)
-    se.set_defaults(func=commands.search)
+    se.set_defaults(func=func)
+
+
+def add_model_parsers(sub, predict, export) -> None:
+    """`nas predict` and `nas export`: a finished run's model in use."""
+    pr = sub.add_parser("predict", help="top classes of image files, from a finished run's model")
+    pr.add_argument("run", help="a finished run folder (it holds model.pt), or a model.pt")
+    pr.add_argument("images", nargs="+", help="PNG or JPEG files of any size (resized to 32×32)")
+    pr.add_argument("--top", type=int, default=3, help="classes shown per image (default 3)")
+    pr.set_defaults(func=predict)
+
+    ex = sub.add_parser("export", help="a self-contained ONNX model of a finished run")
+    ex.add_argument("run", help="a finished run folder (it holds model.pt), or a model.pt")
+    ex.add_argument("--format", choices=["onnx"], default="onnx")
+    ex.add_argument("--input", choices=["uint8", "float"], default="uint8",
+                    help="uint8 images 0-255 (default) or float32 in [0, 1]; normalisation is inside")
+    ex.add_argument("--out", help="the file to write (default RUN/model-INPUT.onnx)")
+    ex.set_defaults(func=export)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from nas import commands
+
+    parser = argparse.ArgumentParser(prog="nas", description=(
+        "Search small CIFAR-10 classifiers of the shape C1C2C3C4O under a hard budget: every rule "
+        "is checked before training. Guide: README.md; details: docs/."))
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    show = sub.add_parser("show", help="layers, totals and the budget verdict of a config")
+    show.add_argument("config", help="a .toml or .json architecture config, or 'reference'")
+    show.add_argument("--json", action="store_true", help="print totals and verdict as JSON")
+    add_limit_args(show)
+    show.set_defaults(func=commands.show)
+
+    tr = sub.add_parser("train", help="train one design on CIFAR-10 and test it")
+    tr.add_argument("config", help="a .toml or .json architecture config, or 'reference'")
+    add_run_args(tr, "run folder (default studies/<design name>)")
+    tr.add_argument("--validate", action="store_true",
+                    help="train on 45,000 and evaluate on the 5,000 validation images, not the test set")
+    tr.add_argument("--data-fraction", type=float, default=1.0,
+                    help="train on a stratified fraction of the training images")
+    add_recipe_args(tr)
+    tr.set_defaults(func=commands.train)
+    add_search_parser(sub, commands.search)
 
     tb = sub.add_parser("train-best", help="re-train the best trial on all training images, test it")
     tb.add_argument("--study", default="c1c2c3c4o")
@@ -125,19 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--data-dir", default=None, help=DATA_HELP)
     data.set_defaults(func=commands.data)
 
-    pr = sub.add_parser("predict", help="top classes of image files, from a finished run's model")
-    pr.add_argument("run", help="a finished run folder (it holds model.pt), or a model.pt")
-    pr.add_argument("images", nargs="+", help="PNG or JPEG files of any size (resized to 32×32)")
-    pr.add_argument("--top", type=int, default=3, help="classes shown per image (default 3)")
-    pr.set_defaults(func=commands.predict)
-
-    ex = sub.add_parser("export", help="a self-contained ONNX model of a finished run")
-    ex.add_argument("run", help="a finished run folder (it holds model.pt), or a model.pt")
-    ex.add_argument("--format", choices=["onnx"], default="onnx")
-    ex.add_argument("--input", choices=["uint8", "float"], default="uint8",
-                    help="uint8 images 0-255 (default) or float32 in [0, 1]; normalisation is inside")
-    ex.add_argument("--out", help="the file to write (default RUN/model-INPUT.onnx)")
-    ex.set_defaults(func=commands.export)
+    add_model_parsers(sub, commands.predict, commands.export)
     return parser
 
 

@@ -95,20 +95,8 @@ def train(model: nn.Module, train_batches: Batches, eval_batches: Batches, recip
     optimizer = make_optimizer(model, recipe)
     schedule = make_schedule(optimizer, recipe, len(train_batches))
     criterion = nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing)
-    history: list[EpochLog] = []
     checkpoint = run_dir / "checkpoint.pt" if run_dir else None
-    if resume:
-        if not (checkpoint and checkpoint.exists()):
-            raise NasError(f"nothing to resume: {checkpoint or 'no run folder'} does not exist")
-        state = torch.load(checkpoint, map_location=device, weights_only=False)
-        if state["recipe"] != recipe.to_dict():
-            diff = dict_diff(state["recipe"], recipe.to_dict())
-            raise NasError(f"{checkpoint} was made with another recipe ({diff}); rerun with the "
-                           "same options, or use a new output folder")
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        schedule.load_state_dict(state["scheduler"])
-        history = [EpochLog(**h) for h in state["history"]]
+    history = _restore(checkpoint, recipe, device, model, optimizer, schedule) if resume else []
     run_task = progress.add_task("epochs", total=recipe.epochs, completed=len(history),
                                  stats="") if progress else None
     task = None
@@ -176,6 +164,22 @@ def train_epoch(model: nn.Module, batches: Batches, optimizer, schedule, criteri
                 progress.update(task, completed=step, stats=(
                     f"loss {mean_loss:.3f} acc {correct.item() / seen:.3f} {rate:,.0f} img/s"))
     return loss_sum.item() / seen, correct.item() / seen, seen
+
+
+def _restore(checkpoint: Path | None, recipe: Recipe, device: torch.device, model: nn.Module,
+             optimizer, schedule) -> list[EpochLog]:
+    """Load model, optimizer and schedule from `checkpoint`; the epochs done so far."""
+    if not (checkpoint and checkpoint.exists()):
+        raise NasError(f"nothing to resume: {checkpoint or 'no run folder'} does not exist")
+    state = torch.load(checkpoint, map_location=device, weights_only=False)
+    if state["recipe"] != recipe.to_dict():
+        diff = dict_diff(state["recipe"], recipe.to_dict())
+        raise NasError(f"{checkpoint} was made with another recipe ({diff}); rerun with the "
+                       "same options, or use a new output folder")
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    schedule.load_state_dict(state["scheduler"])
+    return [EpochLog(**h) for h in state["history"]]
 
 
 def _save_checkpoint(path: Path, model, optimizer, schedule, recipe: Recipe,
