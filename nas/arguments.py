@@ -30,10 +30,11 @@ def limits_from(args: argparse.Namespace) -> Limits:
 def recipe_from(args: argparse.Namespace, **defaults: Any) -> Recipe:
     """The recipe: the flags given, else `defaults`, else Recipe's own defaults."""
     names = ("epochs", "batch_size", "optimizer", "lr", "weight_decay", "schedule", "warmup",
-             "label_smoothing", "seed")
+             "label_smoothing", "seed", "ema", "no_decay_norm_bias", "norm_bias_lr_scale",
+             "mixup", "cutmix", "mix_ramp")
     given = {n: getattr(args, n) for n in names if getattr(args, n) is not None}
     augment = {k: v for k, v in (("p_affine", args.p_affine), ("p_cutout", args.p_cutout),
-                                 ("engine", args.augment)) if v is not None}
+                                 ("engine", args.augment), ("flip", args.flip)) if v is not None}
     return Recipe(**(defaults | given), augment=AugmentConfig(**augment))
 
 

@@ -30,6 +30,10 @@ class AugmentConfig:
     # in DataLoader workers, the reference implementation.
     engine: Literal["batched", "albumentations"] = "batched"
     p_flip: float = 0.5
+    # "alternating" (airbench; batched engine only): each image flipped on every other epoch,
+    # from a per-image random bit, so that two epochs show both mirror images of every image;
+    # p_flip > 0 turns it on, its value is then unused
+    flip: Literal["random", "alternating"] = "random"
     p_affine: float = 0.5
     shift: float = 0.0625  # fraction of the side, each axis drawn independently (±2 px)
     scale: tuple[float, float] = (0.9, 1.1)  # isotropic
@@ -41,6 +45,8 @@ class AugmentConfig:
         for name in ("p_flip", "p_affine", "p_cutout"):
             if not 0 <= (p := getattr(self, name)) <= 1:
                 raise NasError(f"augmentation {name} = {p}: a probability, give a number from 0 to 1")
+        if self.flip not in ("random", "alternating"):
+            raise NasError(f"--flip {self.flip}: must be random or alternating")
 
 
 def mean_fill(mean: Stats) -> tuple[int, int, int]:

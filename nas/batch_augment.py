@@ -4,7 +4,9 @@ and each batch is augmented at once with per-sample random parameters.
 Same pipeline as `nas.augment.train_transform`: horizontal flip, shift-scale-rotate (one batched
 bilinear `grid_sample`, border filled with the mean colour), one hole×hole cutout wholly inside the
 image filled with the mean colour, normalisation. Randomness comes from a `torch.Generator` on the
-images' device, so an epoch is reproducible from a seed on CPU and on CUDA.
+images' device, so an epoch is reproducible from a seed on CPU and on CUDA. Alternating flip
+(`AugmentConfig.flip`) needs the epoch: `DeviceBatches.set_epoch`. `MixBatch` (MixUp, CutMix) mixes
+a finished batch with itself, in the training loop, whichever engine made it.
 
 Differences from the albumentations pipeline: the warp is done in float (albumentations rounds the
 warped image to uint8), and the shift is drawn continuously in ±cfg.shift of the side
@@ -54,8 +56,10 @@ class BatchAugment:
             self._consts[device] = (fill, *_stats(self.mean, self.std, device, self.fill))
         return self._consts[device]
 
-    def __call__(self, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        """uint8 N×3×H×W on any device -> float32 normalised N×3×H×W; `generator` on the same device."""
+    def __call__(self, images: torch.Tensor, generator: torch.Generator,
+                 flip: torch.Tensor | None = None) -> torch.Tensor:
+        """uint8 N×3×H×W on any device -> float32 normalised N×3×H×W; `generator` on the same device.
+        `flip`: which images to mirror (N bools, alternating flip), instead of a coin per image."""
         cfg, (n, _, h, w) = self.cfg, images.shape
         if images.dtype != torch.uint8:
             raise TypeError(f"images: expected uint8, got {images.dtype}")
@@ -67,7 +71,8 @@ class BatchAugment:
         x = images
         if cfg.p_flip > 0:  # a gather along the width, mirrored columns for the flipped images
             cols = torch.arange(w, device=x.device)
-            src = torch.where((u[:, 0] < cfg.p_flip)[:, None], w - 1 - cols, cols)
+            mirror = u[:, 0] < cfg.p_flip if flip is None else flip
+            src = torch.where(mirror[:, None], w - 1 - cols, cols)
             x = x.gather(3, src.view(n, 1, 1, w).expand(x.shape))
         x = x.float().sub_(fill)  # the mean colour is now 0: the warp's zero padding and the hole give it
         if cfg.p_affine > 0:
@@ -139,6 +144,8 @@ class DeviceBatches:
         self.augment = BatchAugment(augment, mean, std) if augment is not None else None
         self.generator = torch.Generator(device=self.device)
         self.seed(0)
+        self.epoch, self._flip_bits, self._flip_seed = 0, torch.empty(0, dtype=torch.bool), None
+        self.set_epoch(0, 0)
 
     def __len__(self) -> int:
         """Batches per epoch: the last, short batch is dropped when shuffling (as the DataLoader's drop_last)."""
@@ -149,13 +156,68 @@ class DeviceBatches:
         """Reseed the shuffling and the augmentation, e.g. once per epoch."""
         self.generator.manual_seed(seed)
 
+    def set_epoch(self, epoch: int, seed: int) -> None:
+        """Alternating flip: in `epoch` an image is mirrored when the epoch's parity differs from
+        its own random bit, drawn once from `seed` (the run's, so a resumed run draws the same)."""
+        self.epoch = epoch
+        if self._alternating() and self._flip_seed != seed:
+            bits = torch.Generator(device=self.device).manual_seed(seed)
+            self._flip_bits = torch.rand(len(self.labels), generator=bits, device=self.device) < 0.5
+            self._flip_seed = seed
+
+    def _alternating(self) -> bool:
+        return self.augment is not None and self.augment.cfg.flip == "alternating"
+
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         n = len(self.labels)
         order = (torch.randperm(n, generator=self.generator, device=self.device) if self.shuffle
                  else torch.arange(n, device=self.device))
+        odd = self.epoch % 2 == 1
         for i in range(len(self)):
             idx = order[i * self.batch_size:(i + 1) * self.batch_size]
             batch = self.images[idx]
-            x = (self.augment(batch, self.generator) if self.augment is not None
+            flip = self._flip_bits[idx] ^ odd if self._alternating() else None
+            x = (self.augment(batch, self.generator, flip) if self.augment is not None
                  else _affine(batch, self._norm))
             yield x.contiguous(memory_format=self.memory_format), self.labels[idx]
+
+
+class MixBatch:
+    """MixUp and CutMix: a batch mixed with its own shuffled copy; the loss then weighs each image's
+    two labels by λ ~ Beta(α, α), the share of the image that is its own. The draws come from a
+    numpy generator reseeded every epoch (torch has no Beta sampler that takes a generator), so a
+    resumed run mixes exactly as an uninterrupted one."""
+
+    def __init__(self, mixup: float, cutmix: float) -> None:
+        """mixup, cutmix: the α of each (0: that one off); with both, a coin picks one per batch."""
+        self.mixup, self.cutmix = mixup, cutmix
+        self.p, self.rng = 1.0, np.random.default_rng(0)
+
+    def seed(self, seed: int, p: float) -> None:
+        """Reseed for an epoch in which each batch is mixed with probability `p`."""
+        self.rng, self.p = np.random.default_rng(seed), p
+
+    def __call__(self, images: torch.Tensor, labels: torch.Tensor
+                 ) -> tuple[torch.Tensor, torch.Tensor, float]:
+        """(images, partner labels, λ): for a batch left unmixed the images themselves and λ = 1."""
+        n, h, w = len(images), *images.shape[-2:]
+        # the same draws for every batch, mixed or not: a batch's coin does not shift the next's
+        coin, pick, cy, cx = self.rng.random(4)
+        perm = self.rng.permutation(n)
+        cutmix = self.cutmix > 0 and (self.mixup == 0 or pick < 0.5)
+        alpha = self.cutmix if cutmix else self.mixup
+        lam = float(self.rng.beta(alpha, alpha))
+        if coin >= self.p:
+            return images, labels, 1.0
+        order = torch.from_numpy(perm).to(images.device)
+        if not cutmix:
+            return torch.lerp(images[order], images, lam), labels[order], lam  # λ·x + (1-λ)·x[perm]
+        # a box of about (1 - λ) of the area, centred anywhere, clipped at the border (as timm);
+        # λ becomes the share the clipping really left to the image itself
+        side = math.sqrt(1 - lam)
+        ch, cw, y, x = int(h * side), int(w * side), int(cy * h), int(cx * w)
+        top, bottom = max(y - ch // 2, 0), min(y + ch // 2, h)
+        left, right = max(x - cw // 2, 0), min(x + cw // 2, w)
+        mixed = images.clone()
+        mixed[..., top:bottom, left:right] = images[order, :, top:bottom, left:right]
+        return mixed, labels[order], 1 - (bottom - top) * (right - left) / (h * w)

@@ -46,6 +46,22 @@ def add_recipe_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--augment", choices=["batched", "albumentations"],
                         help="augmentation engine: whole batches on the device (default), or "
                              "albumentations per image in loader workers (the reference)")
+    parser.add_argument("--flip", choices=["random", "alternating"],
+                        help="horizontal flip: a coin per image (default), or alternating: each "
+                             "image mirrored on every other epoch (airbench; --augment batched)")
+    parser.add_argument("--mixup", type=float, metavar="A", help="MixUp's Beta α (default 0: off)")
+    parser.add_argument("--cutmix", type=float, metavar="A",
+                        help="CutMix's Beta α (default 0: off); with --mixup, one of the two per batch")
+    parser.add_argument("--mix-ramp", type=float, metavar="R",
+                        help="share of the epochs over which the mixing probability rises from 0 "
+                             "to 1 (default 0: mixing from the start)")
+    parser.add_argument("--ema", type=float, metavar="D",
+                        help="decay per step of an average of the weights, evaluated and saved "
+                             "instead of them, e.g. 0.999 (default 0: off)")
+    parser.add_argument("--no-decay-norm-bias", action="store_true", default=None,
+                        help="no weight decay on BatchNorm weights and biases, nor on any bias")
+    parser.add_argument("--norm-bias-lr-scale", type=float, metavar="F",
+                        help="learning-rate factor of the BatchNorm biases (default 1)")
     runtime = parser.add_argument_group("where it runs (not part of the recipe)")
     runtime.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     runtime.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto")
@@ -82,9 +98,44 @@ def add_search_parser(sub, func) -> None:
                          "(default: 1 on CPU, 4 on CUDA)")
     se.add_argument("--dry-run", action="store_true",
                     help="sample designs and judge them, no training, nothing stored")
+    se.add_argument("--fill-budget", type=float, default=0.0, metavar="F",
+                    help="widen each sampled design by one common factor (widths in multiples of "
+                         "8) to use at least this share of the parameter budget, every rule kept "
+                         "(default 0: off; e.g. 0.9)")
     add_limit_args(se)
     add_recipe_args(se)
     se.set_defaults(func=func)
+
+
+def add_calibrate_parser(sub, func) -> None:
+    """`nas calibrate`: how well cheap fidelities and zero-cost proxies rank designs."""
+    ca = sub.add_parser("calibrate", help="train a few designs at low fidelities and at a truth "
+                        "fidelity: how well each cheap score (and each proxy) ranks them")
+    ca.add_argument("--designs", type=int, default=10, metavar="K",
+                    help="the reference's feasible twin and K-1 sampled feasible designs (default 10)")
+    ca.add_argument("--fidelities", default="3x0.1,1x1.0,4x0.25",
+                    help="low fidelities, EPOCHSxFRACTION of the 45,000 search-training images, "
+                         "comma-separated (default %(default)s)")
+    ca.add_argument("--truth", default="10x1.0", help="the fidelity ranked against (default %(default)s)")
+    ca.add_argument("--out", help="results file, written after every training; a rerun continues "
+                                  "it (default studies/calibration/calibration.json)")
+    ca.add_argument("--show", action="store_true", help="print the table of --out, train nothing")
+    ca.add_argument("--seed", type=int, default=0,
+                    help="of the design sampler, the proxy batch and every training (default 0)")
+    ca.add_argument("--space", help="search-space file (default: the shipped c1c2c3c4o.toml)")
+    ca.add_argument("--val-images", type=int, default=Fidelity().val_images,
+                    help="size of the stratified validation hold-out (default %(default)s)")
+    ca.add_argument("--batch-size", type=int, default=256,
+                    help="the recipe's batch (default %(default)s; smaller only for tiny data)")
+    runtime = ca.add_argument_group("where it runs (not part of the settings)")
+    runtime.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    runtime.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto")
+    runtime.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
+                         help="channels_last memory format (default: on CUDA only)")
+    runtime.add_argument("--workers", type=int, default=-1,
+                         help="DataLoader workers (default: picked for the machine)")
+    runtime.add_argument("--data-dir", default=None, help=DATA_HELP)
+    ca.set_defaults(func=func)
 
 
 def add_model_parsers(sub, predict, export) -> None:
@@ -148,6 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--data-dir", default=None, help=DATA_HELP)
     data.set_defaults(func=commands.data)
 
+    add_calibrate_parser(sub, commands.calibrate)
     add_model_parsers(sub, commands.predict, commands.export)
     return parser
 

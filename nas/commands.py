@@ -33,7 +33,7 @@ def command_line(args: argparse.Namespace) -> str:
 
 def interrupted(args: argparse.Namespace, saved: str) -> int:
     again = command_line(args)
-    if "--resume" not in args.argv and args.command != "search":
+    if "--resume" not in args.argv and args.command not in ("search", "calibrate"):
         again += " --resume"
     print(f"nas: interrupted; {saved}. Continue with: {again}", file=sys.stderr)
     return 130
@@ -90,6 +90,9 @@ def search(args: argparse.Namespace) -> int:
     limits = limits_from(args)
     if args.trials < 1:
         raise NasError(f"--trials {args.trials}: give a positive number of trials")
+    if not 0 <= args.fill_budget < 1:
+        raise NasError(f"--fill-budget {args.fill_budget}: give a share of the parameter budget "
+                       "in [0, 1), e.g. 0.9; 0 turns it off")
     for knob in space.SAMPLED_RECIPE:
         if getattr(args, knob) is not None:
             low, high = getattr(space, knob)
@@ -104,12 +107,13 @@ def search(args: argparse.Namespace) -> int:
     name, storage = args.study or space.name, args.storage or DEFAULT_STORAGE
     check_storage_url(storage)
     if args.dry_run:
-        return print_dry_run(dry_run(space, limits, args.trials, args.seed or 0))
+        return print_dry_run(dry_run(space, limits, args.trials, args.seed or 0, args.fill_budget))
     jobs = default_jobs(runtime.device) if args.jobs is None else args.jobs
     if jobs < 1:
         raise NasError(f"--jobs {jobs}: give 1 or more trials at once")
     fixed = {k: v for k, v in recipe.to_dict().items() if k not in (*space.SAMPLED_RECIPE, "epochs")}
-    settings = StudySettings(space.to_dict(), limits, fidelity, fixed, args.second_objective)
+    settings = StudySettings(space.to_dict(), limits, fidelity, fixed, args.second_objective,
+                             args.fill_budget)
     data = load_cifar10(resolve_data_dir(args.data_dir))
     progress = training_progress(console)
     view = SearchView(console, progress, args.trials)
@@ -138,11 +142,42 @@ def search(args: argparse.Namespace) -> int:
     return 0
 
 
+def calibrate(args: argparse.Namespace) -> int:
+    from nas.calibrate import DEFAULT_OUT, caption, check_results, make_settings, read, summarise
+    from nas.calibrate import calibrate as run
+    from nas.space import load_space
+    from nas.views import calibration_table
+
+    out = Path(args.out or DEFAULT_OUT)
+    title = f"calibration {out}"
+    if args.show:  # the file as it is: no settings needed, nothing trained
+        state = read(out)
+        console.print(calibration_table(summarise(state), title, caption(state)))
+        return 0
+    space = load_space(args.space or DEFAULT_SPACE)
+    settings = make_settings(space, args.designs, args.fidelities, args.truth, args.seed,
+                             args.val_images, Recipe(seed=args.seed, batch_size=args.batch_size))
+    runtime = runtime_from(args)
+    check_results(out, settings)  # before the data is read: other settings cost nothing
+    check_creatable(out.parent, "--out", out)
+    data = load_cifar10(resolve_data_dir(args.data_dir))
+    try:
+        with training_progress(console) as progress:
+            state = run(out, settings, space, data, runtime, progress)
+    except KeyboardInterrupt:
+        return interrupted(args, f"every finished training is saved in {out}")
+    console.print(calibration_table(state["summary"], title, caption(state)))
+    return 0
+
+
 def print_dry_run(stats: dict[str, Any]) -> int:
     console.print(f"dry run of {stats['trials']} sampled designs (verdicts only, no training): "
                   f"{stats['infeasible']} infeasible ({stats['infeasible_fraction']:.1%}); "
                   f"broken rules {stats['broken']}; {stats['seconds']} s, "
                   f"{stats['ms_per_verdict']} ms per design")
+    if stats["fill"]:
+        console.print(f"--fill-budget {stats['fill']:g}: {stats['filled']} designs widened; the "
+                      "figures are the filled designs'")
     for key, label in (("n_params", "parameters"), ("flops", "FLOPs (MACs)")):
         if q := stats["quartiles"][key]:
             console.print(f"feasible designs' {label}: min, quartiles, max = "

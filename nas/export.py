@@ -32,8 +32,10 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from nas import ArchConfig, build_model, config_from_dict
+from nas.config import ArchConfig
+from nas.designs import config_from_dict
 from nas.errors import NasError
+from nas.model import build_model
 
 MODEL_FILE = "model.pt"
 FORMAT, VERSION = "nas-model", 1

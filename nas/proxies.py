@@ -23,7 +23,8 @@ import time
 import torch
 from torch import nn
 
-from nas import ArchConfig, build_model
+from nas.config import ArchConfig
+from nas.model import build_model
 
 _WEIGHTED = (nn.Conv2d, nn.Linear)
 

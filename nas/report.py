@@ -13,12 +13,15 @@ from rich.table import Table
 
 from nas.budget import Limits, check
 from nas.errors import NasError
-from nas.study import (DEFAULT_STORAGE, best_trial, finished, is_feasible, pruned_by,
+from nas.study import (DEFAULT_STORAGE, FILLED, best_trial, finished, is_feasible, pruned_by,
                        recorded_test_results, settings_of, trial_counts, trial_design)
 from nas.summary import LAYER_COLUMNS, RULE_COLUMNS, layer_rows, markdown_table, rule_rows
 
 COLUMNS = ("rank", "trial", "state", "val acc", "test acc", "params", "FLOPs", "RF", "epochs",
            "seconds", "note")
+# The zero-cost proxies of each trial: in the markdown document only, since three more columns
+# would wrap the terminal table's notes over several lines.
+PROXIES = ("synflow", "naswot", "grad_norm")
 
 
 def state_of(trial: FrozenTrial) -> str:
@@ -38,6 +41,8 @@ def note_of(trial: FrozenTrial) -> str:
         parts.append(attrs["fail_reason"][:80])
     if "duplicate_of" in attrs:
         parts.append(f"same design as trial {attrs['duplicate_of']}")
+    if FILLED.format(1) in attrs:
+        parts.append("widened to the budget")
     return "; ".join(parts)
 
 
@@ -74,6 +79,13 @@ def rows(study: optuna.Study) -> tuple[list[tuple[str, ...]], int | None, set[in
             "; ".join(filter(None, ("★ best" if t.number == best else "",
                                     "pareto" if t.number in pareto else "", note_of(t))))))
     return out, best, pareto
+
+
+def proxy_cells(trial: FrozenTrial) -> tuple[str, ...]:
+    """The trial's zero-cost proxies (blank where it has none: infeasible, or searched without)."""
+    attrs = trial.user_attrs
+    return tuple(f"{attrs[f'proxy_{name}']:.4g}" if f"proxy_{name}" in attrs else ""
+                 for name in PROXIES)
 
 
 def test_cell(runs: list[dict[str, Any]]) -> str:
@@ -198,6 +210,8 @@ def search_command(study: optuna.Study, storage: str) -> str:
             flags[name.replace("_", "-")] = value
     if settings.second_objective:
         flags["second-objective"] = settings.second_objective
+    if settings.fill_budget:
+        flags["fill-budget"] = settings.fill_budget
     return "nas search " + " ".join(f"--{k} {v}" for k, v in flags.items())
 
 
@@ -211,10 +225,15 @@ def write_markdown(study: optuna.Study, path: Path, storage: str = DEFAULT_STORA
     table_rows, best, pareto = rows(study)
     name = study.study_name
     where = "" if storage == DEFAULT_STORAGE else f" --storage {storage}"
+    by_number = {t.number: t for t in study.get_trials(deepcopy=False)}
+    proxy_rows = [row[:-1] + proxy_cells(by_number[int(row[1])]) + row[-1:] for row in table_rows]
     parts = [f"# Study `{name}`\n", summary_line(study) + ".\n",
              f"Reproduce: `{search_command(study, storage)}`, then `nas train-best --study {name}{where}`, "
              f"`nas report --study {name}{where} --markdown {path}`.\n",
-             "## Trials\n", markdown_table(COLUMNS, table_rows) + "\n"]
+             "## Trials\n", "synflow, naswot, grad_norm: zero-cost proxies at initialisation, on "
+             "one fixed batch of 64 training images (`nas calibrate` says how far they rank "
+             "designs as the trainings do).\n",
+             markdown_table(COLUMNS[:-1] + PROXIES + COLUMNS[-1:], proxy_rows) + "\n"]
     written = [path]
     if any(t.state == TrialState.COMPLETE for t in study.trials):
         history, scatter = path.with_name(f"{path.stem}-history.png"), path.with_name(f"{path.stem}-params.png")

@@ -2,7 +2,8 @@
 
 `nas train` and `nas train-best` both call `train_run`. A run folder holds:
 config.toml/.json, recipe.json, log.jsonl (one line per epoch), checkpoint.pt, model.pt (the
-final model with its normalisation, for `nas predict` and `nas export`), metrics.json (final
+final model with its normalisation, for `nas predict` and `nas export`; with `--ema` the averaged
+weights, as `train` leaves them in the model), metrics.json (final
 accuracy, per-class report, confusion matrix, wall time, machine, command) and summary.md.
 Everything that can be wrong with the input is checked before the first file is written.
 """
@@ -26,7 +27,7 @@ from nas.errors import NasError
 from nas.export import save_model
 from nas.metrics import evaluate
 from nas.model import build_model
-from nas.recipe import Recipe
+from nas.recipe import Recipe, as_written_today
 from nas.splits import make_batches, make_splits
 from nas.summary import markdown_table
 from nas.train import EpochLog, check_trainable, train
@@ -49,7 +50,7 @@ def check_run_folder(out: Path, recipe: Recipe, resume: bool, config: ArchConfig
     if not checkpoint.exists():
         raise NasError(f"nothing to resume in {out}: no checkpoint.pt there; "
                        "run without --resume to start")
-    saved = read_json(out / "recipe.json")
+    saved = as_written_today(read_json(out / "recipe.json"))
     if saved != recipe.to_dict():
         raise NasError(f"{out} was trained with another recipe ({dict_diff(saved, recipe.to_dict())}); "
                        "rerun with its options, or choose another --out")

@@ -11,11 +11,17 @@ made here and passed in. Per trial:
 `--trials N` means "until the study holds N finished (complete or pruned) trials": rerunning the
 same command after an interruption runs only the missing ones and never repeats a finished one.
 What the user sees is not made here: the search tells a `SearchEvents` listener what happens.
+
+Two additions to a plain search: every feasible trial gets its zero-cost proxies (`nas.proxies`)
+on one fixed batch of the search's training images before it trains, so that `nas calibrate` can
+say whether they rank designs as the trainings do; and with `--fill-budget F` each sampled design
+is first widened by one common factor to use at least F of the parameter budget.
 """
 
 from __future__ import annotations
 
 import functools
+import math
 import os
 import socket
 import statistics
@@ -23,6 +29,7 @@ import time
 from dataclasses import replace
 from typing import Any, Protocol
 
+import numpy as np
 import optuna
 import torch
 from optuna.trial import FrozenTrial, TrialState
@@ -34,12 +41,14 @@ from nas.data import Cifar10
 from nas.designs import REFERENCE, load_config
 from nas.device import Runtime
 from nas.errors import NasError
+from nas.geometry import param_count
 from nas.model import build_model
+from nas.proxies import scores
 from nas.recipe import Recipe
-from nas.space import SearchSpace
-from nas.splits import make_batches, make_splits
-from nas.study import (StudySettings, check_settings, fail_stale_trials, finished, open_storage,
-                       trial_constraints)
+from nas.space import MAX_WIDTH, SearchSpace, with_widths
+from nas.splits import Splits, make_batches, make_splits
+from nas.study import (FILLED, StudySettings, check_settings, fail_stale_trials, finished,
+                       open_storage, trial_constraints)
 from nas.train import EpochLog, check_trainable, train
 
 
@@ -82,15 +91,79 @@ def claim_slot(trial: optuna.Trial, n_trials: int) -> None:
         raise SurplusTrial("the study already has all its trials")
 
 
-def judge(trial: optuna.Trial, space: SearchSpace, limits: Limits
+WIDTH_STEP = 8  # filled widths are multiples of 8, as the space's own widths
+PROXY_IMAGES = 64  # the batch every trial's zero-cost proxies are measured on
+
+
+def scaled_widths(widths: tuple[int, ...], factor: float) -> tuple[int, ...]:
+    """Each width times `factor`, rounded to a multiple of WIDTH_STEP, never narrower than before."""
+    return tuple(max(w, WIDTH_STEP * math.floor(w * factor / WIDTH_STEP + 0.5)) for w in widths)
+
+
+def width_ladder(widths: tuple[int, ...]) -> list[tuple[int, ...]]:
+    """Every distinct width vector that one common factor >= 1 gives, narrowest (`widths`) first,
+    none wider than MAX_WIDTH: one step at each factor where some width's rounding goes up."""
+    steps = range(1, MAX_WIDTH // WIDTH_STEP + 1)
+    factors = sorted({WIDTH_STEP * (k + 0.5) / w for w in widths for k in steps} - {1.0})
+    ladder = [widths]
+    for factor in (f * (1 + 1e-9) for f in factors if f > 1):  # just past the step: round up
+        scaled = scaled_widths(widths, factor)
+        if max(scaled) > MAX_WIDTH:
+            break
+        if scaled != ladder[-1]:
+            ladder.append(scaled)
+    return ladder
+
+
+def last_passing(ladder: list[tuple[int, ...]], passes) -> int:
+    """The index of the last rung for which `passes` holds, where it holds up to some rung and
+    not above it (0, the design as sampled, when no wider rung passes): a binary search."""
+    low, high = 0, len(ladder)
+    while high - low > 1:
+        middle = (low + high) // 2
+        low, high = (middle, high) if passes(ladder[middle]) else (low, middle)
+    return low
+
+
+def fill_budget(config: ArchConfig, limits: Limits, share: float) -> tuple[ArchConfig, Verdict]:
+    """Widen a design that uses less than `share` of the parameter budget: every width scaled up by
+    the largest common factor (each rounded to a multiple of 8) that keeps every rule. Parameters
+    grow with every width, so the factor is found by a binary search on the count from the config
+    alone (microseconds a try), then confirmed by one verdict; only a filled design that breaks
+    the FLOP limit costs more verdicts. Returns the design (filled, or as it was) and its verdict."""
+    if param_count(config) >= share * limits.max_params:
+        return config, check(config, limits)
+    ladder = width_ladder(tuple(block.channels for block in config.blocks))
+    top = last_passing(ladder, lambda w: param_count(with_widths(config, w)) < limits.max_params)
+    filled = with_widths(config, ladder[top])
+    verdict = check(filled, limits)
+    if top == 0 or verdict.passed:
+        return filled, verdict
+    if verdict.broken != ["flops"]:  # a rule no width mends (no separable conv, ...): keep it as sampled
+        return config, check(config, limits)
+    # FLOPs grow with every width too: the widest rung under both limits
+    top = last_passing(ladder[:top], lambda w: check(with_widths(config, w), limits).passed)
+    filled = with_widths(config, ladder[top])
+    return filled, check(filled, limits)
+
+
+def judge(trial: optuna.Trial, space: SearchSpace, limits: Limits, fill: float = 0.0
           ) -> tuple[ArchConfig, dict[str, float], Verdict]:
-    """Sample a design and its verdict; store the verdict on the trial; prune it if it breaks a rule."""
+    """Sample a design (widened to `fill` of the parameter budget when `fill` > 0) and its verdict;
+    store the verdict on the trial; prune it if it breaks a rule."""
     try:
         config, overrides = space.suggest(trial)
     except NasError as err:
         trial.set_user_attr("fail_reason", f"invalid design: {err}")
         raise
-    verdict = check(config, limits)
+    if fill > 0:
+        sampled = config
+        config, verdict = fill_budget(config, limits, fill)
+        if config != sampled:  # the design is rebuilt from its parameters and these widths
+            for b, block in enumerate(config.blocks, start=1):
+                trial.set_user_attr(FILLED.format(b), block.channels)
+    else:
+        verdict = check(config, limits)
     trial.set_user_attr("n_params", verdict.params)
     trial.set_user_attr("flops", verdict.flops)
     trial.set_user_attr("receptive_field", verdict.receptive_field)
@@ -107,23 +180,47 @@ def earlier_twin(trial: optuna.Trial) -> FrozenTrial | None:
         and t.number != trial.number), None)
 
 
+def proxy_batch(splits: Splits, seed: int, size: int = PROXY_IMAGES) -> tuple[torch.Tensor, torch.Tensor]:
+    """`size` training images of the split, drawn with `seed` and normalised as training sees
+    them, with their labels: the one batch on which every design's proxies are measured."""
+    picked = np.sort(np.random.default_rng(seed).choice(
+        len(splits.train_labels), size=min(size, len(splits.train_labels)), replace=False))
+    mean, std = (torch.tensor(values).view(1, 3, 1, 1) for values in splits.stats())
+    # contiguous NCHW: the permuted view would be channels_last, whose backward pass oneDNN
+    # stalls in for minutes on some designs on the project's CPU (see nas.device.Runtime.pick)
+    images = torch.from_numpy(splits.train_images[picked]).permute(0, 3, 1, 2).contiguous()
+    images = images.float() / 255.0
+    return (images - mean) / std, torch.from_numpy(splits.train_labels[picked].astype(np.int64))
+
+
+def short_float(value: float) -> float:
+    """Five significant digits: enough to rank designs, short in the trial's attributes."""
+    return float(f"{value:.5g}")
+
+
+def proxy_attrs(config: ArchConfig, batch: tuple[torch.Tensor, torch.Tensor], seed: int
+                ) -> dict[str, float]:
+    """The design's zero-cost proxies as trial attributes: proxy_synflow, proxy_naswot,
+    proxy_grad_norm, and proxy_ms (the time of all three, building the model included)."""
+    values = scores(config, *batch, seed=seed)
+    attrs = {f"proxy_{name}": short_float(v) for name, v in values.items() if name != "proxy_ms"}
+    return attrs | {"proxy_ms": round(values["proxy_ms"])}
+
+
 def objective(trial: optuna.Trial, *, space: SearchSpace, limits: Limits, recipe: Recipe,
               runtime: Runtime | None, batches: tuple | None, n_trials: int | None,
-              second: str | None, progress: Progress | None = None) -> float | tuple[float, float]:
-    """Sample, judge, then (if feasible and `batches` given) train and return val accuracy
-    (and, with `second`, the parameters or FLOPs to minimise)."""
+              second: str | None, progress: Progress | None = None, fill: float = 0.0,
+              proxies: tuple[torch.Tensor, torch.Tensor] | None = None) -> float | tuple[float, float]:
+    """Sample, judge, then (if feasible and `batches` given) score the design's proxies on the
+    `proxies` batch, train it and return val accuracy (and, with `second`, the parameters or FLOPs
+    to minimise)."""
     if n_trials is not None:
         claim_slot(trial, n_trials)
         trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")  # who ran it
-    config, overrides, verdict = judge(trial, space, limits)
+    config, overrides, verdict = judge(trial, space, limits, fill)
     if batches is None:  # dry run: verdicts only
         return 0.0 if second is None else (0.0, float(verdict.params))
     multi = second is not None
-    if (twin := earlier_twin(trial)) is not None:  # never train one design twice
-        trial.set_user_attr("duplicate_of", twin.number)
-        if twin.state == TrialState.COMPLETE:
-            return twin.values[0] if not multi else tuple(twin.values)
-        raise optuna.TrialPruned(f"same design as trial {twin.number}, which is running")
     trial_recipe = replace(recipe, **overrides)
 
     def report(log: EpochLog) -> None:
@@ -136,6 +233,14 @@ def objective(trial: optuna.Trial, *, space: SearchSpace, limits: Limits, recipe
                 raise optuna.TrialPruned(f"pruned at epoch {log.epoch}: val acc {log.eval_acc:.4f}")
 
     try:
+        if proxies is not None:  # before training: a trial the pruner stops has them too
+            for key, value in proxy_attrs(config, proxies, recipe.seed).items():
+                trial.set_user_attr(key, value)
+        if (twin := earlier_twin(trial)) is not None:  # never train one design twice
+            trial.set_user_attr("duplicate_of", twin.number)
+            if twin.state == TrialState.COMPLETE:
+                return twin.values[0] if not multi else tuple(twin.values)
+            raise optuna.TrialPruned(f"same design as trial {twin.number}, which is running")
         torch.manual_seed(recipe.seed)  # the same initial weights' seed for every trial: a fair race
         history = train(build_model(config), *batches, trial_recipe, runtime, on_epoch=report,
                         progress=progress)
@@ -217,6 +322,7 @@ def run_search(*, study_name: str, storage_url: str, space: SearchSpace, setting
     splits = make_splits(data, final=False, fraction=fidelity.data_fraction, seed=recipe.seed,
                          val_images=fidelity.val_images)
     check_trainable(trial_recipe, len(splits.train_labels))
+    proxies = proxy_batch(splits, recipe.seed)  # once, before the first trial: the same for all
     storage = open_storage(storage_url, create=True)
     pruner = make_pruner("none" if second else pruner_name, fidelity.epochs)
     study = open_study(study_name, storage, settings, recipe.seed, pruner,
@@ -228,7 +334,8 @@ def run_search(*, study_name: str, storage_url: str, space: SearchSpace, setting
     run = functools.partial(objective, space=space, limits=limits, recipe=trial_recipe,
                             runtime=runtime,
                             batches=make_batches(splits, recipe.batch_size, recipe.augment, runtime),
-                            n_trials=n_trials, second=second, progress=progress)
+                            n_trials=n_trials, second=second, progress=progress,
+                            fill=settings.fill_budget, proxies=proxies)
 
     def started(trial: optuna.Trial):
         events.trial_started(trial)
@@ -246,15 +353,17 @@ def run_search(*, study_name: str, storage_url: str, space: SearchSpace, setting
     return study, failures
 
 
-def dry_run(space: SearchSpace, limits: Limits, n_trials: int, seed: int) -> dict[str, Any]:
+def dry_run(space: SearchSpace, limits: Limits, n_trials: int, seed: int,
+            fill: float = 0.0) -> dict[str, Any]:
     """Sample `n_trials` designs with the search's own sampler (in memory), the baselines first as
-    in a real search, verdicts only; the share of infeasible ones, the rules they break, the
-    feasible ones' parameters and FLOPs, and the baselines' verdicts."""
+    in a real search, verdicts only (of the filled designs, with `fill`); the share of infeasible
+    ones, the rules they break, the feasible ones' parameters and FLOPs, how many were filled, and
+    the baselines' verdicts."""
     study = optuna.create_study(sampler=make_sampler(seed, limits))
     for label, params in baseline_params(space, Recipe(seed=seed)):
         study.enqueue_trial(params, user_attrs={"baseline": label})
     run = functools.partial(objective, space=space, limits=limits, recipe=Recipe(seed=seed),
-                            runtime=None, batches=None, n_trials=None, second=None)
+                            runtime=None, batches=None, n_trials=None, second=None, fill=fill)
     start = time.perf_counter()
     study.optimize(run, n_trials=n_trials, catch=(Exception,))
     seconds = time.perf_counter() - start
@@ -268,6 +377,7 @@ def dry_run(space: SearchSpace, limits: Limits, n_trials: int, seed: int) -> dic
     baselines = {t.user_attrs["baseline"]: t.user_attrs.get("broken", []) for t in study.trials
                  if "baseline" in t.user_attrs}
     return {"trials": n_trials, "infeasible": infeasible, "infeasible_fraction": infeasible / n_trials,
+            "fill": fill, "filled": sum(FILLED.format(1) in t.user_attrs for t in study.trials),
             "broken": broken, "quartiles": quartiles, "baselines": baselines, "seconds": round(seconds, 1),
             "ms_per_verdict": round(1000 * seconds / n_trials, 1)}
 

@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -143,6 +144,13 @@ class SearchSpace:
                   "lr": FloatDistribution(*self.lr, log=True),
                   "weight_decay": FloatDistribution(*self.weight_decay, log=True)}
         return dists
+
+
+def with_widths(config: ArchConfig, widths: Sequence[int]) -> ArchConfig:
+    """`config` with block b's width set to `widths[b]`, everything else as it was (a design
+    filled to the budget is its sampled design with other widths)."""
+    blocks = tuple(replace(block, channels=int(w)) for block, w in zip(config.blocks, widths, strict=True))
+    return replace(config, blocks=blocks)
 
 
 _ALLOWED = {"conv1_kind": {"standard", "separable"},  # conv 1 and C4's conv 3 may change the width

@@ -117,6 +117,9 @@ class LoaderBatches:
         if self.runtime.workers == 0:  # with workers, each worker's transform is seeded from the generator
             self.dataset.transform.set_random_seed(seed)
 
+    def set_epoch(self, epoch: int, seed: int) -> None:
+        """Nothing to do: alternating flip, which needs the epoch, is refused for this engine."""
+
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         device, layout = self.runtime.device, self.runtime.layout
         for images, labels in self.loader:

@@ -5,7 +5,8 @@ Both the code that runs a search (`nas.search`) and the code that reads one (`na
 `nas train-best`) import this module; it never imports the search.
 
 A trial stores its design as its sampled parameters (short attributes, readable by any Optuna
-tool); the design is rebuilt from them with the space the study stored when it was created. Rule
+tool); the design is rebuilt from them with the space the study stored when it was created, and
+with the widths of `filled_cB_channels` attributes where `--fill-budget` widened it. Rule
 verdicts go where Optuna's own tools look for feasibility: the `constraints` system attribute,
 one value per rule in `CONSTRAINTS` order, <= 0 when the rule holds.
 """
@@ -30,13 +31,14 @@ from optuna.trial import FrozenTrial, TrialState
 from nas.budget import Limits
 from nas.config import ArchConfig, dict_diff, parse_dataclass
 from nas.errors import NasError
-from nas.space import SearchSpace, space_from_dict
+from nas.space import SearchSpace, space_from_dict, with_widths
 from nas.splits import VAL_IMAGES
 
 DEFAULT_STORAGE = "sqlite:///studies/nas.db"  # relative to the current folder
 HEARTBEAT_S, GRACE_S = 5, 20  # a trial silent for 20 s belongs to a dead worker
 CONSTRAINTS = ("params", "flops", "receptive_field", "depthwise_separable", "dilated", "no_maxpool",
                "gap_before_output", "macro_shape")
+FILLED = "filled_c{}_channels"  # user attribute: block b's width after --fill-budget widened it
 
 
 @dataclass(frozen=True)
@@ -66,6 +68,7 @@ class StudySettings:
     fidelity: Fidelity = field(default_factory=Fidelity)
     recipe: dict[str, Any] = field(default_factory=dict)  # the fixed part: what trials don't sample
     second_objective: str | None = None
+    fill_budget: float = 0.0  # widen each design to this share of the parameter budget; 0: off
 
     def search_space(self) -> SearchSpace:
         return space_from_dict(self.space, "the study's stored space")
@@ -225,8 +228,18 @@ def finished(study: optuna.Study) -> int:
 
 
 def trial_design(study: optuna.Study, trial: FrozenTrial) -> ArchConfig:
-    """The design a trial trained, rebuilt from its parameters and the study's space."""
-    return settings_of(study).search_space().design(trial.params, trial.number)
+    """The design a trial trained, rebuilt from its parameters and the study's space (and its
+    filled widths, when the search widened it to the budget)."""
+    design = settings_of(study).search_space().design(trial.params, trial.number)
+    widths = filled_widths(trial.user_attrs, len(design.blocks))
+    return design if widths is None else with_widths(design, widths)
+
+
+def filled_widths(attrs: dict[str, Any], blocks: int) -> tuple[int, ...] | None:
+    """The widths `--fill-budget` gave a trial's design, or None when it kept its sampled ones."""
+    if FILLED.format(1) not in attrs:
+        return None
+    return tuple(int(attrs[FILLED.format(b)]) for b in range(1, blocks + 1))
 
 
 def best_trial(study: optuna.Study, number: int | None = None) -> FrozenTrial:

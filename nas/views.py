@@ -89,5 +89,22 @@ class SearchView:
         return Group(table, self.progress)
 
 
+def calibration_table(rows: list[dict], title: str, caption: str) -> Table:
+    """`nas calibrate`'s answer: per cheap score, how well it ranks designs as the truth does."""
+    def num(value: float | None, fmt: str) -> str:
+        return "—" if value is None else format(value, fmt)
+
+    table = Table(title=title, caption=caption)
+    for col in ("fidelity / score", "designs", "ρ", "τ", "top-3 overlap", "s per design", "ρ per minute"):
+        table.add_column(col, justify="left" if col.startswith("fid") else "right")
+    for row, after in zip(rows, [*rows[1:], None]):
+        top = row["top3"]
+        table.add_row(row["score"], str(row["designs"]), num(row["rho"], "+.3f"), num(row["tau"], "+.3f"),
+                      "—" if top is None else f"{top}/3", num(row["seconds_per_design"], ",.2f"),
+                      num(row["rho_per_minute"], ",.2f"),
+                      end_section=after is not None and after["kind"] != row["kind"])
+    return table
+
+
 def trial_counts_empty() -> dict[str, int]:
     return dict.fromkeys(("complete", "constraint", "pruner", "failed", "running", "waiting"), 0)

@@ -1,0 +1,284 @@
+"""`nas calibrate`: how far a cheap ranking of designs can be trusted.
+
+K feasible designs (the reference's feasible twin, and designs the space samples with a seeded
+sampler) are trained at a few low fidelities ("3x0.1": 3 epochs on 10 % of the 45,000
+search-training images) and at a truth fidelity (by default 10 epochs on all of them), each
+judged by its validation accuracy on the hold-out. Every cheap score (each low fidelity's
+accuracy, each zero-cost proxy, the parameter and FLOP counts) is compared with the truth over the
+K designs: Spearman's ρ and Kendall's τ (`scipy.stats`), how many of the truth's top 3 designs
+are in its own top 3, and what it costs per design.
+
+Training is the search's own: `nas.train.train` on `make_splits(..., final=False, fraction)`
+batches, the fixed recipe (only the epochs change) and the same initial-weight seed for every
+design. The results file is written after every finished (design, fidelity) training, so a rerun
+trains only what is missing; a file made with other settings is refused.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import warnings
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import optuna
+import torch
+from rich.progress import Progress
+from scipy import stats
+
+from nas.budget import Limits, Verdict, check
+from nas.config import ArchConfig, dict_diff
+from nas.data import Cifar10
+from nas.designs import config_from_dict
+from nas.device import Runtime
+from nas.errors import NasError
+from nas.model import build_model
+from nas.proxies import scores
+from nas.recipe import Recipe, recipe_from_dict
+from nas.search import baseline_params, proxy_batch
+from nas.space import SearchSpace
+from nas.splits import VAL_IMAGES, make_batches, make_splits
+from nas.study import Fidelity
+from nas.train import check_trainable, train
+
+DEFAULT_OUT = Path("studies/calibration/calibration.json")
+PROXIES = ("synflow", "naswot", "grad_norm")
+COUNTS = {"params": "params", "FLOPs": "flops"}  # row label: the design's stored count
+TOP = 3  # the overlap of the top TOP designs
+
+
+@dataclass(frozen=True)
+class CalibrationSettings:
+    """Everything that makes two calibrations' results comparable; stored in the results file."""
+
+    space: str  # name and digest of the search space the designs come from
+    designs: int = 10
+    fidelities: tuple[str, ...] = ("3x0.1", "1x1.0", "4x0.25")
+    truth: str = "10x1.0"
+    seed: int = 0  # the sampler's, the proxy batch's and the recipe's
+    val_images: int = VAL_IMAGES
+    limits: Limits = field(default_factory=Limits)
+    recipe: dict[str, Any] = field(default_factory=dict)  # the fixed recipe, but its epochs
+
+    def to_dict(self) -> dict[str, Any]:
+        return json.loads(json.dumps(asdict(self)))  # tuples as lists, as the file reads back
+
+    def runs(self) -> list[Fidelity]:
+        """Every fidelity to train, truth included, cheapest first: the first answers come soon."""
+        every = [parse_fidelity(text, self.val_images) for text in (*self.fidelities, self.truth)]
+        return sorted(every, key=cost)
+
+
+def parse_fidelity(text: str, val_images: int = VAL_IMAGES, flag: str = "--fidelities") -> Fidelity:
+    """"EPOCHSxFRACTION" (e.g. "3x0.1") as a Fidelity; NasError (one line) for anything else."""
+    epochs, _, fraction = text.strip().lower().partition("x")
+    try:
+        epochs_n, share = int(epochs), float(fraction)
+    except ValueError:
+        epochs_n, share = 0, 0.0
+    if epochs_n < 1 or not 0 < share <= 1:
+        raise NasError(f"{flag} {text}: give EPOCHSxFRACTION, a whole number of epochs of at least "
+                       "1 and a share of the 45,000 search-training images in (0, 1], e.g. 3x0.1")
+    return Fidelity(epochs_n, share, val_images)
+
+
+def label(fidelity: Fidelity) -> str:
+    return f"{fidelity.epochs}x{fidelity.data_fraction}"
+
+
+def cost(fidelity: Fidelity) -> float:
+    """Training work in epochs over all 45,000 images (what the progress bar counts)."""
+    return fidelity.epochs * fidelity.data_fraction
+
+
+def make_settings(space: SearchSpace, designs: int, fidelities: str, truth: str, seed: int,
+                  val_images: int, recipe: Recipe) -> CalibrationSettings:
+    """The settings of the command line's flags, every one checked (NasError, one line)."""
+    if designs < TOP:
+        raise NasError(f"--designs {designs}: give at least {TOP}, so that a top {TOP} can be compared")
+    low = [label(parse_fidelity(text, val_images)) for text in fidelities.split(",") if text.strip()]
+    top = label(parse_fidelity(truth, val_images, "--truth"))
+    if not low or len(set(low)) < len(low) or top in low:
+        raise NasError(f"--fidelities {fidelities}: give one or more different fidelities, "
+                       f"none the same as --truth {truth}, e.g. 3x0.1,1x1.0")
+    fixed = {k: v for k, v in recipe.to_dict().items() if k != "epochs"}
+    return CalibrationSettings(f"{space.name} {space.digest()}", designs, tuple(low), top, seed,
+                               val_images, Limits(), fixed)
+
+
+def pick_designs(space: SearchSpace, limits: Limits, count: int, seed: int
+                 ) -> list[tuple[str, ArchConfig, Verdict]]:
+    """The reference's feasible twin (when the space holds it), then distinct feasible designs that
+    a seeded random sampler draws from the space, `count` in all, with their verdicts."""
+    picked: list[tuple[str, ArchConfig, Verdict]] = []
+    twin = [params for name, params in baseline_params(space, Recipe(seed=seed)) if name != "reference"]
+    if twin and (verdict := check(config := space.design(twin[0]), limits)).passed:
+        picked.append(("reference, C2 conv2 separable", config, verdict))
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
+    for _ in range(100 * count):
+        if len(picked) == count:
+            return [(name, replace(c, name=f"calibration-{i}"), v) for i, (name, c, v) in enumerate(picked)]
+        trial = study.ask()
+        config = space.suggest(trial)[0]
+        study.tell(trial, 0.0)
+        if all(replace(config, name="") != replace(c, name="") for _, c, _ in picked) and \
+                (verdict := check(config, limits)).passed:
+            picked.append((f"sampled, trial {trial.number}", config, verdict))
+    raise NasError(f"space {space.name} gave only {len(picked)} distinct feasible designs in "
+                   f"{100 * count} draws; ask for fewer --designs")
+
+
+def describe(name: str, config: ArchConfig, verdict: Verdict,
+             batch: tuple[torch.Tensor, torch.Tensor], seed: int) -> dict[str, Any]:
+    """A design as the results file keeps it: its config, counts and zero-cost proxies."""
+    values = scores(config, *batch, seed=seed)
+    return {"label": name, "config": config.to_dict(), "params": verdict.params,
+            "flops": verdict.flops, "receptive_field": verdict.receptive_field,
+            "proxies": {p: values[p] for p in PROXIES}, "proxy_seconds": values["proxy_ms"] / 1000}
+
+
+def read(path: Path) -> dict[str, Any]:
+    """A results file; NasError (one line) when it is missing or not one."""
+    try:
+        state = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise NasError(f"no calibration at {path}: run nas calibrate --out {path} first") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise NasError(f"{path} cannot be read as a calibration: {err}") from None
+    if not isinstance(state, dict) or not {"settings", "designs", "results"} <= set(state):
+        raise NasError(f"{path} is not a calibration made by nas calibrate; give another --out")
+    return state
+
+
+def write(path: Path, state: dict[str, Any]) -> None:
+    """Atomically: a kill mid-write leaves the previous file whole."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(state, indent=1) + "\n")
+    os.replace(tmp, path)
+
+
+def check_results(path: Path, settings: CalibrationSettings) -> dict[str, Any] | None:
+    """The results file at `path`, None when there is none yet; NasError (one line) when it was
+    made with other settings or `path` cannot be one."""
+    if path.is_dir():
+        raise NasError(f"--out {path} is a folder: give a file name, e.g. {path / 'calibration.json'}")
+    if not path.exists():
+        return None
+    state = read(path)
+    if diff := dict_diff(state["settings"], settings.to_dict()):
+        raise NasError(f"{path} was made with other settings ({diff}); rerun with its settings, "
+                       "or give another --out")
+    return state
+
+
+def open_results(path: Path, settings: CalibrationSettings,
+                 start: Callable[[], list[dict[str, Any]]]) -> dict[str, Any]:
+    """The results file at `path` if it was made with `settings` (NasError if with others), else a
+    new one holding the designs that `start` picks and describes."""
+    if (state := check_results(path, settings)) is not None:
+        return state
+    state = {"settings": settings.to_dict(), "designs": start(), "results": []}
+    write(path, state)
+    return state
+
+
+def calibrate(path: Path, settings: CalibrationSettings, space: SearchSpace, data: Cifar10,
+              runtime: Runtime, progress: Progress | None = None) -> dict[str, Any]:
+    """Train every (design, fidelity) pair the results file at `path` lacks, writing each result
+    as soon as it is there; returns the whole file's content with its summary."""
+    recipe = recipe_from_dict(settings.recipe)
+    splits = {fraction: make_splits(data, final=False, fraction=fraction, seed=recipe.seed,
+                                    val_images=settings.val_images)
+              for fraction in {f.data_fraction for f in settings.runs()} | {Fidelity().data_fraction}}
+    for f in settings.runs():  # every fidelity can fill OneCycle's steps: checked before training
+        check_trainable(replace(recipe, epochs=f.epochs), len(splits[f.data_fraction].train_labels))
+    # the batch a search at the default fidelity measures its proxies on
+    batch = proxy_batch(splits[Fidelity().data_fraction], recipe.seed)
+    state = open_results(path, settings, lambda: [
+        describe(name, config, verdict, batch, recipe.seed)
+        for name, config, verdict in pick_designs(space, settings.limits, settings.designs, settings.seed)])
+    done = {(r["design"], r["fidelity"]) for r in state["results"]}
+    designs = [config_from_dict(d["config"], str(path)) for d in state["designs"]]
+    task = progress.add_task("calibration (epochs over 45,000 images)", stats="",
+                             total=sum(cost(f) for f in settings.runs()) * len(designs),
+                             completed=sum(cost(parse_fidelity(f)) for _, f in done)) if progress else None
+    for fidelity in settings.runs():
+        todo = [i for i in range(len(designs)) if (i, label(fidelity)) not in done]
+        batches = make_batches(splits[fidelity.data_fraction], recipe.batch_size, recipe.augment,
+                               runtime) if todo else None
+        for i in todo:
+            if progress:
+                progress.update(task, stats=f"design {i + 1}/{len(designs)} at {label(fidelity)}")
+            torch.manual_seed(recipe.seed)  # the same initial weights' seed for every design
+            history = train(build_model(designs[i]), *batches, replace(recipe, epochs=fidelity.epochs),
+                            runtime, progress=progress)
+            state["results"].append({"design": i, "fidelity": label(fidelity),
+                                     "val_acc": history[-1].eval_acc, "epochs": len(history),
+                                     "train_seconds": sum(h.seconds for h in history)})
+            write(path, state)
+            if progress:
+                progress.advance(task, cost(fidelity))
+    state["summary"] = summarise(state)
+    write(path, state)
+    return state
+
+
+def agreement(values: list[float], truth: list[float]) -> tuple[float | None, float | None, int]:
+    """Spearman's ρ and Kendall's τ-b of `values` against `truth` (None where undefined: fewer
+    than 3 designs, or a constant list), and how many of the truth's top 3 are in the values' top 3."""
+    def top(xs: list[float]) -> set[int]:
+        return set(sorted(range(len(xs)), key=lambda i: (-xs[i], i))[:TOP])
+
+    overlap = len(top(values) & top(truth))
+    if len(values) < 3:
+        return None, None, overlap
+    with warnings.catch_warnings():  # a constant list: scipy warns and answers nan
+        warnings.simplefilter("ignore")
+        rho, tau = stats.spearmanr(values, truth).statistic, stats.kendalltau(values, truth).statistic
+    return (None if math.isnan(rho) else float(rho)), (None if math.isnan(tau) else float(tau)), overlap
+
+
+def summarise(state: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per cheap score: what it is, over how many designs, ρ, τ, top-3 overlap, seconds
+    per design and ρ per minute of that cost (None where the cost is nil or ρ undefined)."""
+    settings, designs = state["settings"], state["designs"]
+    acc = {(r["design"], r["fidelity"]): r for r in state["results"]}
+    truth = {i: acc[i, settings["truth"]]["val_acc"] for i in range(len(designs))
+             if (i, settings["truth"]) in acc}
+    scored: list[tuple[str, str, dict[int, float], float]] = []
+    for fid in settings["fidelities"]:
+        runs = {i: acc[i, fid] for i in range(len(designs)) if (i, fid) in acc}
+        seconds = sum(r["train_seconds"] for r in runs.values()) / max(len(runs), 1)
+        scored.append((fid, "fidelity", {i: r["val_acc"] for i, r in runs.items()}, seconds))
+    proxy_seconds = sum(d["proxy_seconds"] for d in designs) / max(len(designs), 1)
+    for name in PROXIES:
+        scored.append((name, "proxy", {i: d["proxies"][name] for i, d in enumerate(designs)},
+                       proxy_seconds))
+    for name, key in COUNTS.items():
+        scored.append((name, "count", {i: float(d[key]) for i, d in enumerate(designs)}, 0.0))
+    rows = []
+    for name, kind, values, seconds in scored:
+        both = sorted(set(values) & set(truth))
+        rho, tau, overlap = agreement([values[i] for i in both], [truth[i] for i in both])
+        rows.append({"score": name, "kind": kind, "designs": len(both), "rho": rho, "tau": tau,
+                     f"top{TOP}": overlap if len(both) >= TOP else None, "seconds_per_design": seconds,
+                     "rho_per_minute": rho * 60 / seconds if rho is not None and seconds > 0 else None})
+    return rows
+
+
+def caption(state: dict[str, Any]) -> str:
+    """What the table's figures are measured against, and how much of the work is done."""
+    settings, designs = state["settings"], state["designs"]
+    truth = [r for r in state["results"] if r["fidelity"] == settings["truth"]]
+    seconds = sum(r["train_seconds"] for r in truth) / max(len(truth), 1)
+    every = len(designs) * (len(settings["fidelities"]) + 1)
+    return (f"truth {settings['truth']} (epochs x share of the 45,000 images): val accuracy on "
+            f"{settings['val_images']:,} held-out images, {len(truth)} of {len(designs)} designs, "
+            f"{seconds:,.0f} s per design; {len(state['results'])} of {every} trainings done. "
+            f"Proxies on one batch of 64 training images. rho: Spearman, tau: Kendall's tau-b "
+            f"(scipy.stats); top {TOP}: how many of the truth's top {TOP} designs are in the score's")

@@ -1,0 +1,169 @@
+"""The default space and what a search stores per trial: the suggest ↔ params round trip,
+filling a design to the budget (every rule kept, as far as one common factor goes), the zero-cost
+proxies on every feasible trial, and the dry run's quartiles."""
+
+from __future__ import annotations
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+import nas
+from nas.budget import Limits, check
+from nas.cli import main
+from nas.data import load_cifar10, resolve_data_dir
+from nas.designs import DEFAULT_SPACE, REFERENCE
+from nas.search import WIDTH_STEP, fill_budget, proxy_attrs, proxy_batch, width_ladder
+from nas.space import load_space, with_widths
+from nas.splits import make_splits
+from nas.study import FILLED, settings_of, trial_design
+from tests.test_calibrate import TINY_SPACE, one_thread  # noqa: F401 (a fixture, used)
+from tests.test_search import AlwaysPrune, load, search_args
+
+
+def sampled_designs(count: int, seed: int = 0) -> list[nas.ArchConfig]:
+    space = load_space(DEFAULT_SPACE)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
+    designs = []
+    for _ in range(count):
+        trial = study.ask()
+        designs.append(space.suggest(trial)[0])
+        study.tell(trial, 0.0)
+    return designs
+
+
+def widths(config: nas.ArchConfig) -> tuple[int, ...]:
+    return tuple(block.channels for block in config.blocks)
+
+
+def test_the_space_holds_the_reference_and_round_trips() -> None:
+    space = load_space(DEFAULT_SPACE)
+    assert all(w % 8 == 0 for ws in space.channels for w in ws)
+    reference = nas.load_config(REFERENCE)
+    params = space.params_of(reference, 0.2, 5e-4)  # the reference lies inside the space
+    assert widths(space.design(params)) == (32, 32, 32, 64)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=2))
+    for _ in range(60):
+        trial = study.ask()
+        config, recipe = space.suggest(trial)
+        assert space.params_of(config, recipe["lr"], recipe["weight_decay"]) == trial.params
+        assert space.design(trial.params, trial.number) == config
+        study.tell(trial, 0.0)
+
+
+def test_width_ladder_steps_up_one_common_factor() -> None:
+    ladder = width_ladder((16, 24, 32, 64))
+    assert ladder[0] == (16, 24, 32, 64)
+    for low, high in zip(ladder, ladder[1:]):
+        assert all(a <= b for a, b in zip(low, high)) and low != high
+        assert all(w % WIDTH_STEP == 0 for w in high)
+    assert (32, 48, 64, 128) in ladder  # factor 2 exactly
+
+
+def test_filling_keeps_every_rule_and_reaches_the_share_where_it_can() -> None:
+    limits, share = Limits(), 0.9
+    feasible = reached = 0
+    for config in sampled_designs(60):
+        before = check(config, limits)
+        filled, verdict = fill_budget(config, limits, share)
+        assert verdict == check(filled, limits)  # the verdict returned is the filled design's
+        if not before.passed:  # a design that breaks a rule is left as sampled
+            assert filled == config
+            continue
+        feasible += 1
+        assert verdict.passed and verdict.params < limits.max_params  # within the budget, every rule
+        assert verdict.params >= before.params
+        if before.params >= share * limits.max_params:
+            assert filled == config
+            continue
+        ladder = width_ladder(widths(config))
+        assert widths(filled) in ladder  # one common factor, multiples of 8
+        reached += verdict.params >= share * limits.max_params
+        rung = ladder.index(widths(filled))
+        if verdict.params < share * limits.max_params and rung + 1 < len(ladder):
+            # short of the share only where the next wider rung breaks a rule (params or FLOPs)
+            assert not check(with_widths(config, ladder[rung + 1]), limits).passed
+    assert feasible >= 40 and reached >= 0.6 * feasible, (feasible, reached)
+
+
+def test_filling_stops_at_the_flop_limit() -> None:
+    limits = Limits(max_flops=12_000_000)  # tight: FLOPs bind before parameters do
+    space = load_space(DEFAULT_SPACE)  # the reference's feasible twin, at half its widths
+    params = dict(space.params_of(nas.load_config(REFERENCE), 0.2, 5e-4), c2_conv2="separable",
+                  c1_channels=16, c2_channels=16, c3_channels=16, c4_channels=32)
+    narrow = space.design(params)
+    filled, verdict = fill_budget(narrow, limits, 0.9)
+    assert verdict.passed and verdict.flops <= limits.max_flops and widths(filled) != widths(narrow)
+    ladder = width_ladder(widths(narrow))
+    rung = ladder.index(widths(filled))
+    assert check(with_widths(narrow, ladder[rung + 1]), limits).broken == ["flops"]
+
+
+def tiny_space(tmp_path) -> str:
+    path = tmp_path / "tiny.toml"
+    path.write_text(TINY_SPACE)
+    return str(path)
+
+
+def test_proxies_are_stored_on_every_feasible_trial_before_training(tmp_path, tiny_data_dir,
+                                                                  monkeypatch) -> None:
+    monkeypatch.setattr("nas.search.make_pruner", lambda name, epochs: AlwaysPrune())
+    args = search_args(tmp_path, tiny_data_dir, 4, "p", "--space", tiny_space(tmp_path),
+                       "--max-params", "16000", "--batch-size", "16")
+    assert main(args) == 0
+    study = load(tmp_path, "p")
+    splits = make_splits(load_cifar10(resolve_data_dir(str(tiny_data_dir))), final=False,
+                         fraction=0.25, seed=0, val_images=200)
+    batch = proxy_batch(splits, 0)  # what the search took: seed 0, the search's own split
+    assert any(not t.user_attrs.get("broken") for t in study.trials)
+    for trial in study.trials:
+        keys = {k for k in trial.user_attrs if k.startswith("proxy_")}
+        if trial.user_attrs.get("broken"):
+            assert not keys  # infeasible: pruned before anything is measured
+            continue
+        assert keys == {"proxy_synflow", "proxy_naswot", "proxy_grad_norm", "proxy_ms"}
+        # pruned by the pruner after its first epoch, and still measured (before training)
+        assert trial.state == TrialState.PRUNED and trial.user_attrs["epochs_run"] == 1
+        again = proxy_attrs(trial_design(study, trial), batch, 0)  # the same batch, the same values
+        assert {k: v for k, v in again.items() if k != "proxy_ms"} == {
+            k: trial.user_attrs[k] for k in keys if k != "proxy_ms"}
+
+
+def test_a_filled_search_stores_and_rebuilds_the_filled_design(tmp_path, tiny_data_dir,
+                                                               capsys) -> None:
+    args = search_args(tmp_path, tiny_data_dir, 2, "f", "--space", tiny_space(tmp_path),
+                       "--max-params", "30000", "--fill-budget", "0.8", "--epochs", "1",
+                       "--batch-size", "16")
+    assert main(args) == 0
+    study = load(tmp_path, "f")
+    assert settings_of(study).fill_budget == 0.8
+    filled = [t for t in study.trials if FILLED.format(1) in t.user_attrs]
+    assert filled
+    for trial in filled:
+        design = trial_design(study, trial)
+        assert [b.channels for b in design.blocks] == [trial.user_attrs[FILLED.format(b)]
+                                                       for b in range(1, 5)]
+        assert nas.param_count(design) == trial.user_attrs["n_params"] < 30_000
+    capsys.readouterr()
+    # a study cannot mix filled and unfilled trials
+    assert main(search_args(tmp_path, tiny_data_dir, 3, "f", "--space", tiny_space(tmp_path),
+                            "--max-params", "30000", "--epochs", "1", "--batch-size", "16")) == 2
+    assert "fill_budget 0.8 there, 0.0 here" in capsys.readouterr().err
+
+
+def test_dry_run_prints_the_quartiles_of_the_filled_designs(capsys) -> None:
+    assert main(["search", "--dry-run", "--trials", "12"]) == 0
+    plain = capsys.readouterr().out
+    assert "feasible designs' parameters: min, quartiles, max = " in plain and "widened" not in plain
+    assert main(["search", "--dry-run", "--trials", "12", "--fill-budget", "0.9"]) == 0
+    filled = capsys.readouterr().out
+    assert "--fill-budget 0.9:" in filled and "designs widened" in filled
+    assert "feasible designs' parameters: min, quartiles, max = " in filled
+    assert "FLOPs (MACs): min, quartiles, max = " in filled
+
+
+@pytest.mark.parametrize("value", ["1", "-0.1", "1.5"])
+def test_fill_budget_out_of_range_is_one_line(value, capsys) -> None:
+    assert main(["search", "--dry-run", "--trials", "2", "--fill-budget", value]) == 2
+    err = capsys.readouterr().err
+    assert f"--fill-budget {value}" in err and err.count("\n") == 1
