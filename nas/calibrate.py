@@ -39,7 +39,8 @@ from nas.errors import NasError
 from nas.model import build_model
 from nas.proxies import scores
 from nas.recipe import Recipe, recipe_from_dict
-from nas.search import baseline_params, proxy_batch
+from nas.proxies import proxy_batch
+from nas.space import baseline_params
 from nas.space import SearchSpace
 from nas.splits import VAL_IMAGES, make_batches, make_splits
 from nas.study import Fidelity

@@ -63,6 +63,11 @@ def add_recipe_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--norm-bias-lr-scale", type=float, metavar="F",
                         help="learning-rate factor of the BatchNorm biases (default 1)")
     runtime = parser.add_argument_group("where it runs (not part of the recipe)")
+    add_runtime_args(runtime)
+
+
+def add_runtime_args(runtime) -> None:
+    """--device, --precision, --channels-last, --workers, --data-dir: where a training runs."""
     runtime.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     runtime.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto")
     runtime.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
@@ -128,13 +133,7 @@ def add_calibrate_parser(sub, func) -> None:
     ca.add_argument("--batch-size", type=int, default=256,
                     help="the recipe's batch (default %(default)s; smaller only for tiny data)")
     runtime = ca.add_argument_group("where it runs (not part of the settings)")
-    runtime.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
-    runtime.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto")
-    runtime.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
-                         help="channels_last memory format (default: on CUDA only)")
-    runtime.add_argument("--workers", type=int, default=-1,
-                         help="DataLoader workers (default: picked for the machine)")
-    runtime.add_argument("--data-dir", default=None, help=DATA_HELP)
+    add_runtime_args(runtime)
     ca.set_defaults(func=func)
 
 

@@ -20,11 +20,13 @@ from __future__ import annotations
 import copy
 import time
 
+import numpy as np
 import torch
 from torch import nn
 
 from nas.config import ArchConfig
 from nas.model import build_model
+from nas.splits import Splits
 
 _WEIGHTED = (nn.Conv2d, nn.Linear)
 
@@ -153,3 +155,33 @@ def scores(config: ArchConfig, images: torch.Tensor, labels: torch.Tensor,
     result["grad_norm"] = _grad_l2(net)
     result["proxy_ms"] = (time.perf_counter() - start) * 1000.0
     return result
+
+
+PROXY_IMAGES = 64  # the batch every trial's zero-cost proxies are measured on
+
+
+def proxy_batch(splits: Splits, seed: int, size: int = PROXY_IMAGES) -> tuple[torch.Tensor, torch.Tensor]:
+    """`size` training images of the split, drawn with `seed` and normalised as training sees
+    them, with their labels: the one batch on which every design's proxies are measured."""
+    picked = np.sort(np.random.default_rng(seed).choice(
+        len(splits.train_labels), size=min(size, len(splits.train_labels)), replace=False))
+    mean, std = (torch.tensor(values).view(1, 3, 1, 1) for values in splits.stats())
+    # contiguous NCHW: the permuted view would be channels_last, whose backward pass oneDNN
+    # stalls in for minutes on some designs on the project's CPU (see nas.device.Runtime.pick)
+    images = torch.from_numpy(splits.train_images[picked]).permute(0, 3, 1, 2).contiguous()
+    images = images.float() / 255.0
+    return (images - mean) / std, torch.from_numpy(splits.train_labels[picked].astype(np.int64))
+
+
+def short_float(value: float) -> float:
+    """Five significant digits: enough to rank designs, short in the trial's attributes."""
+    return float(f"{value:.5g}")
+
+
+def proxy_attrs(config: ArchConfig, batch: tuple[torch.Tensor, torch.Tensor], seed: int
+                ) -> dict[str, float]:
+    """The design's zero-cost proxies as trial attributes: proxy_synflow, proxy_naswot,
+    proxy_grad_norm, and proxy_ms (the time of all three, building the model included)."""
+    values = scores(config, *batch, seed=seed)
+    attrs = {f"proxy_{name}": short_float(v) for name, v in values.items() if name != "proxy_ms"}
+    return attrs | {"proxy_ms": round(values["proxy_ms"])}

@@ -21,7 +21,6 @@ is first widened by one common factor to use at least F of the parameter budget.
 from __future__ import annotations
 
 import functools
-import math
 import os
 import socket
 import statistics
@@ -29,7 +28,6 @@ import time
 from dataclasses import replace
 from typing import Any, Protocol
 
-import numpy as np
 import optuna
 import torch
 from optuna.trial import FrozenTrial, TrialState
@@ -38,15 +36,14 @@ from rich.progress import Progress
 from nas.budget import Limits, Verdict, check
 from nas.config import ArchConfig
 from nas.data import Cifar10
-from nas.designs import REFERENCE, load_config
 from nas.device import Runtime
 from nas.errors import NasError
-from nas.geometry import param_count
 from nas.model import build_model
-from nas.proxies import scores
+from nas.fill import fill_budget
+from nas.proxies import proxy_attrs, proxy_batch
 from nas.recipe import Recipe
-from nas.space import MAX_WIDTH, SearchSpace, with_widths
-from nas.splits import Splits, make_batches, make_splits
+from nas.space import SearchSpace, baseline_params
+from nas.splits import make_batches, make_splits
 from nas.study import (FILLED, StudySettings, check_settings, fail_stale_trials, finished,
                        open_storage, trial_constraints)
 from nas.train import EpochLog, check_trainable, train
@@ -91,62 +88,6 @@ def claim_slot(trial: optuna.Trial, n_trials: int) -> None:
         raise SurplusTrial("the study already has all its trials")
 
 
-WIDTH_STEP = 8  # filled widths are multiples of 8, as the space's own widths
-PROXY_IMAGES = 64  # the batch every trial's zero-cost proxies are measured on
-
-
-def scaled_widths(widths: tuple[int, ...], factor: float) -> tuple[int, ...]:
-    """Each width times `factor`, rounded to a multiple of WIDTH_STEP, never narrower than before."""
-    return tuple(max(w, WIDTH_STEP * math.floor(w * factor / WIDTH_STEP + 0.5)) for w in widths)
-
-
-def width_ladder(widths: tuple[int, ...]) -> list[tuple[int, ...]]:
-    """Every distinct width vector that one common factor >= 1 gives, narrowest (`widths`) first,
-    none wider than MAX_WIDTH: one step at each factor where some width's rounding goes up."""
-    steps = range(1, MAX_WIDTH // WIDTH_STEP + 1)
-    factors = sorted({WIDTH_STEP * (k + 0.5) / w for w in widths for k in steps} - {1.0})
-    ladder = [widths]
-    for factor in (f * (1 + 1e-9) for f in factors if f > 1):  # just past the step: round up
-        scaled = scaled_widths(widths, factor)
-        if max(scaled) > MAX_WIDTH:
-            break
-        if scaled != ladder[-1]:
-            ladder.append(scaled)
-    return ladder
-
-
-def last_passing(ladder: list[tuple[int, ...]], passes) -> int:
-    """The index of the last rung for which `passes` holds, where it holds up to some rung and
-    not above it (0, the design as sampled, when no wider rung passes): a binary search."""
-    low, high = 0, len(ladder)
-    while high - low > 1:
-        middle = (low + high) // 2
-        low, high = (middle, high) if passes(ladder[middle]) else (low, middle)
-    return low
-
-
-def fill_budget(config: ArchConfig, limits: Limits, share: float) -> tuple[ArchConfig, Verdict]:
-    """Widen a design that uses less than `share` of the parameter budget: every width scaled up by
-    the largest common factor (each rounded to a multiple of 8) that keeps every rule. Parameters
-    grow with every width, so the factor is found by a binary search on the count from the config
-    alone (microseconds a try), then confirmed by one verdict; only a filled design that breaks
-    the FLOP limit costs more verdicts. Returns the design (filled, or as it was) and its verdict."""
-    if param_count(config) >= share * limits.max_params:
-        return config, check(config, limits)
-    ladder = width_ladder(tuple(block.channels for block in config.blocks))
-    top = last_passing(ladder, lambda w: param_count(with_widths(config, w)) < limits.max_params)
-    filled = with_widths(config, ladder[top])
-    verdict = check(filled, limits)
-    if top == 0 or verdict.passed:
-        return filled, verdict
-    if verdict.broken != ["flops"]:  # a rule no width mends (no separable conv, ...): keep it as sampled
-        return config, check(config, limits)
-    # FLOPs grow with every width too: the widest rung under both limits
-    top = last_passing(ladder[:top], lambda w: check(with_widths(config, w), limits).passed)
-    filled = with_widths(config, ladder[top])
-    return filled, check(filled, limits)
-
-
 def judge(trial: optuna.Trial, space: SearchSpace, limits: Limits, fill: float = 0.0
           ) -> tuple[ArchConfig, dict[str, float], Verdict]:
     """Sample a design (widened to `fill` of the parameter budget when `fill` > 0) and its verdict;
@@ -178,33 +119,6 @@ def earlier_twin(trial: optuna.Trial) -> FrozenTrial | None:
     return next((t for t in trial.study.get_trials(deepcopy=False, states=(
         TrialState.COMPLETE, TrialState.RUNNING)) if t.params == trial.params
         and t.number != trial.number), None)
-
-
-def proxy_batch(splits: Splits, seed: int, size: int = PROXY_IMAGES) -> tuple[torch.Tensor, torch.Tensor]:
-    """`size` training images of the split, drawn with `seed` and normalised as training sees
-    them, with their labels: the one batch on which every design's proxies are measured."""
-    picked = np.sort(np.random.default_rng(seed).choice(
-        len(splits.train_labels), size=min(size, len(splits.train_labels)), replace=False))
-    mean, std = (torch.tensor(values).view(1, 3, 1, 1) for values in splits.stats())
-    # contiguous NCHW: the permuted view would be channels_last, whose backward pass oneDNN
-    # stalls in for minutes on some designs on the project's CPU (see nas.device.Runtime.pick)
-    images = torch.from_numpy(splits.train_images[picked]).permute(0, 3, 1, 2).contiguous()
-    images = images.float() / 255.0
-    return (images - mean) / std, torch.from_numpy(splits.train_labels[picked].astype(np.int64))
-
-
-def short_float(value: float) -> float:
-    """Five significant digits: enough to rank designs, short in the trial's attributes."""
-    return float(f"{value:.5g}")
-
-
-def proxy_attrs(config: ArchConfig, batch: tuple[torch.Tensor, torch.Tensor], seed: int
-                ) -> dict[str, float]:
-    """The design's zero-cost proxies as trial attributes: proxy_synflow, proxy_naswot,
-    proxy_grad_norm, and proxy_ms (the time of all three, building the model included)."""
-    values = scores(config, *batch, seed=seed)
-    attrs = {f"proxy_{name}": short_float(v) for name, v in values.items() if name != "proxy_ms"}
-    return attrs | {"proxy_ms": round(values["proxy_ms"])}
 
 
 def objective(trial: optuna.Trial, *, space: SearchSpace, limits: Limits, recipe: Recipe,
@@ -283,21 +197,6 @@ def open_study(name: str, storage: optuna.storages.BaseStorage, settings: StudyS
     for label, params in baselines:
         study.enqueue_trial(params, user_attrs={"baseline": label})
     return study
-
-
-def baseline_params(space: SearchSpace, recipe: Recipe) -> list[tuple[str, dict[str, Any]]]:
-    """The reference design as trial 0 and, since the strict depthwise-separable rule fails it
-    (its C2 depthwise conv has no pointwise), its separable twin as trial 1: a feasible baseline.
-    Their lr and weight decay are the recipe's, brought into the space's ranges. None when the
-    space does not contain the reference's architecture."""
-    lr, wd = (min(max(value, low), high) for value, (low, high) in
-              ((recipe.lr, space.lr), (recipe.weight_decay, space.weight_decay)))
-    try:
-        params = space.params_of(load_config(REFERENCE), lr, wd)
-    except NasError:
-        return []
-    twin = dict(params, c2_conv2="separable")
-    return [("reference", params), ("reference, C2 conv2 separable", twin)]
 
 
 def check_budget_possible(space: SearchSpace, limits: Limits) -> None:

@@ -27,8 +27,9 @@ import optuna
 from optuna.distributions import CategoricalDistribution, FloatDistribution
 
 from nas.config import ArchConfig, ConvSpec, parse_dataclass
-from nas.designs import config_from_dict, read_table
-from nas.errors import ConfigError
+from nas.designs import REFERENCE, config_from_dict, load_config, read_table
+from nas.errors import ConfigError, NasError
+from nas.recipe import Recipe
 
 DOWNSAMPLE = {"stride2": {"kind": "standard", "stride": 2},
               "dilated_stride2": {"kind": "standard", "stride": 2, "dilation": 2, "padding": 2}}
@@ -184,3 +185,18 @@ def space_from_dict(data: dict[str, Any], source: str) -> SearchSpace:
         if not 0 < low <= high:
             raise ConfigError(source, key, f"needs 0 < low <= high, got [{low}, {high}]")
     return space
+
+
+def baseline_params(space: SearchSpace, recipe: Recipe) -> list[tuple[str, dict[str, Any]]]:
+    """The reference design as trial 0 and, since the strict depthwise-separable rule fails it
+    (its C2 depthwise conv has no pointwise), its separable twin as trial 1: a feasible baseline.
+    Their lr and weight decay are the recipe's, brought into the space's ranges. None when the
+    space does not contain the reference's architecture."""
+    lr, wd = (min(max(value, low), high) for value, (low, high) in
+              ((recipe.lr, space.lr), (recipe.weight_decay, space.weight_decay)))
+    try:
+        params = space.params_of(load_config(REFERENCE), lr, wd)
+    except NasError:
+        return []
+    twin = dict(params, c2_conv2="separable")
+    return [("reference", params), ("reference, C2 conv2 separable", twin)]

@@ -180,7 +180,7 @@ def nas_study(*, tested_out: str | None = None) -> Setup:
 
         from nas.designs import DEFAULT_SPACE
         from nas.recipe import Recipe
-        from nas.search import baseline_params
+        from nas.space import baseline_params
         from nas.space import load_space
         from nas.study import Fidelity, StudySettings
 

@@ -13,7 +13,8 @@ from nas.budget import Limits, check
 from nas.cli import main
 from nas.data import load_cifar10, resolve_data_dir
 from nas.designs import DEFAULT_SPACE, REFERENCE
-from nas.search import WIDTH_STEP, fill_budget, proxy_attrs, proxy_batch, width_ladder
+from nas.fill import WIDTH_STEP, fill_budget, width_ladder
+from nas.proxies import proxy_attrs, proxy_batch
 from nas.space import load_space, with_widths
 from nas.splits import make_splits
 from nas.study import FILLED, settings_of, trial_design
