@@ -44,7 +44,7 @@ from nas.proxies import proxy_attrs, proxy_batch
 from nas.recipe import Recipe
 from nas.space import SearchSpace, baseline_params
 from nas.splits import make_batches, make_splits
-from nas.study import (FILLED, StudySettings, check_settings, fail_stale_trials, finished,
+from nas.study import (FILLED, StudySettings, check_settings, finished,
                        open_storage, trial_constraints)
 from nas.train import EpochLog, check_trainable, train
 
@@ -226,7 +226,7 @@ def run_search(*, study_name: str, storage_url: str, space: SearchSpace, setting
     pruner = make_pruner("none" if second else pruner_name, fidelity.epochs)
     study = open_study(study_name, storage, settings, recipe.seed, pruner,
                        baseline_params(space, recipe))
-    fail_stale_trials(study)  # trials of killed workers: failed, then retried
+    optuna.storages.fail_stale_trials(study)  # trials of killed workers: failed, then retried
     failures: list[int] = []
     if finished(study) >= n_trials:
         return study, failures

@@ -25,7 +25,6 @@ from typing import Any
 import optuna
 import sqlalchemy.exc
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
-from optuna.storages._heartbeat import BaseHeartbeat
 from optuna.trial import FrozenTrial, TrialState
 
 from nas.budget import Limits
@@ -108,6 +107,23 @@ def check_settings(study: optuna.Study, settings: StudySettings) -> None:
                        "rerun with its settings, or start a new study with --study NAME")
 
 
+STALE_REASON = "worker stopped responding (no heartbeat)"
+
+
+class _HeartbeatStorage(RDBStorage):
+    """Optuna's RDBStorage, writing why on each stale trial before it is failed. Optuna sweeps for
+    stale trials itself at the start of every trial, so the reason is written where it looks."""
+
+    def _get_stale_trial_ids(self, study_id: int) -> list[int]:
+        stale = super()._get_stale_trial_ids(study_id)
+        for trial_id in stale:
+            try:
+                self.set_trial_user_attr(trial_id, "fail_reason", STALE_REASON)
+            except optuna.exceptions.UpdateFinishedTrialError:  # another worker failed it first
+                pass
+        return stale
+
+
 def open_storage(url: str, *, create: bool) -> RDBStorage:
     """An Optuna RDB storage with heartbeats: stale trials of killed workers fail and are retried.
     Without `create`, a SQLite file that does not exist is an error, not a new empty database."""
@@ -150,7 +166,7 @@ def holds_studies(path: Path) -> bool:
 def _rdb_storage(url: str, heartbeat_s: int, grace_s: int) -> RDBStorage:
     for attempt in range(2):
         try:
-            return RDBStorage(
+            return _HeartbeatStorage(
                 url, heartbeat_interval=heartbeat_s, grace_period=grace_s,
                 heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=2),
                 engine_kwargs={"pool_pre_ping": True} if url.startswith("postgresql") else None)
@@ -161,20 +177,6 @@ def _rdb_storage(url: str, heartbeat_s: int, grace_s: int) -> RDBStorage:
                 raise
             time.sleep(1)
     raise AssertionError("unreachable")
-
-
-def fail_stale_trials(study: optuna.Study) -> None:
-    """Fail the trials of workers that stopped sending heartbeats (killed), saying so on each, and
-    enqueue their retries (the storage's RetryHeartbeatStaleTrialCallback)."""
-    storage = study._storage  # Optuna wraps an RDBStorage in a cache with the same heartbeat API
-    if isinstance(storage, BaseHeartbeat):
-        for trial_id in storage._get_stale_trial_ids(study._study_id):
-            try:
-                storage.set_trial_user_attr(trial_id, "fail_reason",
-                                            "worker stopped responding (no heartbeat)")
-            except optuna.exceptions.UpdateFinishedTrialError:  # another worker failed it first
-                pass
-    optuna.storages.fail_stale_trials(study)
 
 
 def load_existing(name: str, storage_url: str) -> optuna.Study:

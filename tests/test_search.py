@@ -165,7 +165,7 @@ def test_a_stale_trial_is_failed_with_its_reason_and_retried(tmp_path, tiny_data
     study = optuna.load_study(study_name="stale", storage=storage)
     orphan = study.ask({"c1_channels": optuna.distributions.CategoricalDistribution([16, 24, 32, 40])})
     storage.record_heartbeat(orphan._trial_id)  # then its worker "dies": no more heartbeats
-    time.sleep(1.5)
+    time.sleep(2.2)  # SQLite stores whole seconds: a 1 s grace is surely over only after 2 s
     assert main(search_args(tmp_path, tiny_data_dir, 3, "stale", "--max-params", "60000")) == 0
     study = load(tmp_path, "stale")
     assert study.trials[orphan.number].state == TrialState.FAIL
