@@ -7,9 +7,8 @@ from __future__ import annotations
 import argparse
 import os
 from pathlib import Path
-from typing import Any
+from dataclasses import replace
 
-from nas.augment import AugmentConfig
 from nas.budget import Limits, ensure_buildable
 from nas.config import ArchConfig
 from nas.data import CLASSES, one_line
@@ -27,15 +26,17 @@ def limits_from(args: argparse.Namespace) -> Limits:
     return Limits(args.max_params, args.max_flops, args.min_rf)
 
 
-def recipe_from(args: argparse.Namespace, **defaults: Any) -> Recipe:
-    """The recipe: the flags given, else `defaults`, else Recipe's own defaults."""
+def recipe_from(args: argparse.Namespace, base: Recipe = Recipe()) -> Recipe:
+    """The recipe: `base` with the flags given on the command line."""
     names = ("epochs", "batch_size", "optimizer", "lr", "weight_decay", "schedule", "warmup",
              "label_smoothing", "seed", "ema", "no_decay_norm_bias", "norm_bias_lr_scale",
              "mixup", "cutmix", "mix_ramp")
     given = {n: getattr(args, n) for n in names if getattr(args, n) is not None}
     augment = {k: v for k, v in (("p_affine", args.p_affine), ("p_cutout", args.p_cutout),
                                  ("engine", args.augment), ("flip", args.flip)) if v is not None}
-    return Recipe(**(defaults | given), augment=AugmentConfig(**augment))
+    if given.get("optimizer", base.optimizer) != base.optimizer:  # its own lr and decay defaults
+        given = {"lr": None, "weight_decay": None} | given
+    return replace(base, **given, augment=replace(base.augment, **augment))
 
 
 def runtime_from(args: argparse.Namespace) -> Runtime:

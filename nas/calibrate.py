@@ -37,11 +37,9 @@ from nas.designs import config_from_dict
 from nas.device import Runtime
 from nas.errors import NasError
 from nas.model import build_model
-from nas.proxies import scores
-from nas.recipe import Recipe, recipe_from_dict
-from nas.proxies import proxy_batch
-from nas.space import baseline_params
-from nas.space import SearchSpace
+from nas.proxies import proxy_batch, scores
+from nas.recipe import Recipe, fixed_part, recipe_from_dict
+from nas.space import SearchSpace, baseline_params
 from nas.splits import VAL_IMAGES, make_batches, make_splits
 from nas.study import Fidelity
 from nas.train import check_trainable, train
@@ -58,7 +56,7 @@ class CalibrationSettings:
 
     space: str  # name and digest of the search space the designs come from
     designs: int = 10
-    fidelities: tuple[str, ...] = ("3x0.1", "1x1.0", "4x0.25")
+    fidelities: tuple[str, ...] = ("3x0.1", "6x0.1", "4x0.25", "1x1.0")
     truth: str = "10x1.0"
     seed: int = 0  # the sampler's, the proxy batch's and the recipe's
     val_images: int = VAL_IMAGES
@@ -106,9 +104,8 @@ def make_settings(space: SearchSpace, designs: int, fidelities: str, truth: str,
     if not low or len(set(low)) < len(low) or top in low:
         raise NasError(f"--fidelities {fidelities}: give one or more different fidelities, "
                        f"none the same as --truth {truth}, e.g. 3x0.1,1x1.0")
-    fixed = {k: v for k, v in recipe.to_dict().items() if k != "epochs"}
     return CalibrationSettings(f"{space.name} {space.digest()}", designs, tuple(low), top, seed,
-                               val_images, Limits(), fixed)
+                               val_images, Limits(), fixed_part(recipe.to_dict()))
 
 
 def pick_designs(space: SearchSpace, limits: Limits, count: int, seed: int
@@ -116,7 +113,7 @@ def pick_designs(space: SearchSpace, limits: Limits, count: int, seed: int
     """The reference's feasible twin (when the space holds it), then distinct feasible designs that
     a seeded random sampler draws from the space, `count` in all, with their verdicts."""
     picked: list[tuple[str, ArchConfig, Verdict]] = []
-    twin = [params for name, params in baseline_params(space, Recipe(seed=seed)) if name != "reference"]
+    twin = [params for name, params in baseline_params(space) if name != "reference"]
     if twin and (verdict := check(config := space.design(twin[0]), limits)).passed:
         picked.append(("reference, C2 conv2 separable", config, verdict))
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
@@ -124,7 +121,7 @@ def pick_designs(space: SearchSpace, limits: Limits, count: int, seed: int
         if len(picked) == count:
             return [(name, replace(c, name=f"calibration-{i}"), v) for i, (name, c, v) in enumerate(picked)]
         trial = study.ask()
-        config = space.suggest(trial)[0]
+        config = space.suggest(trial)
         study.tell(trial, 0.0)
         if all(replace(config, name="") != replace(c, name="") for _, c, _ in picked) and \
                 (verdict := check(config, limits)).passed:
@@ -171,7 +168,8 @@ def check_results(path: Path, settings: CalibrationSettings) -> dict[str, Any] |
     if not path.exists():
         return None
     state = read(path)
-    if diff := dict_diff(state["settings"], settings.to_dict()):
+    stored = state["settings"] | {"recipe": fixed_part(state["settings"].get("recipe", {}))}
+    if diff := dict_diff(stored, settings.to_dict()):
         raise NasError(f"{path} was made with other settings ({diff}); rerun with its settings, "
                        "or give another --out")
     return state

@@ -118,7 +118,7 @@ def add_calibrate_parser(sub, func) -> None:
                         "fidelity: how well each cheap score (and each proxy) ranks them")
     ca.add_argument("--designs", type=int, default=10, metavar="K",
                     help="the reference's feasible twin and K-1 sampled feasible designs (default 10)")
-    ca.add_argument("--fidelities", default="3x0.1,1x1.0,4x0.25",
+    ca.add_argument("--fidelities", default="3x0.1,6x0.1,4x0.25,1x1.0",
                     help="low fidelities, EPOCHSxFRACTION of the 45,000 search-training images, "
                          "comma-separated (default %(default)s)")
     ca.add_argument("--truth", default="10x1.0", help="the fidelity ranked against (default %(default)s)")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ from nas.data import load_cifar10, resolve_data_dir
 from nas.designs import DEFAULT_SPACE, load_config, resolve_design
 from nas.device import Runtime
 from nas.errors import NasError
-from nas.recipe import Recipe
+from nas.recipe import Recipe, fixed_part, recipe_from_dict
 from nas.study import DEFAULT_STORAGE, Fidelity, StudySettings
 from nas.views import epoch_printer, make_console, training_progress
 
@@ -93,12 +94,6 @@ def search(args: argparse.Namespace) -> int:
     if not 0 <= args.fill_budget < 1:
         raise NasError(f"--fill-budget {args.fill_budget}: give a share of the parameter budget "
                        "in [0, 1), e.g. 0.9; 0 turns it off")
-    for knob in space.SAMPLED_RECIPE:
-        if getattr(args, knob) is not None:
-            low, high = getattr(space, knob)
-            raise NasError(f"--{knob.replace('_', '-')}: every trial samples it from the space "
-                           f"({knob} = [{low}, {high}] in {args.space or DEFAULT_SPACE}); "
-                           "change that range in a copy of the space file instead")
     # every flag is checked, even for a dry run that uses few of them: a typo is caught now
     fidelity = Fidelity(Fidelity.epochs if args.epochs is None else args.epochs,
                         args.data_fraction, args.val_images)
@@ -111,9 +106,8 @@ def search(args: argparse.Namespace) -> int:
     jobs = default_jobs(runtime.device) if args.jobs is None else args.jobs
     if jobs < 1:
         raise NasError(f"--jobs {jobs}: give 1 or more trials at once")
-    fixed = {k: v for k, v in recipe.to_dict().items() if k not in (*space.SAMPLED_RECIPE, "epochs")}
-    settings = StudySettings(space.to_dict(), limits, fidelity, fixed, args.second_objective,
-                             args.fill_budget)
+    settings = StudySettings(space.to_dict(), limits, fidelity, fixed_part(recipe.to_dict()),
+                             args.second_objective, args.fill_budget)
     data = load_cifar10(resolve_data_dir(args.data_dir))
     progress = training_progress(console)
     view = SearchView(console, progress, args.trials)
@@ -190,27 +184,30 @@ def print_dry_run(stats: dict[str, Any]) -> int:
 def train_best(args: argparse.Namespace) -> int:
     from nas.run import check_run_folder
     from nas.study import (best_trial, load_existing, record_test_result, recorded_test_results,
-                           trial_design)
+                           settings_of, trial_design)
 
     # the checks that need no study first, so that a bad flag is named whatever the storage holds
-    recipe = recipe_from(args, epochs=FINAL_EPOCHS)
+    recipe_from(args)
     runtime = runtime_from(args)
     out = Path(args.out or Path("studies") / args.study / "best")
-    check_run_folder(out, recipe, args.resume)
+    check_run_folder(out, None, args.resume)  # the recipe is compared once the study gives it
     check_creatable(out, "--out", out)
     storage = args.storage or DEFAULT_STORAGE
     study = load_existing(args.study, storage)
     trial = best_trial(study, args.trial)
     config = trial_design(study, trial)
+    # the recipe the study's trials were trained with, for FINAL_EPOCHS; flags given change it
+    searched = recipe_from_dict(settings_of(study).recipe, f"study {args.study}")
+    recipe = recipe_from(args, replace(searched, epochs=FINAL_EPOCHS))
+    check_run_folder(out, recipe, args.resume)
     if any(run["out"] == str(out) for run in recorded_test_results(study).get(trial.number, [])):
         # recorded after the training: refused now, not after hours of it
         raise NasError(f"trial {trial.number} already has a test result from {out}: "
                        "choose another --out")
     console.print(f"re-training trial {trial.number} of study {args.study} (val acc "
                   f"{trial.values[0]:.4f}, {trial.user_attrs['n_params']:,} params) on all 50,000 "
-                  f"training images for {recipe.epochs} epochs with lr {recipe.lr:g}, weight decay "
-                  f"{recipe.weight_decay:g} (the recipe's, not the trial's short-run ones); "
-                  f"saving in {out}")
+                  f"training images for {recipe.epochs} epochs with the study's recipe (lr "
+                  f"{recipe.lr:g}, weight decay {recipe.weight_decay:g}); saving in {out}")
     try:
         metrics = _train(args, config, recipe, runtime, out, final=True, fraction=1.0)
     except KeyboardInterrupt:

@@ -97,3 +97,9 @@ def as_written_today(data: dict[str, Any]) -> dict[str, Any]:
         return recipe_from_dict(data).to_dict()
     except NasError:
         return data
+
+
+def fixed_part(data: dict[str, Any]) -> dict[str, Any]:
+    """What a study or a calibration stores of a recipe: all but the epochs (its fidelity sets
+    them), as written today (see `as_written_today`)."""
+    return {k: v for k, v in as_written_today(data).items() if k != "epochs"}

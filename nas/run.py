@@ -32,10 +32,11 @@ from nas.splits import make_batches, make_splits
 from nas.summary import markdown_table
 from nas.train import EpochLog, check_trainable, train
 
-def check_run_folder(out: Path, recipe: Recipe, resume: bool, config: ArchConfig | None = None) -> int:
+def check_run_folder(out: Path, recipe: Recipe | None, resume: bool,
+                     config: ArchConfig | None = None) -> int:
     """The epochs already done in `out` (0 for a new run); NasError when `out` cannot take this
     run: it holds another run (without --resume), nothing (with --resume), another recipe or
-    design, or unreadable files."""
+    design (each compared when given), or unreadable files."""
     checkpoint = out / "checkpoint.pt"
     if out.exists() and not out.is_dir():
         raise NasError(f"--out {out} is a file, not a folder: choose another --out")
@@ -51,7 +52,7 @@ def check_run_folder(out: Path, recipe: Recipe, resume: bool, config: ArchConfig
         raise NasError(f"nothing to resume in {out}: no checkpoint.pt there; "
                        "run without --resume to start")
     saved = as_written_today(read_json(out / "recipe.json"))
-    if saved != recipe.to_dict():
+    if recipe is not None and saved != recipe.to_dict():
         raise NasError(f"{out} was trained with another recipe ({dict_diff(saved, recipe.to_dict())}); "
                        "rerun with its options, or choose another --out")
     if config is not None and read_json(out / "config.json") != config.to_dict():

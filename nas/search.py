@@ -89,11 +89,11 @@ def claim_slot(trial: optuna.Trial, n_trials: int) -> None:
 
 
 def judge(trial: optuna.Trial, space: SearchSpace, limits: Limits, fill: float = 0.0
-          ) -> tuple[ArchConfig, dict[str, float], Verdict]:
+          ) -> tuple[ArchConfig, Verdict]:
     """Sample a design (widened to `fill` of the parameter budget when `fill` > 0) and its verdict;
     store the verdict on the trial; prune it if it breaks a rule."""
     try:
-        config, overrides = space.suggest(trial)
+        config = space.suggest(trial)
     except NasError as err:
         trial.set_user_attr("fail_reason", f"invalid design: {err}")
         raise
@@ -111,7 +111,7 @@ def judge(trial: optuna.Trial, space: SearchSpace, limits: Limits, fill: float =
     if not verdict.passed:
         trial.set_user_attr("broken", verdict.broken)
         raise optuna.TrialPruned(f"breaks {', '.join(verdict.broken)}")
-    return config, overrides, verdict
+    return config, verdict
 
 
 def earlier_twin(trial: optuna.Trial) -> FrozenTrial | None:
@@ -131,11 +131,10 @@ def objective(trial: optuna.Trial, *, space: SearchSpace, limits: Limits, recipe
     if n_trials is not None:
         claim_slot(trial, n_trials)
         trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")  # who ran it
-    config, overrides, verdict = judge(trial, space, limits, fill)
+    config, verdict = judge(trial, space, limits, fill)
     if batches is None:  # dry run: verdicts only
         return 0.0 if second is None else (0.0, float(verdict.params))
     multi = second is not None
-    trial_recipe = replace(recipe, **overrides)
 
     def report(log: EpochLog) -> None:
         trial.set_user_attr("epochs_run", log.epoch)
@@ -143,7 +142,7 @@ def objective(trial: optuna.Trial, *, space: SearchSpace, limits: Limits, recipe
         if not multi:  # Optuna's pruners support single-objective studies only
             trial.report(log.eval_acc, log.epoch)
             # At the last epoch the training is paid for: keep the result, whatever the pruner says.
-            if log.epoch < trial_recipe.epochs and trial.should_prune():
+            if log.epoch < recipe.epochs and trial.should_prune():
                 raise optuna.TrialPruned(f"pruned at epoch {log.epoch}: val acc {log.eval_acc:.4f}")
 
     try:
@@ -156,7 +155,7 @@ def objective(trial: optuna.Trial, *, space: SearchSpace, limits: Limits, recipe
                 return twin.values[0] if not multi else tuple(twin.values)
             raise optuna.TrialPruned(f"same design as trial {twin.number}, which is running")
         torch.manual_seed(recipe.seed)  # the same initial weights' seed for every trial: a fair race
-        history = train(build_model(config), *batches, trial_recipe, runtime, on_epoch=report,
+        history = train(build_model(config), *batches, recipe, runtime, on_epoch=report,
                         progress=progress)
     except optuna.TrialPruned:
         raise
@@ -225,7 +224,7 @@ def run_search(*, study_name: str, storage_url: str, space: SearchSpace, setting
     storage = open_storage(storage_url, create=True)
     pruner = make_pruner("none" if second else pruner_name, fidelity.epochs)
     study = open_study(study_name, storage, settings, recipe.seed, pruner,
-                       baseline_params(space, recipe))
+                       baseline_params(space))
     optuna.storages.fail_stale_trials(study)  # trials of killed workers: failed, then retried
     failures: list[int] = []
     if finished(study) >= n_trials:
@@ -259,7 +258,7 @@ def dry_run(space: SearchSpace, limits: Limits, n_trials: int, seed: int,
     ones, the rules they break, the feasible ones' parameters and FLOPs, how many were filled, and
     the baselines' verdicts."""
     study = optuna.create_study(sampler=make_sampler(seed, limits))
-    for label, params in baseline_params(space, Recipe(seed=seed)):
+    for label, params in baseline_params(space):
         study.enqueue_trial(params, user_attrs={"baseline": label})
     run = functools.partial(objective, space=space, limits=limits, recipe=Recipe(seed=seed),
                             runtime=None, batches=None, n_trials=None, second=None, fill=fill)

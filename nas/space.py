@@ -1,8 +1,9 @@
-"""The search space: which C1C2C3C4O designs (and training knobs) a study may sample.
+"""The search space: which C1C2C3C4O designs a study may sample.
 
-A space file (TOML) lists, for each knob, its choices; the learning rate and weight decay are
-log-uniform ranges. `suggest` turns an Optuna trial into an `ArchConfig` plus recipe overrides,
-so a user changes the space by editing the file, never the code. Knobs, per block b = 1..4:
+A space file (TOML) lists, for each knob, its choices; `suggest` turns an Optuna trial into an
+`ArchConfig`, so a user changes the space by editing the file, never the code. The training recipe
+is not searched: it is fixed for the whole study (see docs/search.md, "What a trial's learning
+rate means"). Knobs, per block b = 1..4:
 
     cb_channels    width of block b                   (channels[b-1])
     cb_conv1       kind of conv 1                     (conv1_kind)
@@ -11,7 +12,7 @@ so a user changes the space by editing the file, never the code. Knobs, per bloc
     cb_downsample  conv 3 of C1..C3: stride-2, or dilated (d=2) stride-2  (downsample)
     c4_conv3       kind of C4's conv 3                (conv1_kind)
     cb_shortcut    residual shortcut                  (shortcut)
-and for the whole network: dropout, head, order, lr, weight_decay.
+and for the whole network: dropout, head, order.
 """
 
 from __future__ import annotations
@@ -24,12 +25,11 @@ from pathlib import Path
 from typing import Any
 
 import optuna
-from optuna.distributions import CategoricalDistribution, FloatDistribution
+from optuna.distributions import CategoricalDistribution
 
 from nas.config import ArchConfig, ConvSpec, parse_dataclass
 from nas.designs import REFERENCE, config_from_dict, load_config, read_table
 from nas.errors import ConfigError, NasError
-from nas.recipe import Recipe
 
 DOWNSAMPLE = {"stride2": {"kind": "standard", "stride": 2},
               "dilated_stride2": {"kind": "standard", "stride": 2, "dilation": 2, "padding": 2}}
@@ -49,10 +49,6 @@ class SearchSpace:
     dropout: tuple[float, ...]
     head: tuple[str, ...]
     order: tuple[str, ...]
-    lr: tuple[float, float]  # log-uniform range
-    weight_decay: tuple[float, float]  # log-uniform range
-
-    SAMPLED_RECIPE = ("lr", "weight_decay")  # the recipe's knobs that a trial samples
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data that `space_from_dict` turns back into this space (stored on a study)."""
@@ -64,10 +60,10 @@ class SearchSpace:
 
     def design(self, params: dict[str, Any], number: int = 0) -> ArchConfig:
         """The design a trial with these parameters trained (the inverse of `params_of`)."""
-        return self.suggest(optuna.trial.FixedTrial(params, number))[0]
+        return self.suggest(optuna.trial.FixedTrial(params, number))
 
-    def suggest(self, trial: optuna.Trial) -> tuple[ArchConfig, dict[str, float]]:
-        """Sample one design and its recipe overrides (lr, weight_decay) from `trial`."""
+    def suggest(self, trial: optuna.Trial) -> ArchConfig:
+        """Sample one design from `trial`."""
         blocks = []
         for b, widths in enumerate(self.channels, start=1):
             convs = [{"kind": trial.suggest_categorical(f"c{b}_conv1", self.conv1_kind)},
@@ -87,11 +83,9 @@ class SearchSpace:
                 "order": trial.suggest_categorical("order", self.order),
                 "output": {"head": trial.suggest_categorical("head", self.head),
                            "bias": False}}
-        recipe = {"lr": trial.suggest_float("lr", *self.lr, log=True),
-                  "weight_decay": trial.suggest_float("weight_decay", *self.weight_decay, log=True)}
-        return config_from_dict(data, f"space {self.name}, trial {trial.number}"), recipe
+        return config_from_dict(data, f"space {self.name}, trial {trial.number}")
 
-    def params_of(self, config: ArchConfig, lr: float, weight_decay: float) -> dict[str, Any]:
+    def params_of(self, config: ArchConfig) -> dict[str, Any]:
         """The trial parameters that make `suggest` return `config` (to enqueue a known design);
         ConfigError when the design lies outside this space."""
         params: dict[str, Any] = {}
@@ -106,12 +100,10 @@ class SearchSpace:
             else:
                 params[f"c{b}_conv3"] = conv3.kind
         params |= {"dropout": config.blocks[0].dropout, "order": config.order,
-                   "head": config.output.head, "lr": lr, "weight_decay": weight_decay}
+                   "head": config.output.head}
         for key, dist in self.distributions().items():
             value = params[key]
-            inside = (value in dist.choices if isinstance(dist, CategoricalDistribution)
-                      else dist.low <= value <= dist.high)
-            if not inside:
+            if value not in dist.choices:
                 raise ConfigError(f"space {self.name}", key, f"{value!r} is not in the space")
         return params
 
@@ -121,17 +113,15 @@ class SearchSpace:
                 "none": 0, "identity": 1, "conv1x1": 2, "conv3x3": 3}
         params = {}
         for key, dist in self.distributions().items():
-            if isinstance(dist, FloatDistribution):
-                params[key] = dist.low
-            elif key.endswith("_channels"):
+            if key.endswith("_channels"):
                 params[key] = min(dist.choices)
             else:
                 params[key] = min(dist.choices, key=lambda c: cost.get(c, 0))
-        return self.suggest(optuna.trial.FixedTrial(params))[0]
+        return self.suggest(optuna.trial.FixedTrial(params))
 
-    def distributions(self) -> dict[str, optuna.distributions.BaseDistribution]:
+    def distributions(self) -> dict[str, CategoricalDistribution]:
         """Every knob's Optuna distribution, by parameter name."""
-        dists: dict[str, optuna.distributions.BaseDistribution] = {}
+        dists: dict[str, CategoricalDistribution] = {}
         cat = CategoricalDistribution
         for b, widths in enumerate(self.channels, start=1):
             dists |= {f"c{b}_channels": cat(widths), f"c{b}_conv1": cat(self.conv1_kind),
@@ -141,9 +131,7 @@ class SearchSpace:
                 dists[f"c{b}_downsample"] = cat(self.downsample)
             else:
                 dists[f"c{b}_conv3"] = cat(self.conv1_kind)
-        dists |= {"dropout": cat(self.dropout), "order": cat(self.order), "head": cat(self.head),
-                  "lr": FloatDistribution(*self.lr, log=True),
-                  "weight_decay": FloatDistribution(*self.weight_decay, log=True)}
+        dists |= {"dropout": cat(self.dropout), "order": cat(self.order), "head": cat(self.head)}
         return dists
 
 
@@ -180,22 +168,15 @@ def space_from_dict(data: dict[str, Any], source: str) -> SearchSpace:
             raise ConfigError(source, key, f"unknown choice(s) {sorted(bad)}; allowed: {sorted(allowed)}")
     if any(d < 1 for d in space.dilation) or any(not 0 <= p < 1 for p in space.dropout):
         raise ConfigError(source, "dilation/dropout", "dilations must be >= 1 and dropouts in [0, 1)")
-    for key in SearchSpace.SAMPLED_RECIPE:
-        low, high = getattr(space, key)
-        if not 0 < low <= high:
-            raise ConfigError(source, key, f"needs 0 < low <= high, got [{low}, {high}]")
     return space
 
 
-def baseline_params(space: SearchSpace, recipe: Recipe) -> list[tuple[str, dict[str, Any]]]:
+def baseline_params(space: SearchSpace) -> list[tuple[str, dict[str, Any]]]:
     """The reference design as trial 0 and, since the strict depthwise-separable rule fails it
     (its C2 depthwise conv has no pointwise), its separable twin as trial 1: a feasible baseline.
-    Their lr and weight decay are the recipe's, brought into the space's ranges. None when the
-    space does not contain the reference's architecture."""
-    lr, wd = (min(max(value, low), high) for value, (low, high) in
-              ((recipe.lr, space.lr), (recipe.weight_decay, space.weight_decay)))
+    None when the space does not contain the reference's architecture."""
     try:
-        params = space.params_of(load_config(REFERENCE), lr, wd)
+        params = space.params_of(load_config(REFERENCE))
     except NasError:
         return []
     twin = dict(params, c2_conv2="separable")

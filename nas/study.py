@@ -30,6 +30,7 @@ from optuna.trial import FrozenTrial, TrialState
 from nas.budget import Limits
 from nas.config import ArchConfig, dict_diff, parse_dataclass
 from nas.errors import NasError
+from nas.recipe import fixed_part
 from nas.space import SearchSpace, space_from_dict, with_widths
 from nas.splits import VAL_IMAGES
 
@@ -65,7 +66,7 @@ class StudySettings:
     space: dict[str, Any]
     limits: Limits = field(default_factory=Limits)
     fidelity: Fidelity = field(default_factory=Fidelity)
-    recipe: dict[str, Any] = field(default_factory=dict)  # the fixed part: what trials don't sample
+    recipe: dict[str, Any] = field(default_factory=dict)  # recipe.fixed_part: all but the epochs
     second_objective: str | None = None
     fill_budget: float = 0.0  # widen each design to this share of the parameter budget; 0: off
 
@@ -98,6 +99,7 @@ def settings_of(study: optuna.Study) -> StudySettings:
 def check_settings(study: optuna.Study, settings: StudySettings) -> None:
     """NasError (one line) when a study is reopened with settings other than its own."""
     stored = settings_of(study).to_dict()
+    stored["recipe"] = fixed_part(stored["recipe"])  # a study made before a new recipe knob
     wanted = settings.to_dict()
     ignore = ("nas_version", "space")  # the space is compared by its digest
     diff = dict_diff({k: v for k, v in stored.items() if k not in ignore},

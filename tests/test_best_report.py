@@ -9,12 +9,14 @@ import subprocess
 import sys
 import time
 
+import optuna
 import pytest
 import torch
 
 import nas
 
 from nas.cli import main
+from nas.recipe import Recipe
 from tests.conftest import ROOT
 from tests.test_search import search_args
 
@@ -62,6 +64,16 @@ def test_train_best_then_report(study, tiny_data_dir, tmp_path, capsys) -> None:
     for flag in ("--trials 5", f"--storage sqlite:///{study}/nas.db", "--epochs 2",
                  "--data-fraction 0.25", "--val-images 200", "--batch-size 32"):
         assert flag in reproduce, flag
+
+
+def test_train_best_trains_with_the_study_recipe(study, tiny_data_dir, tmp_path) -> None:
+    out = tmp_path / "best"  # no recipe flag but --epochs and --label-smoothing
+    assert main(["train-best", *common(study, tiny_data_dir), "--epochs", "1", "--label-smoothing",
+                 "0.2", "--out", str(out), "--data-dir", str(tiny_data_dir), "--workers", "0"]) == 0
+    recipe = json.loads((out / "recipe.json").read_text())
+    searched = optuna.load_study(study_name="tiny", storage=common(study, None)[3]).user_attrs
+    assert recipe == searched["settings"]["recipe"] | {"epochs": 1, "label_smoothing": 0.2}
+    assert recipe["batch_size"] == 32 != Recipe().batch_size  # the study's, not the default
 
 
 def test_predict_and_export_a_finished_run(study, tiny_data_dir, tmp_path, capsys) -> None:

@@ -20,7 +20,7 @@ TINY_SPACE = "\n".join([
     'conv1_kind = ["standard", "separable"]', 'conv2_kind = ["standard", "separable", "depthwise"]',
     "dilation = [1, 2]", 'downsample = ["stride2", "dilated_stride2"]',
     'shortcut = ["none", "conv1x1"]', "dropout = [0.0]", 'head = ["conv1x1", "fc"]',
-    'order = ["relu_bn", "bn_relu"]', "lr = [0.05, 0.4]", "weight_decay = [1e-4, 1e-3]"])
+    'order = ["relu_bn", "bn_relu"]'])
 # 800 training images outside a 200-image hold-out; batch 32 gives OneCycle its 8 steps at 2x0.25
 CHEAP = ["--fidelities", "2x0.25,1x0.75", "--truth", "1x1.0", "--val-images", "200",
          "--batch-size", "32", "--workers", "0", "--designs", "3"]

@@ -28,7 +28,7 @@ def sampled_designs(count: int, seed: int = 0) -> list[nas.ArchConfig]:
     designs = []
     for _ in range(count):
         trial = study.ask()
-        designs.append(space.suggest(trial)[0])
+        designs.append(space.suggest(trial))
         study.tell(trial, 0.0)
     return designs
 
@@ -41,13 +41,13 @@ def test_the_space_holds_the_reference_and_round_trips() -> None:
     space = load_space(DEFAULT_SPACE)
     assert all(w % 8 == 0 for ws in space.channels for w in ws)
     reference = nas.load_config(REFERENCE)
-    params = space.params_of(reference, 0.2, 5e-4)  # the reference lies inside the space
+    params = space.params_of(reference)  # the reference lies inside the space
     assert widths(space.design(params)) == (32, 32, 32, 64)
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=2))
     for _ in range(60):
         trial = study.ask()
-        config, recipe = space.suggest(trial)
-        assert space.params_of(config, recipe["lr"], recipe["weight_decay"]) == trial.params
+        config = space.suggest(trial)
+        assert space.params_of(config) == trial.params
         assert space.design(trial.params, trial.number) == config
         study.tell(trial, 0.0)
 
@@ -84,13 +84,14 @@ def test_filling_keeps_every_rule_and_reaches_the_share_where_it_can() -> None:
         if verdict.params < share * limits.max_params and rung + 1 < len(ladder):
             # short of the share only where the next wider rung breaks a rule (params or FLOPs)
             assert not check(with_widths(config, ladder[rung + 1]), limits).passed
-    assert feasible >= 40 and reached >= 0.6 * feasible, (feasible, reached)
+    # most reach it; the others stop a rung short where the wider one breaks the FLOP limit
+    assert feasible >= 40 and reached >= 0.5 * feasible, (feasible, reached)
 
 
 def test_filling_stops_at_the_flop_limit() -> None:
     limits = Limits(max_flops=12_000_000)  # tight: FLOPs bind before parameters do
     space = load_space(DEFAULT_SPACE)  # the reference's feasible twin, at half its widths
-    params = dict(space.params_of(nas.load_config(REFERENCE), 0.2, 5e-4), c2_conv2="separable",
+    params = dict(space.params_of(nas.load_config(REFERENCE)), c2_conv2="separable",
                   c1_channels=16, c2_channels=16, c3_channels=16, c4_channels=32)
     narrow = space.design(params)
     filled, verdict = fill_budget(narrow, limits, 0.9)
@@ -133,7 +134,7 @@ def test_proxies_are_stored_on_every_feasible_trial_before_training(tmp_path, ti
 def test_a_filled_search_stores_and_rebuilds_the_filled_design(tmp_path, tiny_data_dir,
                                                                capsys) -> None:
     args = search_args(tmp_path, tiny_data_dir, 2, "f", "--space", tiny_space(tmp_path),
-                       "--max-params", "30000", "--fill-budget", "0.8", "--epochs", "1",
+                       "--max-params", "40000", "--fill-budget", "0.8", "--epochs", "1",
                        "--batch-size", "16")
     assert main(args) == 0
     study = load(tmp_path, "f")
@@ -144,11 +145,11 @@ def test_a_filled_search_stores_and_rebuilds_the_filled_design(tmp_path, tiny_da
         design = trial_design(study, trial)
         assert [b.channels for b in design.blocks] == [trial.user_attrs[FILLED.format(b)]
                                                        for b in range(1, 5)]
-        assert nas.param_count(design) == trial.user_attrs["n_params"] < 30_000
+        assert nas.param_count(design) == trial.user_attrs["n_params"] < 40_000
     capsys.readouterr()
     # a study cannot mix filled and unfilled trials
     assert main(search_args(tmp_path, tiny_data_dir, 3, "f", "--space", tiny_space(tmp_path),
-                            "--max-params", "30000", "--epochs", "1", "--batch-size", "16")) == 2
+                            "--max-params", "40000", "--epochs", "1", "--batch-size", "16")) == 2
     assert "fill_budget 0.8 there, 0.0 here" in capsys.readouterr().err
 
 
