@@ -12,6 +12,7 @@ from optuna.trial import FrozenTrial, TrialState
 from rich.table import Table
 
 from nas.budget import Limits, check
+from nas.diagram import mermaid
 from nas.errors import NasError
 from nas.study import (DEFAULT_STORAGE, FILLED, best_trial, finished, is_feasible, pruned_by,
                        recorded_test_results, settings_of, trial_counts, trial_design)
@@ -258,6 +259,7 @@ def best_section(study: optuna.Study, trial: FrozenTrial) -> list[str]:
     config = trial_design(study, trial)
     verdict = check(config, settings_of(study).limits)
     return [f"## Best design: trial {trial.number} (val accuracy {trial.values[0]:.4f})\n",
+            mermaid(config) + "\n",
             markdown_table(LAYER_COLUMNS, layer_rows(config, verdict)) + "\n",
             markdown_table(RULE_COLUMNS, rule_rows(verdict)) + "\n"]
 

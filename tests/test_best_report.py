@@ -53,7 +53,7 @@ def test_train_best_then_report(study, tiny_data_dir, tmp_path, capsys) -> None:
     assert "pruned: constraint" in table and "★ best" in table
     assert f"{metrics['accuracy']:.4f}" in table  # the test accuracy is written back
     text = doc.read_text()
-    for part in ("## Trials", "breaks depthwise_separable", "## Best design", "Train-best",
+    for part in ("## Trials", "breaks depthwise_separable", "## Best design", "```mermaid", "Train-best",
                  "REPORT-history.png", "REPORT-params.png", "REPORT-curves.png",
                  "REPORT-confusion.png", "### Per class"):
         assert part in text, part
