@@ -36,7 +36,7 @@ from nas.train import train  # noqa: E402
 
 
 def baseline_images_per_s(config: nas.ArchConfig, splits: Splits, device: torch.device) -> float:
-    mean, std = splits.stats()
+    mean, std = splits.stats
     dataset = AugmentedDataset(splits.train_images, splits.train_labels, train_transform(mean, std))
     torch.manual_seed(0)
     model = nas.build_model(config).to(device).train()

@@ -165,7 +165,7 @@ def proxy_batch(splits: Splits, seed: int, size: int = PROXY_IMAGES) -> tuple[to
     them, with their labels: the one batch on which every design's proxies are measured."""
     picked = np.sort(np.random.default_rng(seed).choice(
         len(splits.train_labels), size=min(size, len(splits.train_labels)), replace=False))
-    mean, std = (torch.tensor(values).view(1, 3, 1, 1) for values in splits.stats())
+    mean, std = (torch.tensor(values).view(1, 3, 1, 1) for values in splits.stats)
     # contiguous NCHW: the permuted view would be channels_last, whose backward pass oneDNN
     # stalls in for minutes on some designs on the project's CPU (see nas.device.Runtime.pick)
     images = torch.from_numpy(splits.train_images[picked]).permute(0, 3, 1, 2).contiguous()

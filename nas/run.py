@@ -108,7 +108,7 @@ def train_run(config: ArchConfig, recipe: Recipe, runtime: Runtime, data: Cifar1
         (out / "recipe.json").write_text(json.dumps(recipe.to_dict(), indent=2) + "\n")
     history = train(model, train_batches, eval_batches, recipe, runtime, run_dir=out, resume=resume,
                     progress=progress, on_epoch=on_epoch)
-    save_model(out / "model.pt", config, model, *splits.stats(), splits.classes)
+    save_model(out / "model.pt", config, model, *splits.stats, splits.classes)
     start = time.perf_counter()
     result = evaluate(model, eval_batches, runtime.device, runtime.dtype, flip_tta=True)
     metrics = {

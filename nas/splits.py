@@ -8,6 +8,7 @@ is never seen by a search.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -37,8 +38,10 @@ class Splits:
     eval_name: str
     classes: tuple[str, ...]
 
+    @functools.cached_property
     def stats(self) -> tuple[Stats, Stats]:
-        """Per-channel mean and std of the training images: the normalisation of this run."""
+        """Per-channel mean and std of the training images: the normalisation of this run
+        (computed once: the batches, the proxy batch and model.pt all need it)."""
         return channel_stats(self.train_images)
 
 
@@ -135,7 +138,7 @@ def make_batches(splits: Splits, batch_size: int, augment: AugmentConfig, runtim
                  ) -> tuple[Batches, Batches]:
     """The training batches (shuffled, augmented by `augment.engine`) and the evaluation batches,
     both normalised with the training images' own statistics."""
-    mean, std = splits.stats()
+    mean, std = splits.stats
     if augment.engine == "batched":
         return (DeviceBatches(splits.train_images, splits.train_labels, batch_size, runtime.device,
                               mean, std, augment, shuffle=True, memory_format=runtime.layout),
