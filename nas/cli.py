@@ -191,6 +191,9 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--study", default="c1c2c3c4o")
     rp.add_argument("--storage", help=STORAGE_HELP)
     rp.add_argument("--markdown", help="write a results document (and PNG plots beside it) here")
+    rp.add_argument("--compare", action="append", default=[], metavar="RUN_DIR",
+                    help="a finished run folder (e.g. the reference's) whose accuracy against "
+                    "epochs the document plots beside the best design's; repeatable")
     rp.set_defaults(func=commands.report)
 
     data = sub.add_parser("data", help="fetch or check CIFAR-10")

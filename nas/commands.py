@@ -220,7 +220,7 @@ def train_best(args: argparse.Namespace) -> int:
 
 
 def report(args: argparse.Namespace) -> int:
-    from nas.report import rich_table, write_markdown
+    from nas.report import read_run, rich_table, write_markdown
     from nas.study import load_existing, settings_of
 
     storage = args.storage or DEFAULT_STORAGE
@@ -229,6 +229,11 @@ def report(args: argparse.Namespace) -> int:
         raise NasError(f"--markdown {markdown} is a folder: give a file name, e.g. {markdown / 'REPORT.md'}")
     if markdown is not None:  # before the storage is opened: a bad path is named first
         check_creatable(markdown.parent, "--markdown", markdown)
+    compare = tuple(Path(run) for run in args.compare)
+    if compare and markdown is None:
+        raise NasError("--compare adds a plot to the results document: give --markdown too")
+    for run in compare:
+        read_run(run)
     study = load_existing(args.study, storage)
     if not study.trials:
         console.print(f"study {args.study} has no trials yet: run nas search --study {args.study}")
@@ -236,7 +241,7 @@ def report(args: argparse.Namespace) -> int:
     settings_of(study)  # the table reads what nas search stores on each trial: refuse other studies
     console.print(rich_table(study))
     if markdown is not None:
-        files = write_markdown(study, markdown, storage)
+        files = write_markdown(study, markdown, storage, compare)
         console.print(f"wrote {', '.join(map(str, files))}")
     return 0
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -12,8 +13,10 @@ from optuna.trial import FrozenTrial, TrialState
 from rich.table import Table
 
 from nas.budget import Limits, check
+from nas.designs import config_from_dict
 from nas.diagram import mermaid
 from nas.errors import NasError
+from nas.geometry import param_count
 from nas.study import (DEFAULT_STORAGE, FILLED, best_trial, finished, is_feasible, pruned_by,
                        recorded_test_results, settings_of, trial_counts, trial_design)
 from nas.summary import LAYER_COLUMNS, RULE_COLUMNS, layer_rows, markdown_table, rule_rows
@@ -170,6 +173,52 @@ def plot_curves(log: list[dict[str, Any]], path: Path) -> None:
     save(fig, path)
 
 
+def read_run(run_dir: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """A finished run folder's metrics (with its design's parameter count) and per-epoch log;
+    NasError (one line) for anything else."""
+    try:
+        metrics = json.loads((run_dir / "metrics.json").read_text())
+        config = config_from_dict(json.loads((run_dir / "config.json").read_text()), str(run_dir))
+        log = [json.loads(line) for line in (run_dir / "log.jsonl").read_text().splitlines()]
+        return metrics | {"n_params": param_count(config)}, log
+    except (OSError, ValueError) as err:
+        raise NasError(f"{run_dir} is not a finished run folder ({type(err).__name__}: "
+                       f"{getattr(err, 'strerror', None) or err}): give one that holds "
+                       "metrics.json, log.jsonl and config.json") from None
+
+
+def plot_accuracy_vs_epochs(runs: dict[str, list[dict[str, Any]]], split: str, path: Path) -> None:
+    """Each run's evaluation accuracy after every epoch, one line per run."""
+    fig = Figure(figsize=(7, 4))
+    ax = fig.subplots()
+    for label, log in runs.items():
+        ax.plot([r["epoch"] for r in log], [r["eval_acc"] for r in log], label=label)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(f"{split} accuracy")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    save(fig, path)
+
+
+def epochs_section(runs: list[Path], path: Path) -> tuple[list[str], list[Path]]:
+    """The runs' accuracy against epochs in one plot, and a table of where each ended."""
+    read = {run: read_run(run) for run in runs}
+    splits = {metrics["eval_split"] for metrics, _ in read.values()}
+    if len(splits) > 1:
+        raise NasError(f"--compare: the runs were evaluated on different splits ({sorted(splits)}); "
+                       "compare test runs with test runs")
+    split = splits.pop()
+    plot = path.with_name(f"{path.stem}-epochs.png")
+    plot_accuracy_vs_epochs({f"{run.name} ({metrics['n_params']:,} params)": log
+                             for run, (metrics, log) in read.items()}, split, plot)
+    table = markdown_table(("run", "params", "epochs", f"{split} accuracy", "minutes", "machine"), [
+        (f"[{run.name}]({os.path.relpath(run, path.parent)})", f"{m['n_params']:,}", str(m["epochs"]),
+         f"{m['accuracy'] * 100:.2f} %", f"{m['wall_seconds'] / 60:.1f}", m["machine"]["cpu"])
+        for run, (m, _) in read.items()])
+    return [f"## {split.capitalize()} accuracy against epochs\n", f"![accuracy against epochs]({plot.name})\n",
+            table + "\n"], [plot]
+
+
 def plot_confusion(metrics: dict[str, Any], path: Path) -> None:
     fig = Figure(figsize=(6, 5))
     ax = fig.subplots()
@@ -216,8 +265,10 @@ def search_command(study: optuna.Study, storage: str) -> str:
     return "nas search " + " ".join(f"--{k} {v}" for k, v in flags.items())
 
 
-def write_markdown(study: optuna.Study, path: Path, storage: str = DEFAULT_STORAGE) -> list[Path]:
-    """The results document and its PNG plots beside it; returns every file written."""
+def write_markdown(study: optuna.Study, path: Path, storage: str = DEFAULT_STORAGE,
+                   compare: tuple[Path, ...] = ()) -> list[Path]:
+    """The results document and its PNG plots beside it, with the accuracy against epochs of the
+    best design's final run and of the `compare` runs; returns every file written."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.touch()
@@ -243,13 +294,19 @@ def write_markdown(study: optuna.Study, path: Path, storage: str = DEFAULT_STORA
         written += [history, scatter]
         parts += ["## Search\n", f"![optimization history]({history.name})\n",
                   f"![val accuracy vs parameters]({scatter.name})\n"]
+    final: list[Path] = []
     if best is not None:
         parts += best_section(study, study.trials[best])
         runs = recorded_test_results(study).get(best, [])
         if runs and (Path(runs[-1]["out"]) / "metrics.json").exists():
-            section, files = train_best_section(Path(runs[-1]["out"]), path)
+            final = [Path(runs[-1]["out"])]
+            section, files = train_best_section(final[0], path)
             parts += section
             written += files
+    if compare:
+        section, files = epochs_section(final + list(compare), path)
+        parts += section
+        written += files
     path.write_text("\n".join(parts))
     return written
 

@@ -48,18 +48,24 @@ def test_train_best_then_report(study, tiny_data_dir, tmp_path, capsys) -> None:
     assert model.eval()(torch.zeros(1, 3, 32, 32)).shape == (1, 10)
     capsys.readouterr()
     doc = tmp_path / "report" / "REPORT.md"
-    assert main(["report", *common(study, tiny_data_dir), "--markdown", str(doc)]) == 0
+    reference = tmp_path / "reference"  # a run to compare with: the reference, 3 epochs
+    assert main(["train", "reference", "--epochs", "3", "--out", str(reference),
+                 "--data-dir", str(tiny_data_dir), *TRAIN]) == 0
+    capsys.readouterr()
+    assert main(["report", *common(study, tiny_data_dir), "--markdown", str(doc),
+                 "--compare", str(reference)]) == 0
     table = capsys.readouterr().out
     assert "pruned: constraint" in table and "★ best" in table
     assert f"{metrics['accuracy']:.4f}" in table  # the test accuracy is written back
     text = doc.read_text()
     for part in ("## Trials", "breaks depthwise_separable", "## Best design", "```mermaid", "Train-best",
                  "REPORT-history.png", "REPORT-params.png", "REPORT-curves.png",
-                 "REPORT-confusion.png", "### Per class"):
+                 "REPORT-confusion.png", "### Per class", "## Test accuracy against epochs",
+                 "REPORT-epochs.png", "| [best](../best) | ", "| [reference](../reference) | 197,472 | 3 |"):
         assert part in text, part
     for png in doc.parent.glob("*.png"):
         assert png.read_bytes()[:4] == b"\x89PNG"
-    assert len(list(doc.parent.glob("*.png"))) == 4
+    assert len(list(doc.parent.glob("*.png"))) == 5
     reproduce = next(line for line in text.splitlines() if line.startswith("Reproduce"))
     for flag in ("--trials 5", f"--storage sqlite:///{study}/nas.db", "--epochs 2",
                  "--data-fraction 0.25", "--val-images 200", "--batch-size 32"):
