@@ -30,9 +30,13 @@ def add_limit_args(parser: argparse.ArgumentParser) -> None:
                         help="receptive field must be greater than this (default %(default)s)")
 
 
-def add_recipe_args(parser: argparse.ArgumentParser) -> None:
-    """The recipe's knobs (defaults: nas.recipe.Recipe's, shown by None here) and the runtime's."""
-    parser.add_argument("--epochs", type=int, help="default: 15 (train), 30 (train-best), 3 (search)")
+def add_recipe_args(parser: argparse.ArgumentParser, epochs: bool = True) -> None:
+    """The recipe's knobs (defaults: nas.recipe.Recipe's, shown by None here) and the runtime's;
+    without `epochs` where something else sets them (calibrate's fidelities)."""
+    if epochs:
+        parser.add_argument("--epochs", type=int, help="default: 15 (train), 30 (train-best), 3 (search)")
+    else:
+        parser.set_defaults(epochs=None)
     parser.add_argument("--batch-size", type=int)
     parser.add_argument("--optimizer", choices=["sgd", "adamw"])
     parser.add_argument("--lr", type=float, help="peak learning rate (default 0.2 sgd, 0.003 adamw)")
@@ -125,15 +129,10 @@ def add_calibrate_parser(sub, func) -> None:
     ca.add_argument("--out", help="results file, written after every training; a rerun continues "
                                   "it (default studies/calibration/calibration.json)")
     ca.add_argument("--show", action="store_true", help="print the table of --out, train nothing")
-    ca.add_argument("--seed", type=int, default=0,
-                    help="of the design sampler, the proxy batch and every training (default 0)")
     ca.add_argument("--space", help="search-space file (default: the shipped c1c2c3c4o.toml)")
     ca.add_argument("--val-images", type=int, default=Fidelity().val_images,
                     help="size of the stratified validation hold-out (default %(default)s)")
-    ca.add_argument("--batch-size", type=int, default=256,
-                    help="the recipe's batch (default %(default)s; smaller only for tiny data)")
-    runtime = ca.add_argument_group("where it runs (not part of the settings)")
-    add_runtime_args(runtime)
+    add_recipe_args(ca, epochs=False)  # of every training; --seed also seeds the design sampler
     ca.set_defaults(func=func)
 
 

@@ -149,8 +149,9 @@ def calibrate(args: argparse.Namespace) -> int:
         console.print(calibration_table(summarise(state), title, caption(state)))
         return 0
     space = load_space(args.space or DEFAULT_SPACE)
-    settings = make_settings(space, args.designs, args.fidelities, args.truth, args.seed,
-                             args.val_images, Recipe(seed=args.seed, batch_size=args.batch_size))
+    recipe = recipe_from(args)
+    settings = make_settings(space, args.designs, args.fidelities, args.truth, recipe.seed,
+                             args.val_images, recipe)
     runtime = runtime_from(args)
     check_results(out, settings)  # before the data is read: other settings cost nothing
     check_creatable(out.parent, "--out", out)
