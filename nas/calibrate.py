@@ -36,6 +36,7 @@ from nas.data import Cifar10
 from nas.designs import config_from_dict
 from nas.device import Runtime
 from nas.errors import NasError
+from nas.fill import check_fill, fill_budget
 from nas.model import build_model
 from nas.proxies import proxy_batch, scores
 from nas.recipe import Recipe, fixed_part, recipe_from_dict
@@ -62,6 +63,7 @@ class CalibrationSettings:
     val_images: int = VAL_IMAGES
     limits: Limits = field(default_factory=Limits)
     recipe: dict[str, Any] = field(default_factory=dict)  # the fixed recipe, but its epochs
+    fill_budget: float = 0.0  # each design widened to this share of the parameter budget; 0: off
 
     def to_dict(self) -> dict[str, Any]:
         return json.loads(json.dumps(asdict(self)))  # tuples as lists, as the file reads back
@@ -95,7 +97,7 @@ def cost(fidelity: Fidelity) -> float:
 
 
 def make_settings(space: SearchSpace, designs: int, fidelities: str, truth: str, seed: int,
-                  val_images: int, recipe: Recipe) -> CalibrationSettings:
+                  val_images: int, recipe: Recipe, fill: float = 0.0) -> CalibrationSettings:
     """The settings of the command line's flags, every one checked (NasError, one line)."""
     if designs < TOP:
         raise NasError(f"--designs {designs}: give at least {TOP}, so that a top {TOP} can be compared")
@@ -104,27 +106,32 @@ def make_settings(space: SearchSpace, designs: int, fidelities: str, truth: str,
     if not low or len(set(low)) < len(low) or top in low:
         raise NasError(f"--fidelities {fidelities}: give one or more different fidelities, "
                        f"none the same as --truth {truth}, e.g. 3x0.1,1x1.0")
+    check_fill(fill)
     return CalibrationSettings(f"{space.name} {space.digest()}", designs, tuple(low), top, seed,
-                               val_images, Limits(), fixed_part(recipe.to_dict()))
+                               val_images, Limits(), fixed_part(recipe.to_dict()), fill)
 
 
-def pick_designs(space: SearchSpace, limits: Limits, count: int, seed: int
+def pick_designs(space: SearchSpace, limits: Limits, count: int, seed: int, fill: float = 0.0
                  ) -> list[tuple[str, ArchConfig, Verdict]]:
     """The reference's feasible twin (when the space holds it), then distinct feasible designs that
-    a seeded random sampler draws from the space, `count` in all, with their verdicts."""
+    a seeded random sampler draws from the space, `count` in all, with their verdicts. With `fill`,
+    each is widened as `nas search --fill-budget` widens it: the same seed gives the same draws
+    filled, a paired comparison with an unfilled calibration."""
+    def judged(config: ArchConfig) -> tuple[ArchConfig, Verdict]:
+        return fill_budget(config, limits, fill) if fill > 0 else (config, check(config, limits))
+
     picked: list[tuple[str, ArchConfig, Verdict]] = []
     twin = [params for name, params in baseline_params(space) if name != "reference"]
-    if twin and (verdict := check(config := space.design(twin[0]), limits)).passed:
-        picked.append(("reference, C2 conv2 separable", config, verdict))
+    if twin and (judgement := judged(space.design(twin[0])))[1].passed:
+        picked.append(("reference, C2 conv2 separable", *judgement))
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
     for _ in range(100 * count):
         if len(picked) == count:
             return [(name, replace(c, name=f"calibration-{i}"), v) for i, (name, c, v) in enumerate(picked)]
         trial = study.ask()
-        config = space.suggest(trial)
+        config, verdict = judged(space.suggest(trial))
         study.tell(trial, 0.0)
-        if all(replace(config, name="") != replace(c, name="") for _, c, _ in picked) and \
-                (verdict := check(config, limits)).passed:
+        if all(replace(config, name="") != replace(c, name="") for _, c, _ in picked) and verdict.passed:
             picked.append((f"sampled, trial {trial.number}", config, verdict))
     raise NasError(f"space {space.name} gave only {len(picked)} distinct feasible designs in "
                    f"{100 * count} draws; ask for fewer --designs")
@@ -168,7 +175,8 @@ def check_results(path: Path, settings: CalibrationSettings) -> dict[str, Any] |
     if not path.exists():
         return None
     state = read(path)
-    stored = state["settings"] | {"recipe": fixed_part(state["settings"].get("recipe", {}))}
+    stored = ({"fill_budget": 0.0}  # files made before --fill-budget existed were unfilled
+              | state["settings"] | {"recipe": fixed_part(state["settings"].get("recipe", {}))})
     if diff := dict_diff(stored, settings.to_dict()):
         raise NasError(f"{path} was made with other settings ({diff}); rerun with its settings, "
                        "or give another --out")
@@ -193,14 +201,14 @@ def calibrate(path: Path, settings: CalibrationSettings, space: SearchSpace, dat
     recipe = recipe_from_dict(settings.recipe)
     splits = {fraction: make_splits(data, final=False, fraction=fraction, seed=recipe.seed,
                                     val_images=settings.val_images)
-              for fraction in {f.data_fraction for f in settings.runs()} | {Fidelity().data_fraction}}
+              for fraction in {f.data_fraction for f in settings.runs()}}
     for f in settings.runs():  # every fidelity can fill OneCycle's steps: checked before training
         check_trainable(replace(recipe, epochs=f.epochs), len(splits[f.data_fraction].train_labels))
-    # the batch a search at the default fidelity measures its proxies on
-    batch = proxy_batch(splits[Fidelity().data_fraction], recipe.seed)
+    batch = proxy_batch(data, recipe.seed, settings.val_images)  # the batch a search measures on
     state = open_results(path, settings, lambda: [
         describe(name, config, verdict, batch, recipe.seed)
-        for name, config, verdict in pick_designs(space, settings.limits, settings.designs, settings.seed)])
+        for name, config, verdict in pick_designs(space, settings.limits, settings.designs,
+                                                  settings.seed, settings.fill_budget)])
     done = {(r["design"], r["fidelity"]) for r in state["results"]}
     designs = [config_from_dict(d["config"], str(path)) for d in state["designs"]]
     task = progress.add_task("calibration (epochs over 45,000 images)", stats="",

@@ -30,6 +30,13 @@ def add_limit_args(parser: argparse.ArgumentParser) -> None:
                         help="receptive field must be greater than this (default %(default)s)")
 
 
+def add_fill_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--fill-budget", type=float, default=0.0, metavar="F",
+                        help="widen each sampled design by one common factor (widths in multiples "
+                             "of 8) to use at least this share of the parameter budget, every rule "
+                             "kept (default 0: off; e.g. 0.9)")
+
+
 def add_recipe_args(parser: argparse.ArgumentParser, epochs: bool = True) -> None:
     """The recipe's knobs (defaults: nas.recipe.Recipe's, shown by None here) and the runtime's;
     without `epochs` where something else sets them (calibrate's fidelities)."""
@@ -107,10 +114,7 @@ def add_search_parser(sub, func) -> None:
                          "(default: 1 on CPU, 4 on CUDA)")
     se.add_argument("--dry-run", action="store_true",
                     help="sample designs and judge them, no training, nothing stored")
-    se.add_argument("--fill-budget", type=float, default=0.0, metavar="F",
-                    help="widen each sampled design by one common factor (widths in multiples of "
-                         "8) to use at least this share of the parameter budget, every rule kept "
-                         "(default 0: off; e.g. 0.9)")
+    add_fill_arg(se)
     add_limit_args(se)
     add_recipe_args(se)
     se.set_defaults(func=func)
@@ -132,6 +136,7 @@ def add_calibrate_parser(sub, func) -> None:
     ca.add_argument("--space", help="search-space file (default: the shipped c1c2c3c4o.toml)")
     ca.add_argument("--val-images", type=int, default=Fidelity().val_images,
                     help="size of the stratified validation hold-out (default %(default)s)")
+    add_fill_arg(ca)
     add_recipe_args(ca, epochs=False)  # of every training; --seed also seeds the design sampler
     ca.set_defaults(func=func)
 

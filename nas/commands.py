@@ -82,6 +82,7 @@ def train(args: argparse.Namespace) -> int:
 
 
 def search(args: argparse.Namespace) -> int:
+    from nas.fill import check_fill
     from nas.jobs import default_jobs, extra_workers
     from nas.search import dry_run, run_search
     from nas.space import load_space
@@ -91,9 +92,7 @@ def search(args: argparse.Namespace) -> int:
     limits = limits_from(args)
     if args.trials < 1:
         raise NasError(f"--trials {args.trials}: give a positive number of trials")
-    if not 0 <= args.fill_budget < 1:
-        raise NasError(f"--fill-budget {args.fill_budget}: give a share of the parameter budget "
-                       "in [0, 1), e.g. 0.9; 0 turns it off")
+    check_fill(args.fill_budget)
     # every flag is checked, even for a dry run that uses few of them: a typo is caught now
     fidelity = Fidelity(Fidelity.epochs if args.epochs is None else args.epochs,
                         args.data_fraction, args.val_images)
@@ -151,7 +150,7 @@ def calibrate(args: argparse.Namespace) -> int:
     space = load_space(args.space or DEFAULT_SPACE)
     recipe = recipe_from(args)
     settings = make_settings(space, args.designs, args.fidelities, args.truth, recipe.seed,
-                             args.val_images, recipe)
+                             args.val_images, recipe, args.fill_budget)
     runtime = runtime_from(args)
     check_results(out, settings)  # before the data is read: other settings cost nothing
     check_creatable(out.parent, "--out", out)

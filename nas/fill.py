@@ -8,10 +8,18 @@ import math
 
 from nas.budget import Limits, Verdict, check
 from nas.config import ArchConfig
+from nas.errors import NasError
 from nas.geometry import param_count
 from nas.space import MAX_WIDTH, with_widths
 
 WIDTH_STEP = 8  # filled widths are multiples of 8, as the space's own widths
+
+
+def check_fill(share: float) -> None:
+    """NasError (one line) unless `share` is a share of the parameter budget that can be asked for."""
+    if not 0 <= share < 1:
+        raise NasError(f"--fill-budget {share}: give a share of the parameter budget in [0, 1), "
+                       "e.g. 0.9; 0 turns it off")
 
 
 def scaled_widths(widths: tuple[int, ...], factor: float) -> tuple[int, ...]:

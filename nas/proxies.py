@@ -26,7 +26,8 @@ from torch import nn
 
 from nas.config import ArchConfig
 from nas.model import build_model
-from nas.splits import Splits
+from nas.data import Cifar10
+from nas.splits import make_splits
 
 _WEIGHTED = (nn.Conv2d, nn.Linear)
 
@@ -158,11 +159,17 @@ def scores(config: ArchConfig, images: torch.Tensor, labels: torch.Tensor,
 
 
 PROXY_IMAGES = 64  # the batch every trial's zero-cost proxies are measured on
+# drawn from this stratified share of the search-training images, whatever a study's fidelity,
+# so that proxies of studies at other fidelities and of the calibration are measured alike
+PROXY_FRACTION = 0.1
 
 
-def proxy_batch(splits: Splits, seed: int, size: int = PROXY_IMAGES) -> tuple[torch.Tensor, torch.Tensor]:
-    """`size` training images of the split, drawn with `seed` and normalised as training sees
-    them, with their labels: the one batch on which every design's proxies are measured."""
+def proxy_batch(data: Cifar10, seed: int, val_images: int, size: int = PROXY_IMAGES
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+    """`size` search-training images (of the PROXY_FRACTION split outside a `val_images` hold-out),
+    drawn with `seed` and normalised as training sees them, with their labels: the one batch on
+    which every design's proxies are measured."""
+    splits = make_splits(data, final=False, fraction=PROXY_FRACTION, seed=seed, val_images=val_images)
     picked = np.sort(np.random.default_rng(seed).choice(
         len(splits.train_labels), size=min(size, len(splits.train_labels)), replace=False))
     mean, std = (torch.tensor(values).view(1, 3, 1, 1) for values in splits.stats)

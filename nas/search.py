@@ -220,7 +220,7 @@ def run_search(*, study_name: str, storage_url: str, space: SearchSpace, setting
     splits = make_splits(data, final=False, fraction=fidelity.data_fraction, seed=recipe.seed,
                          val_images=fidelity.val_images)
     check_trainable(trial_recipe, len(splits.train_labels))
-    proxies = proxy_batch(splits, recipe.seed)  # once, before the first trial: the same for all
+    proxies = proxy_batch(data, recipe.seed, fidelity.val_images)  # once: the same for all trials
     storage = open_storage(storage_url, create=True)
     pruner = make_pruner("none" if second else pruner_name, fidelity.epochs)
     study = open_study(study_name, storage, settings, recipe.seed, pruner,

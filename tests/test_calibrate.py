@@ -5,14 +5,20 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 
 import pytest
 import torch
 from scipy import stats
 
 import nas.calibrate
-from nas.calibrate import agreement, parse_fidelity
+from nas.budget import Limits
+from nas.calibrate import agreement, parse_fidelity, pick_designs
 from nas.cli import main
+from nas.designs import DEFAULT_SPACE
+from nas.errors import NasError
+from nas.recipe import Recipe
+from nas.space import load_space, with_widths
 
 # A space of narrow designs (8 to 24 channels): a training step costs milliseconds
 TINY_SPACE = "\n".join([
@@ -113,6 +119,7 @@ def test_calibration_is_written_at_once_and_resumes_without_retraining(
     (["--truth", "ten"], "--truth ten: give EPOCHSxFRACTION"),
     (["--fidelities", "1x1.0"], "none the same as --truth"),
     (["--designs", "2"], "give at least 3"),
+    (["--fill-budget", "1.5"], "--fill-budget 1.5: give a share of the parameter budget"),
     (["--fidelities", "1x0.1"], "OneCycle needs at least 8 steps"),
 ])
 def test_bad_input_is_one_line_exit_2(tmp_path, tiny_data_dir, capsys, extra, message) -> None:
@@ -142,3 +149,29 @@ def test_fidelity_labels() -> None:
     fidelity = parse_fidelity(" 3X0.10 ")
     assert (fidelity.epochs, fidelity.data_fraction) == (3, 0.1)
     assert nas.calibrate.label(parse_fidelity("10x1")) == "10x1.0"
+
+
+def test_a_filled_calibration_widens_the_same_draws() -> None:
+    """`--fill-budget` gives the unfilled calibration's designs, each only wider: a paired test."""
+    space = load_space(DEFAULT_SPACE)
+    plain = pick_designs(space, Limits(), 5, seed=0)
+    filled = pick_designs(space, Limits(), 5, seed=0, fill=0.9)
+    assert [name for name, _, _ in plain] == [name for name, _, _ in filled]
+    for (_, before, was), (_, after, now) in zip(plain, filled):
+        widths = [block.channels for block in after.blocks]
+        assert with_widths(before, widths) == after and now.passed
+        assert all(b.channels <= a.channels for b, a in zip(before.blocks, after.blocks))
+        assert now.params >= min(was.params, 0.9 * Limits().max_params) or now.flops > 0.9 * Limits().max_flops
+    assert sum(now.params > was.params for (_, _, was), (_, _, now) in zip(plain, filled)) >= 3
+
+
+def test_a_file_made_before_fill_budget_existed_is_an_unfilled_one(tmp_path) -> None:
+    space = load_space(DEFAULT_SPACE)
+    settings = nas.calibrate.make_settings(space, 3, "1x0.5", "2x1.0", 0, 5000, Recipe())
+    older = settings.to_dict()
+    del older["fill_budget"]
+    path = tmp_path / "calibration.json"
+    path.write_text(json.dumps({"settings": older, "designs": [], "results": []}))
+    assert nas.calibrate.check_results(path, settings) is not None
+    with pytest.raises(NasError, match="fill_budget 0.0 there, 0.9 here"):
+        nas.calibrate.check_results(path, replace(settings, fill_budget=0.9))
