@@ -41,7 +41,7 @@ def add_recipe_args(parser: argparse.ArgumentParser, epochs: bool = True) -> Non
     """The recipe's knobs (defaults: nas.recipe.Recipe's, shown by None here) and the runtime's;
     without `epochs` where something else sets them (calibrate's fidelities)."""
     if epochs:
-        parser.add_argument("--epochs", type=int, help="default: 15 (train), 30 (train-best), 3 (search)")
+        parser.add_argument("--epochs", type=int, help="default: 15 (train), 30 (train-best), 4 (search)")
     else:
         parser.set_defaults(epochs=None)
     parser.add_argument("--batch-size", type=int)

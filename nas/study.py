@@ -43,10 +43,12 @@ FILLED = "filled_c{}_channels"  # user attribute: block b's width after --fill-b
 
 @dataclass(frozen=True)
 class Fidelity:
-    """How much training one trial gets: low fidelity keeps a 50-trial search within an hour."""
+    """How much training one trial gets: low fidelity keeps a 50-trial search within an hour.
+    The default, 4 epochs on 25 % of the images, ranked ten designs as a 10-epoch training on all
+    of them does best of the fidelities measured (Spearman ρ 0.88; studies/calibration)."""
 
-    epochs: int = 3
-    data_fraction: float = 0.1  # of the 45,000 images outside the validation hold-out
+    epochs: int = 4
+    data_fraction: float = 0.25  # of the 45,000 images outside the validation hold-out
     val_images: int = VAL_IMAGES  # the hold-out; smaller only for tiny test data
 
     def __post_init__(self) -> None:
