@@ -12,6 +12,7 @@ import warnings
 
 from nas.budget import DEFAULT_MAX_FLOPS, Limits
 from nas.errors import NasError
+from nas.fill import SEARCH_FILL
 from nas.study import Fidelity
 
 DATA_HELP = ("CIFAR-10 folder (default: $NAS_DATA_DIR, else the nearest shared/data beside this "
@@ -30,11 +31,11 @@ def add_limit_args(parser: argparse.ArgumentParser) -> None:
                         help="receptive field must be greater than this (default %(default)s)")
 
 
-def add_fill_arg(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--fill-budget", type=float, default=0.0, metavar="F",
+def add_fill_arg(parser: argparse.ArgumentParser, default: float) -> None:
+    parser.add_argument("--fill-budget", type=float, default=default, metavar="F",
                         help="widen each sampled design by one common factor (widths in multiples "
                              "of 8) to use at least this share of the parameter budget, every rule "
-                             "kept (default 0: off; e.g. 0.9)")
+                             "kept (default %(default)s; 0: off)")
 
 
 def add_recipe_args(parser: argparse.ArgumentParser, epochs: bool = True) -> None:
@@ -114,7 +115,7 @@ def add_search_parser(sub, func) -> None:
                          "(default: 1 on CPU, 4 on CUDA)")
     se.add_argument("--dry-run", action="store_true",
                     help="sample designs and judge them, no training, nothing stored")
-    add_fill_arg(se)
+    add_fill_arg(se, SEARCH_FILL)
     add_limit_args(se)
     add_recipe_args(se)
     se.set_defaults(func=func)
@@ -136,7 +137,7 @@ def add_calibrate_parser(sub, func) -> None:
     ca.add_argument("--space", help="search-space file (default: the shipped c1c2c3c4o.toml)")
     ca.add_argument("--val-images", type=int, default=Fidelity().val_images,
                     help="size of the stratified validation hold-out (default %(default)s)")
-    add_fill_arg(ca)
+    add_fill_arg(ca, 0.0)  # the committed calibration's designs are the sampled ones
     add_recipe_args(ca, epochs=False)  # of every training; --seed also seeds the design sampler
     ca.set_defaults(func=func)
 

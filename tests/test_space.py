@@ -147,12 +147,13 @@ def test_a_filled_search_stores_and_rebuilds_the_filled_design(tmp_path, tiny_da
     capsys.readouterr()
     # a study cannot mix filled and unfilled trials
     assert main(search_args(tmp_path, tiny_data_dir, 3, "f", "--space", tiny_space(tmp_path),
-                            "--max-params", "40000", "--epochs", "1", "--batch-size", "16")) == 2
-    assert "fill_budget 0.8 there, 0.0 here" in capsys.readouterr().err
+                            "--max-params", "40000", "--epochs", "1", "--batch-size", "16",
+                            "--fill-budget", "0.9")) == 2
+    assert "fill_budget 0.8 there, 0.9 here" in capsys.readouterr().err
 
 
 def test_dry_run_prints_the_quartiles_of_the_filled_designs(capsys) -> None:
-    assert main(["search", "--dry-run", "--trials", "12"]) == 0
+    assert main(["search", "--dry-run", "--trials", "12", "--fill-budget", "0"]) == 0
     plain = capsys.readouterr().out
     assert "feasible designs' parameters: min, quartiles, max = " in plain and "widened" not in plain
     assert main(["search", "--dry-run", "--trials", "12", "--fill-budget", "0.9"]) == 0
