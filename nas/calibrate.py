@@ -64,6 +64,7 @@ class CalibrationSettings:
     limits: Limits = field(default_factory=Limits)
     recipe: dict[str, Any] = field(default_factory=dict)  # the fixed recipe, but its epochs
     fill_budget: float = 0.0  # each design widened to this share of the parameter budget; 0: off
+    precision: str = "fp32"  # Runtime.precision of every training
 
     def to_dict(self) -> dict[str, Any]:
         return json.loads(json.dumps(asdict(self)))  # tuples as lists, as the file reads back
@@ -97,7 +98,8 @@ def cost(fidelity: Fidelity) -> float:
 
 
 def make_settings(space: SearchSpace, designs: int, fidelities: str, truth: str, seed: int,
-                  val_images: int, recipe: Recipe, fill: float = 0.0) -> CalibrationSettings:
+                  val_images: int, recipe: Recipe, fill: float = 0.0, precision: str = "fp32"
+                  ) -> CalibrationSettings:
     """The settings of the command line's flags, every one checked (NasError, one line)."""
     if designs < TOP:
         raise NasError(f"--designs {designs}: give at least {TOP}, so that a top {TOP} can be compared")
@@ -108,7 +110,7 @@ def make_settings(space: SearchSpace, designs: int, fidelities: str, truth: str,
                        f"none the same as --truth {truth}, e.g. 3x0.1,1x1.0")
     check_fill(fill)
     return CalibrationSettings(f"{space.name} {space.digest()}", designs, tuple(low), top, seed,
-                               val_images, Limits(), fixed_part(recipe.to_dict()), fill)
+                               val_images, Limits(), fixed_part(recipe.to_dict()), fill, precision)
 
 
 def pick_designs(space: SearchSpace, limits: Limits, count: int, seed: int, fill: float = 0.0
@@ -175,7 +177,7 @@ def check_results(path: Path, settings: CalibrationSettings) -> dict[str, Any] |
     if not path.exists():
         return None
     state = read(path)
-    stored = ({"fill_budget": 0.0}  # files made before --fill-budget existed were unfilled
+    stored = ({"fill_budget": 0.0, "precision": "fp32"}  # what files older than the key held
               | state["settings"] | {"recipe": fixed_part(state["settings"].get("recipe", {}))})
     if diff := dict_diff(stored, settings.to_dict()):
         raise NasError(f"{path} was made with other settings ({diff}); rerun with its settings, "

@@ -106,7 +106,7 @@ def search(args: argparse.Namespace) -> int:
     if jobs < 1:
         raise NasError(f"--jobs {jobs}: give 1 or more trials at once")
     settings = StudySettings(space.to_dict(), limits, fidelity, fixed_part(recipe.to_dict()),
-                             args.second_objective, args.fill_budget)
+                             args.second_objective, args.fill_budget, runtime.precision)
     data = load_cifar10(resolve_data_dir(args.data_dir))
     progress = training_progress(console)
     view = SearchView(console, progress, args.trials)
@@ -149,9 +149,9 @@ def calibrate(args: argparse.Namespace) -> int:
         return 0
     space = load_space(args.space or DEFAULT_SPACE)
     recipe = recipe_from(args)
-    settings = make_settings(space, args.designs, args.fidelities, args.truth, recipe.seed,
-                             args.val_images, recipe, args.fill_budget)
     runtime = runtime_from(args)
+    settings = make_settings(space, args.designs, args.fidelities, args.truth, recipe.seed,
+                             args.val_images, recipe, args.fill_budget, runtime.precision)
     check_results(out, settings)  # before the data is read: other settings cost nothing
     check_creatable(out.parent, "--out", out)
     data = load_cifar10(resolve_data_dir(args.data_dir))

@@ -42,6 +42,12 @@ class Runtime:
         return cls(dev, autocast_dtype(dev, precision), loader_workers(dev, workers),
                    torch.channels_last if on else torch.contiguous_format)
 
+    @property
+    def precision(self) -> str:
+        """The resolved precision, "bf16" or "fp32": stored on a study or a calibration, whose
+        designs are only comparable when trained alike."""
+        return "bf16" if self.dtype else "fp32"
+
     def record(self) -> dict[str, Any]:
         """What the run ran on, for its metrics."""
         return machine(self.device, self.dtype)
@@ -61,8 +67,13 @@ def autocast_dtype(device: torch.device, precision: str) -> torch.dtype | None:
         return None
     if precision == "bf16" or device.type == "cuda":
         return torch.bfloat16
-    fast_bf16 = torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
-    return torch.bfloat16 if fast_bf16 else None
+    return torch.bfloat16 if native_bf16() else None
+
+
+def native_bf16() -> bool:
+    """Whether this CPU computes bf16 natively (AVX512-BF16 or AMX; elsewhere it is emulated,
+    about 10× slower than fp32)."""
+    return torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
 
 
 def loader_workers(device: torch.device, requested: int) -> int:
@@ -112,6 +123,7 @@ def machine(device: torch.device, dtype: torch.dtype | None) -> dict[str, Any]:
         names = [l.split(":", 1)[1].strip() for l in Path("/proc/cpuinfo").read_text().splitlines()
                  if l.startswith("model name")]
         cpu = names[0] if names else cpu
-    return {"cpu": cpu, "cores": len(os.sched_getaffinity(0)), "torch": torch.__version__,
+    return {"cpu": cpu, "cores": len(os.sched_getaffinity(0)), "native_bf16": native_bf16(),
+            "torch": torch.__version__,
             "device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu",
             "precision": "bf16 autocast" if dtype else "fp32", "python": platform.python_version()}

@@ -9,7 +9,8 @@ rate means"). Knobs, per block b = 1..4:
     cb_conv1       kind of conv 1                     (conv1_kind)
     cb_conv2       kind of conv 2 (width-preserving)  (conv2_kind)
     cb_dilation    dilation of conv 2                 (dilation)
-    cb_downsample  conv 3 of C1..C3: stride-2, or dilated (d=2) stride-2  (downsample)
+    cb_downsample  conv 3 of C1..C3: stride-2, dilated (d=2) stride-2, or none: a stride-1
+                   conv, so that the next block keeps this one's resolution  (downsample[b-1])
     c4_conv3       kind of C4's conv 3                (conv1_kind)
     cb_shortcut    residual shortcut                  (shortcut)
 and for the whole network: dropout, head, order.
@@ -32,7 +33,8 @@ from nas.designs import REFERENCE, config_from_dict, load_config, read_table
 from nas.errors import ConfigError, NasError
 
 DOWNSAMPLE = {"stride2": {"kind": "standard", "stride": 2},
-              "dilated_stride2": {"kind": "standard", "stride": 2, "dilation": 2, "padding": 2}}
+              "dilated_stride2": {"kind": "standard", "stride": 2, "dilation": 2, "padding": 2},
+              "none": {"kind": "standard"}}
 
 
 @dataclass(frozen=True)
@@ -44,7 +46,7 @@ class SearchSpace:
     conv1_kind: tuple[str, ...]
     conv2_kind: tuple[str, ...]
     dilation: tuple[int, ...]
-    downsample: tuple[str, ...]
+    downsample: tuple[tuple[str, ...], ...]  # one tuple of choices per block C1..C3
     shortcut: tuple[str, ...]
     dropout: tuple[float, ...]
     head: tuple[str, ...]
@@ -70,7 +72,7 @@ class SearchSpace:
                      {"kind": trial.suggest_categorical(f"c{b}_conv2", self.conv2_kind),
                       "dilation": trial.suggest_categorical(f"c{b}_dilation", self.dilation)}]
             if b < len(self.channels):
-                convs.append(DOWNSAMPLE[trial.suggest_categorical(f"c{b}_downsample", self.downsample)])
+                convs.append(DOWNSAMPLE[trial.suggest_categorical(f"c{b}_downsample", self.downsample[b - 1])])
             else:
                 convs.append({"kind": trial.suggest_categorical(f"c{b}_conv3", self.conv1_kind)})
             blocks.append({"channels": trial.suggest_categorical(f"c{b}_channels", widths),
@@ -128,7 +130,7 @@ class SearchSpace:
                       f"c{b}_conv2": cat(self.conv2_kind), f"c{b}_dilation": cat(self.dilation),
                       f"c{b}_shortcut": cat(self.shortcut)}
             if b < len(self.channels):
-                dists[f"c{b}_downsample"] = cat(self.downsample)
+                dists[f"c{b}_downsample"] = cat(self.downsample[b - 1])
             else:
                 dists[f"c{b}_conv3"] = cat(self.conv1_kind)
         dists |= {"dropout": cat(self.dropout), "order": cat(self.order), "head": cat(self.head)}
@@ -158,13 +160,18 @@ def load_space(path: str | Path) -> SearchSpace:
 
 def space_from_dict(data: dict[str, Any], source: str) -> SearchSpace:
     """Validate a plain dict (a space file's content, or a study's stored copy) into a space."""
+    if all(isinstance(choice, str) for choice in data.get("downsample", [[]])):  # one list for all
+        data = data | {"downsample": [data["downsample"]] * 3}  # (the form of older study files)
     space = parse_dataclass(SearchSpace, data, "", source)
     if len(space.channels) != 4:
         raise ConfigError(source, "channels", f"needs one list of widths per block C1..C4, got {len(space.channels)}")
+    if len(space.downsample) != 3 or not all(space.downsample):
+        raise ConfigError(source, "downsample", "needs one list of choices for all blocks, or one per block C1..C3")
     if any(not 1 <= w <= MAX_WIDTH for widths in space.channels for w in widths):
         raise ConfigError(source, "channels", f"widths must be from 1 to {MAX_WIDTH}")
     for key, allowed in _ALLOWED.items():
-        if bad := set(getattr(space, key)) - allowed:
+        choices = getattr(space, key)
+        if bad := set(sum(choices, ()) if key == "downsample" else choices) - allowed:
             raise ConfigError(source, key, f"unknown choice(s) {sorted(bad)}; allowed: {sorted(allowed)}")
     if any(d < 1 for d in space.dilation) or any(not 0 <= p < 1 for p in space.dropout):
         raise ConfigError(source, "dilation/dropout", "dilations must be >= 1 and dropouts in [0, 1)")

@@ -71,6 +71,7 @@ class StudySettings:
     recipe: dict[str, Any] = field(default_factory=dict)  # recipe.fixed_part: all but the epochs
     second_objective: str | None = None
     fill_budget: float = 0.0  # widen each design to this share of the parameter budget; 0: off
+    precision: str = "fp32"  # Runtime.precision: bf16 and fp32 trainings do not rank alike
 
     def search_space(self) -> SearchSpace:
         return space_from_dict(self.space, "the study's stored space")

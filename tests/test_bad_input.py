@@ -179,6 +179,7 @@ def nas_study(*, tested_out: str | None = None) -> Setup:
         import optuna
 
         from nas.designs import DEFAULT_SPACE
+        from nas.device import Runtime
         from nas.fill import SEARCH_FILL
         from nas.recipe import Recipe
         from nas.space import baseline_params, load_space
@@ -188,7 +189,7 @@ def nas_study(*, tested_out: str | None = None) -> Setup:
         space, recipe = load_space(DEFAULT_SPACE), Recipe(batch_size=64)
         fixed = {k: v for k, v in recipe.to_dict().items() if k != "epochs"}
         settings = StudySettings(space.to_dict(), fidelity=Fidelity(1, 1.0, 100), recipe=fixed,
-                                 fill_budget=SEARCH_FILL)
+                                 fill_budget=SEARCH_FILL, precision=Runtime.pick().precision)
         s = optuna.create_study(study_name="s", storage=f"sqlite:///{tmp / 's.db'}", direction="maximize")
         s.set_user_attr("settings", settings.to_dict())
         s.add_trial(optuna.trial.create_trial(

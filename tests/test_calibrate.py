@@ -16,6 +16,7 @@ from nas.budget import Limits
 from nas.calibrate import agreement, parse_fidelity, pick_designs
 from nas.cli import main
 from nas.designs import DEFAULT_SPACE
+from nas.device import Runtime
 from nas.errors import NasError
 from nas.recipe import Recipe
 from nas.space import load_space, with_widths
@@ -111,6 +112,11 @@ def test_calibration_is_written_at_once_and_resumes_without_retraining(
     err = capsys.readouterr().err
     assert "was made with other settings" in err and "truth 1x1.0 there, 2x1.0 here" in err
     assert err.count("\n") == 1 and not calls
+    here = Runtime.pick().precision  # trainings in bf16 and in fp32 are not mixed in one file
+    other = {"fp32": "bf16", "bf16": "fp32"}[here]
+    assert state["settings"]["precision"] == here
+    assert main(calibrate_args(tmp_path, tmp_path / "no-data", "--precision", other)) == 2
+    assert f"precision {here} there, {other} here" in capsys.readouterr().err and not calls
 
 
 @pytest.mark.parametrize("extra,message", [

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import optuna
 import pytest
+import torch
 from optuna.trial import TrialState
 
 import nas
@@ -15,7 +16,8 @@ from nas.data import load_cifar10, resolve_data_dir
 from nas.designs import DEFAULT_SPACE, REFERENCE
 from nas.fill import WIDTH_STEP, fill_budget, width_ladder
 from nas.proxies import proxy_attrs, proxy_batch
-from nas.space import load_space, with_widths
+from nas.errors import ConfigError
+from nas.space import baseline_params, load_space, space_from_dict, with_widths
 from nas.study import FILLED, settings_of, trial_design
 from tests.test_calibrate import TINY_SPACE, one_thread  # noqa: F401 (a fixture, used)
 from tests.test_search import AlwaysPrune, load, search_args
@@ -49,6 +51,35 @@ def test_the_space_holds_the_reference_and_round_trips() -> None:
         assert space.params_of(config) == trial.params
         assert space.design(trial.params, trial.number) == config
         study.tell(trial, 0.0)
+
+
+def test_downsample_none_keeps_the_resolution_into_the_next_block() -> None:
+    space = load_space(DEFAULT_SPACE)
+    twin = baseline_params(space)[1][1]
+    kept = space.design(twin | {"c3_downsample": "none"})
+    assert kept.blocks[2].convs[2] == nas.ConvSpec("standard", 1, 1, 1)
+    assert space.params_of(kept)["c3_downsample"] == "none"
+    model = nas.build_model(kept).eval()
+    sizes = {}
+    for name in ("c1", "c2", "c3", "c4"):
+        getattr(model, name).register_forward_hook(
+            lambda m, i, out, name=name: sizes.setdefault(name, tuple(out.shape[-2:])))
+    with torch.no_grad():
+        model(torch.zeros(1, 3, 32, 32))
+    assert sizes == {"c1": (16, 16), "c2": (8, 8), "c3": (8, 8), "c4": (8, 8)}  # twin: C3, C4 at 4×4
+    verdict, twin_verdict = check(kept), check(space.design(twin))
+    assert verdict.params == twin_verdict.params and verdict.flops > twin_verdict.flops
+    assert verdict.passed and verdict.receptive_field < twin_verdict.receptive_field
+
+
+def test_downsample_choices_per_block_or_one_list_for_all() -> None:
+    data = load_space(DEFAULT_SPACE).to_dict()
+    assert data["downsample"][0] == ["stride2", "dilated_stride2"]  # C1 always downsamples
+    flat = space_from_dict(data | {"downsample": ["stride2"]}, "flat")  # as older studies stored it
+    assert flat.downsample == (("stride2",),) * 3
+    for bad, fragment in ((["stride2"], "one per block"), ([["stride2"], ["pool"], ["none"]], "unknown choice")):
+        with pytest.raises(ConfigError, match=fragment):
+            space_from_dict(data | {"downsample": [bad] if fragment == "one per block" else bad}, "bad")
 
 
 def test_width_ladder_steps_up_one_common_factor() -> None:

@@ -12,6 +12,7 @@ from optuna.trial import TrialState
 import nas
 from nas.cli import main
 from nas.designs import DEFAULT_SPACE, REFERENCE
+from nas.device import Runtime
 from nas.report import pareto_numbers
 from nas.space import load_space
 from nas.study import CONSTRAINTS, trial_constraints, trial_design
@@ -46,11 +47,16 @@ def test_a_study_refuses_other_settings_and_keeps_its_own(tmp_path, tiny_data_di
     assert stored["limits"]["max_params"] == 60_000 and stored["space"]["name"] == "c1c2c3c4o"
     assert stored["space_digest"] == load_space(DEFAULT_SPACE).digest() and "nas_version" in stored
     capsys.readouterr()
-    for extra in (("--max-params", "70000"), ("--epochs", "3", *TIGHT), ("--label-smoothing", "0.2", *TIGHT)):
+    here = Runtime.pick().precision
+    assert stored["precision"] == here  # a bf16 and an fp32 trial are not compared
+    other = {"fp32": "bf16", "bf16": "fp32"}[here]
+    for extra in (("--max-params", "70000"), ("--epochs", "3", *TIGHT), ("--label-smoothing", "0.2", *TIGHT),
+                  ("--precision", other, *TIGHT)):
         assert main(search_args(tmp_path, tiny_data_dir, 2, "s", *extra)) == 2
         err = capsys.readouterr().err
         assert "study s was made with other settings" in err and "--study NAME" in err
         assert err.count("\n") == 1
+    assert f"precision {here} there, {other} here" in err
     assert len(finished(load(tmp_path, "s"))) == 1  # nothing was run under other settings
     space = tmp_path / "other.toml"
     space.write_text(DEFAULT_SPACE.read_text().replace("dropout = [0.0, 0.05, 0.1]", "dropout = [0.0]"))

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# The main command's study on the space with "none" downsampling, and its proof: `nas search
+# --trials 50` with the defaults, then its best design and the reference's feasible twin (trial 1
+# of every study) re-trained with the study's recipe for the same 20 epochs, seeds 0 and 1 each,
+# tested on the official test set; then the report. Rerun it to continue after an interruption:
+# the search resumes, a finished run is skipped, an interrupted one resumes from its last epoch.
+#
+#   nohup bash studies/c1c2c3c4o-v2/run.sh > studies/c1c2c3c4o-v2/run.log 2>&1 &
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+S=studies/c1c2c3c4o-v2
+EPOCHS=20
+
+run() {  # run OUT COMMAND...: skip a finished run, resume an interrupted one
+    local out=$1; shift
+    if [ -f "$out/metrics.json" ]; then echo "done: $out"; return; fi
+    if [ -f "$out/checkpoint.pt" ]; then "$@" --out "$out" --resume; else "$@" --out "$out"; fi
+}
+
+date -u +"search start %F %T UTC"
+nas search --trials 50
+cp studies/nas.db "$S/study.db"
+date -u +"search end %F %T UTC"
+for seed in 0 1; do
+    run "$S/best-${EPOCHS}ep-seed$seed" nas train-best --epochs "$EPOCHS" --seed "$seed"
+    run "$S/twin-${EPOCHS}ep-seed$seed" nas train-best --trial 1 --epochs "$EPOCHS" --seed "$seed"
+done
+cp studies/nas.db "$S/study.db"  # with the test results train-best wrote back
+nas report --markdown "$S/REPORT.md" --compare "$S/twin-${EPOCHS}ep-seed0"
+date -u +"end %F %T UTC"
