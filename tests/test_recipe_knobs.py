@@ -38,7 +38,7 @@ def norm_params(model: torch.nn.Module) -> tuple[set[int], set[int]]:
 def test_ema_weights_are_the_ones_evaluated_and_saved(tmp_path, tiny_data_dir) -> None:
     out = tmp_path / "run"
     assert main(["train", "reference", "--out", str(out), "--epochs", "1", "--data-fraction", "0.1",
-                 "--batch-size", "10", "--ema", "0.8", "--workers", "0",
+                 "--batch-size", "10", "--ema", "0.8", "--workers", "0", "--precision", "fp32",
                  "--data-dir", str(tiny_data_dir)]) == 0
     checkpoint = torch.load(out / "checkpoint.pt", weights_only=False)
     ema = {k.removeprefix("module."): v for k, v in checkpoint["ema"].items() if k != "n_averaged"}

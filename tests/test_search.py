@@ -67,7 +67,8 @@ def test_tight_budget_prunes_by_constraint(tmp_path, tiny_data_dir) -> None:
 
 
 def test_failing_trials_are_recorded_and_the_search_stops(tmp_path, tiny_data_dir) -> None:
-    assert main(search_args(tmp_path, tiny_data_dir, 2, "nan", "--lr", "1e12")) == 1  # explodes
+    roomy = ("--max-params", "10000000", "--max-flops", "10000000000")  # every sampled design trains
+    assert main(search_args(tmp_path, tiny_data_dir, 2, "nan", "--lr", "1e12", *roomy)) == 1  # explodes
     failed = load(tmp_path, "nan").get_trials(states=(TrialState.FAIL,))
     assert len(failed) >= 2
     assert all("NonFiniteLoss" in t.user_attrs["fail_reason"] for t in failed)

@@ -63,7 +63,7 @@ def test_downsample_none_keeps_the_resolution_into_the_next_block() -> None:
     sizes = {}
     for name in ("c1", "c2", "c3", "c4"):
         getattr(model, name).register_forward_hook(
-            lambda m, i, out, name=name: sizes.setdefault(name, tuple(out.shape[-2:])))
+            lambda m, i, out, name=name: sizes.update({name: tuple(out.shape[-2:])}))
     with torch.no_grad():
         model(torch.zeros(1, 3, 32, 32))
     assert sizes == {"c1": (16, 16), "c2": (8, 8), "c3": (8, 8), "c4": (8, 8)}  # twin: C3, C4 at 4×4
@@ -74,7 +74,7 @@ def test_downsample_none_keeps_the_resolution_into_the_next_block() -> None:
 
 def test_downsample_choices_per_block_or_one_list_for_all() -> None:
     data = load_space(DEFAULT_SPACE).to_dict()
-    assert data["downsample"][0] == ["stride2", "dilated_stride2"]  # C1 always downsamples
+    assert data["downsample"][0] == ("stride2", "dilated_stride2")  # C1 always downsamples
     flat = space_from_dict(data | {"downsample": ["stride2"]}, "flat")  # as older studies stored it
     assert flat.downsample == (("stride2",),) * 3
     for bad, fragment in ((["stride2"], "one per block"), ([["stride2"], ["pool"], ["none"]], "unknown choice")):
