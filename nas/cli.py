@@ -188,7 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
     tb.add_argument("--study", default="c1c2c3c4o")
     tb.add_argument("--storage", help=STORAGE_HELP)
     tb.add_argument("--trial", type=int, help="this trial instead of the best")
-    add_run_args(tb, "run folder (default studies/<study>/best)")
+    add_run_args(tb, "run folder (default studies/<study>/best, or .../trial-N with --trial)")
     add_recipe_args(tb)
     tb.set_defaults(func=commands.train_best)
 

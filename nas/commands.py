@@ -189,7 +189,8 @@ def train_best(args: argparse.Namespace) -> int:
     # the checks that need no study first, so that a bad flag is named whatever the storage holds
     recipe_from(args)
     runtime = runtime_from(args)
-    out = Path(args.out or Path("studies") / args.study / "best")
+    default = "best" if args.trial is None else f"trial-{args.trial}"  # the twin's beside the best's
+    out = Path(args.out or Path("studies") / args.study / default)
     check_run_folder(out, None, args.resume)  # the recipe is compared once the study gives it
     check_creatable(out, "--out", out)
     storage = args.storage or DEFAULT_STORAGE

@@ -266,8 +266,9 @@ def search_command(study: optuna.Study, storage: str) -> str:
 
 def write_markdown(study: optuna.Study, path: Path, storage: str = DEFAULT_STORAGE,
                    compare: tuple[Path, ...] = ()) -> list[Path]:
-    """The results document and its PNG plots beside it, with the accuracy against epochs of the
-    best design's final run and of the `compare` runs; returns every file written."""
+    """The results document and its PNG plots beside it, with the accuracy against epochs of every
+    trial's latest `train-best` run (the best design's first) and of the `compare` runs; returns
+    every file written."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.touch()
@@ -293,17 +294,19 @@ def write_markdown(study: optuna.Study, path: Path, storage: str = DEFAULT_STORA
         written += [history, scatter]
         parts += ["## Search\n", f"![optimization history]({history.name})\n",
                   f"![val accuracy vs parameters]({scatter.name})\n"]
-    final: list[Path] = []
+    # each trial's latest train-best run still on disk, the best design's first
+    finals = {number: Path(runs[-1]["out"]) for number, runs in recorded_test_results(study).items()
+              if (Path(runs[-1]["out"]) / "metrics.json").exists()}
     if best is not None:
         parts += best_section(study, study.trials[best])
-        runs = recorded_test_results(study).get(best, [])
-        if runs and (Path(runs[-1]["out"]) / "metrics.json").exists():
-            final = [Path(runs[-1]["out"])]
-            section, files = train_best_section(final[0], path)
+        if best in finals:
+            section, files = train_best_section(finals[best], path)
             parts += section
             written += files
-    if compare:
-        section, files = epochs_section(final + list(compare), path)
+    curves = sorted(finals.values(), key=lambda run: run != finals.get(best))
+    curves += [run for run in compare if run not in curves]
+    if len(curves) > 1 or compare:
+        section, files = epochs_section(curves, path)
         parts += section
         written += files
     path.write_text("\n".join(parts))

@@ -72,6 +72,22 @@ def test_train_best_then_report(study, tiny_data_dir, tmp_path, capsys) -> None:
         assert flag in reproduce, flag
 
 
+def test_report_plots_every_train_best_run(study, tiny_data_dir, tmp_path, monkeypatch, capsys) -> None:
+    """`--trial N` trains into studies/<study>/trial-N by default, beside the best's `best/`, and
+    the report plots it against epochs with no --compare."""
+    trials = optuna.load_study(study_name="tiny", storage=common(study, None)[3]).trials
+    other = next(t.number for t in trials if t.state == optuna.trial.TrialState.COMPLETE
+                 and t.number != max((t for t in trials if t.values), key=lambda t: t.values[0]).number)
+    monkeypatch.chdir(tmp_path)
+    assert main(["train-best", *common(study, tiny_data_dir), "--trial", str(other), "--epochs", "1",
+                 "--data-dir", str(tiny_data_dir), *TRAIN]) == 0
+    assert (tmp_path / "studies" / "tiny" / f"trial-{other}" / "metrics.json").is_file()
+    capsys.readouterr()
+    assert main(["report", *common(study, tiny_data_dir), "--markdown", "doc/REPORT.md"]) == 0
+    text = (tmp_path / "doc" / "REPORT.md").read_text()
+    assert "## Test accuracy against epochs" in text and f"[trial-{other}](../studies/tiny/trial-{other})" in text
+
+
 def test_train_best_trains_with_the_study_recipe(study, tiny_data_dir, tmp_path) -> None:
     out = tmp_path / "best"  # no recipe flag but --epochs and --label-smoothing
     assert main(["train-best", *common(study, tiny_data_dir), "--epochs", "1", "--label-smoothing",
