@@ -45,7 +45,7 @@ def test_ema_weights_are_the_ones_evaluated_and_saved(tmp_path, tiny_data_dir) -
     raw = checkpoint["model"]
     assert int(checkpoint["ema"]["n_averaged"]) == 100 // 10  # one update per step
     assert any(not torch.equal(ema[k], raw[k]) for k in raw if raw[k].is_floating_point())
-    assert set(ema) == set(raw)  # BatchNorm buffers averaged along with the weights
+    assert set(ema) == set(raw)  # the BatchNorm buffers too: measured for the averaged weights
     saved = torch.load(out / "model.pt", weights_only=True)["state_dict"]
     assert all(torch.equal(saved[k], ema[k]) for k in raw), "model.pt holds the averaged weights"
 
@@ -61,6 +61,24 @@ def test_ema_weights_are_the_ones_evaluated_and_saved(tmp_path, tiny_data_dir) -
     assert last["eval_loss"] == pytest.approx(losses["ema"], rel=1e-6)  # every epoch: the average
     assert metrics["loss"] == pytest.approx(losses["ema"], rel=1e-6)  # and the final test
     assert abs(losses["raw"] - losses["ema"]) > 1e-4
+
+
+def test_norm_stats_are_measured_for_the_given_weights() -> None:
+    """The averaged weights' BatchNorm statistics are their own activations' over the first
+    images (cumulative, not a momentum average), and the model's mode and momentum stay."""
+    from nas.train import measure_norm_stats
+
+    torch.manual_seed(0)
+    conv, norm = torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4)
+    model = torch.nn.Sequential(conv, norm).eval()
+    batches = [(torch.randn(8, 3, 6, 6) * 3 + 1, torch.zeros(8)) for _ in range(4)]
+    measure_norm_stats(model, batches, torch.device("cpu"), None, images=24)  # 3 of the 4 batches
+    with torch.no_grad():
+        acts = [conv(b) for b, _ in batches[:3]]
+    assert torch.allclose(norm.running_mean, torch.cat(acts).mean((0, 2, 3)), atol=1e-5)
+    batch_vars = torch.stack([a.var((0, 2, 3)) for a in acts])  # each batch's, as BatchNorm sees it
+    assert torch.allclose(norm.running_var, batch_vars.mean(0), rtol=1e-4)
+    assert not model.training and norm.momentum == 0.1
 
 
 # --- resume: every knob at once ---
