@@ -7,7 +7,7 @@
 #   python studies/recipe-screen/tabulate.py studies/recipe-screen
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-DESIGN=${1:?give the design to screen on, e.g. studies/c1c2c3c4o/best-20ep-seed0/config.toml}
+DESIGN=${1:?give the design to screen on, e.g. studies/c1c2c3c4o-v2/best-20ep-seed0/config.toml}
 S=studies/recipe-screen
 EPOCHS=${EPOCHS:-10} DATA=${DATA:-0.5} SEEDS=${SEEDS:-"0 1 2"}
 

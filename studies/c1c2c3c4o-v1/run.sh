@@ -5,10 +5,10 @@
 # report. Rerun it to continue after an interruption: the search resumes, a finished run is
 # skipped, an interrupted one resumes from its last epoch.
 #
-#   nohup bash studies/c1c2c3c4o/run.sh > studies/c1c2c3c4o/run.log 2>&1 &
+#   nohup bash studies/c1c2c3c4o-v1/run.sh > studies/c1c2c3c4o-v1/run.log 2>&1 &
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-S=studies/c1c2c3c4o
+S=studies/c1c2c3c4o-v1
 EPOCHS=20
 
 run() {  # run OUT COMMAND...: skip a finished run, resume an interrupted one
