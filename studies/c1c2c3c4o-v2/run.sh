@@ -11,11 +11,7 @@ cd "$(dirname "$0")/../.."
 S=studies/c1c2c3c4o-v2
 EPOCHS=20
 
-run() {  # run OUT COMMAND...: skip a finished run, resume an interrupted one
-    local out=$1; shift
-    if [ -f "$out/metrics.json" ]; then echo "done: $out"; return; fi
-    if [ -f "$out/checkpoint.pt" ]; then "$@" --out "$out" --resume; else "$@" --out "$out"; fi
-}
+source studies/run-lib.sh  # run OUT COMMAND...: skip a finished run, resume an interrupted one
 
 date -u +"search start %F %T UTC"
 nas search --trials 50

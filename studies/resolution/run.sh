@@ -9,11 +9,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 S=studies/resolution
-run() {  # run OUT COMMAND...: skip a finished run, resume an interrupted one
-    local out=$1; shift
-    if [ -f "$out/metrics.json" ]; then echo "done: $out"; return; fi
-    if [ -f "$out/checkpoint.pt" ]; then "$@" --out "$out" --resume; else "$@" --out "$out"; fi
-}
+source studies/run-lib.sh  # run OUT COMMAND...: skip a finished run, resume an interrupted one
 date -u +"start %F %T UTC"
 for seed in ${SEEDS:-0 1}; do
     for design in twin twin-c3-keep twin-c2-keep; do
