@@ -1,24 +1,8 @@
 #!/usr/bin/env bash
-# The main command's study and its proof: `nas search --trials 50` with the defaults, then its best
-# design and the reference's feasible twin (trial 1 of every study) re-trained with the study's
-# recipe for the same 20 epochs, seeds 0 and 1 each, tested on the official test set; then the
-# report. Rerun it to continue after an interruption: the search resumes, a finished run is
-# skipped, an interrupted one resumes from its last epoch.
+# The main command's first study and its proof: the same steps as studies/c1c2c3c4o-v2/run.sh
+# (read it), made on the first space, before C2 and C3 could keep their resolution: the space
+# of commit 4f0157a (`git show 4f0157a:search_spaces/c1c2c3c4o.toml`). Today this repeats it on
+# the current space.
 #
 #   nohup bash studies/c1c2c3c4o-v1/run.sh > studies/c1c2c3c4o-v1/run.log 2>&1 &
-set -euo pipefail
-cd "$(dirname "$0")/../.."
-S=studies/c1c2c3c4o-v1
-EPOCHS=20
-
-source studies/run-lib.sh  # run OUT COMMAND...: skip a finished run, resume an interrupted one
-
-date -u +"search start %F %T UTC"
-nas search --trials 50
-date -u +"search end %F %T UTC"
-for seed in 0 1; do
-    run "$S/best-${EPOCHS}ep-seed$seed" nas train-best --epochs "$EPOCHS" --seed "$seed"
-    run "$S/twin-${EPOCHS}ep-seed$seed" nas train-best --trial 1 --epochs "$EPOCHS" --seed "$seed"
-done
-nas report --markdown "$S/REPORT.md" --compare "$S/twin-${EPOCHS}ep-seed0"
-date -u +"end %F %T UTC"
+S=studies/c1c2c3c4o-v1 exec bash "$(dirname "$0")/../c1c2c3c4o-v2/run.sh"

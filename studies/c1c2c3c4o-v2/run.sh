@@ -8,7 +8,7 @@
 #   nohup bash studies/c1c2c3c4o-v2/run.sh > studies/c1c2c3c4o-v2/run.log 2>&1 &
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-S=studies/c1c2c3c4o-v2
+S=${S:-studies/c1c2c3c4o-v2}  # c1c2c3c4o-v1/run.sh gives its own
 EPOCHS=20
 
 source studies/run-lib.sh  # run OUT COMMAND...: skip a finished run, resume an interrupted one
