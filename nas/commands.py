@@ -25,7 +25,7 @@ from nas.study import DEFAULT_STORAGE, Fidelity, StudySettings
 from nas.views import epoch_printer, make_console, training_progress
 
 console = make_console()
-FINAL_EPOCHS = 30  # train-best's default: a final run trains longer than `nas train`'s default
+FINAL_EPOCHS = 100  # train-best's default: the long final schedule (studies/c1c2c3c4o-final)
 
 
 def command_line(args: argparse.Namespace) -> str:
