@@ -71,9 +71,12 @@ def add_recipe_args(parser: argparse.ArgumentParser, epochs: bool = True) -> Non
                         help="decay per step of an average of the weights, evaluated and saved "
                              "instead of them, e.g. 0.999 (default 0: off)")
     parser.add_argument("--no-decay-norm-bias", action="store_true", default=None,
-                        help="no weight decay on BatchNorm weights and biases, nor on any bias")
+                        help="no weight decay on BatchNorm weights and biases, nor on any bias "
+                             "(train-best's default)")
+    parser.add_argument("--decay-norm-bias", dest="no_decay_norm_bias", action="store_false",
+                        default=None, help="weight decay on every parameter (default, but in train-best)")
     parser.add_argument("--norm-bias-lr-scale", type=float, metavar="F",
-                        help="learning-rate factor of the BatchNorm biases (default 1)")
+                        help="learning-rate factor of the BatchNorm biases (default 1; train-best 4)")
     runtime = parser.add_argument_group("where it runs (not part of the recipe)")
     add_runtime_args(runtime)
 

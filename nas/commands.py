@@ -25,7 +25,9 @@ from nas.study import DEFAULT_STORAGE, Fidelity, StudySettings
 from nas.views import epoch_printer, make_console, training_progress
 
 console = make_console()
-FINAL_EPOCHS = 100  # train-best's default: the long final schedule (studies/c1c2c3c4o-final)
+# train-best's final recipe: the study's, for the long schedule, with the knobs the recipe screen
+# adopted (studies/recipe-screen: each gained more than its spread over 3 seeds); flags override
+FINAL = {"epochs": 100, "no_decay_norm_bias": True, "norm_bias_lr_scale": 4.0}
 
 
 def command_line(args: argparse.Namespace) -> str:
@@ -197,9 +199,9 @@ def train_best(args: argparse.Namespace) -> int:
     study = load_existing(args.study, storage)
     trial = best_trial(study, args.trial)
     config = trial_design(study, trial)
-    # the recipe the study's trials were trained with, for FINAL_EPOCHS; flags given change it
+    # the recipe the study's trials were trained with, made FINAL; flags given change it
     searched = recipe_from_dict(settings_of(study).recipe, f"study {args.study}")
-    recipe = recipe_from(args, replace(searched, epochs=FINAL_EPOCHS))
+    recipe = recipe_from(args, replace(searched, **FINAL))
     check_run_folder(out, recipe, args.resume)
     if any(run["out"] == str(out) for run in recorded_test_results(study).get(trial.number, [])):
         # recorded after the training: refused now, not after hours of it

@@ -94,7 +94,8 @@ def test_train_best_trains_with_the_study_recipe(study, tiny_data_dir, tmp_path)
                  "0.2", "--out", str(out), "--data-dir", str(tiny_data_dir), "--workers", "0"]) == 0
     recipe = json.loads((out / "recipe.json").read_text())
     searched = optuna.load_study(study_name="tiny", storage=common(study, None)[3]).user_attrs
-    assert recipe == searched["settings"]["recipe"] | {"epochs": 1, "label_smoothing": 0.2}
+    final = {"no_decay_norm_bias": True, "norm_bias_lr_scale": 4.0}  # train-best's own knobs
+    assert recipe == searched["settings"]["recipe"] | {"epochs": 1, "label_smoothing": 0.2} | final
     assert recipe["batch_size"] == 32 != Recipe().batch_size  # the study's, not the default
 
 

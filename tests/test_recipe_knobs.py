@@ -324,6 +324,8 @@ def test_every_flag_reaches_the_recipe() -> None:
          "--mixup", "0.2", "--cutmix", "1", "--mix-ramp", "0.25", "--flip", "alternating"])
     recipe = recipe_from(args)
     assert (recipe.ema, recipe.no_decay_norm_bias, recipe.norm_bias_lr_scale) == (0.99, True, 8.0)
+    assert recipe_from(build_parser().parse_args(["train", "reference", "--decay-norm-bias"]),
+                       Recipe(no_decay_norm_bias=True)).no_decay_norm_bias is False
     assert (recipe.mixup, recipe.cutmix, recipe.mix_ramp) == (0.2, 1.0, 0.25)
     assert recipe.augment.flip == "alternating"
     defaults = recipe_from(build_parser().parse_args(["train", "reference"]))
