@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import statistics
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -215,7 +217,18 @@ def epochs_section(runs: list[Path], path: Path) -> tuple[list[str], list[Path]]
          f"{m['accuracy'] * 100:.2f} %", f"{m['wall_seconds'] / 60:.1f}", m["machine"]["cpu"])
         for run, (m, _) in read.items()])
     return [f"## {split.capitalize()} accuracy against epochs\n", f"![accuracy against epochs]({plot.name})\n",
-            table + "\n"], [plot]
+            table + "\n", *spreads(metrics for metrics, _ in read.values())], [plot]
+
+
+def spreads(runs: Iterable[dict[str, Any]]) -> list[str]:
+    """A line for each design trained more than once with the same number of epochs (seeds): the
+    mean and sample standard deviation of its accuracy."""
+    groups: dict[tuple[str, int], list[float]] = {}
+    for metrics in runs:
+        groups.setdefault((metrics["design"], metrics["epochs"]), []).append(metrics["accuracy"] * 100)
+    return [f"{design}, {epochs} epochs, {len(acc)} runs: {' / '.join(f'{a:.2f}' for a in acc)} %, "
+            f"mean {statistics.mean(acc):.2f} ± {statistics.stdev(acc):.2f} (sample std).\n"
+            for (design, epochs), acc in groups.items() if len(acc) > 1]
 
 
 def plot_confusion(metrics: dict[str, Any], path: Path) -> None:
@@ -267,8 +280,8 @@ def search_command(study: optuna.Study, storage: str) -> str:
 def write_markdown(study: optuna.Study, path: Path, storage: str = DEFAULT_STORAGE,
                    compare: tuple[Path, ...] = ()) -> list[Path]:
     """The results document and its PNG plots beside it, with the accuracy against epochs of every
-    trial's latest `train-best` run (the best design's first) and of the `compare` runs; returns
-    every file written."""
+    `train-best` run (the best design's first; its latest gives the per-class section) and of the
+    `compare` runs; returns every file written."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.touch()
@@ -294,16 +307,18 @@ def write_markdown(study: optuna.Study, path: Path, storage: str = DEFAULT_STORA
         written += [history, scatter]
         parts += ["## Search\n", f"![optimization history]({history.name})\n",
                   f"![val accuracy vs parameters]({scatter.name})\n"]
-    # each trial's latest train-best run still on disk, the best design's first
-    finals = {number: Path(runs[-1]["out"]) for number, runs in recorded_test_results(study).items()
-              if (Path(runs[-1]["out"]) / "metrics.json").exists()}
+    # every train-best run still on disk (several seeds of a trial give its spread)
+    finals = {number: on_disk for number, runs in recorded_test_results(study).items()
+              if (on_disk := [Path(run["out"]) for run in runs
+                              if (Path(run["out"]) / "metrics.json").exists()])}
     if best is not None:
         parts += best_section(study, study.trials[best])
-        if best in finals:
-            section, files = train_best_section(finals[best], path)
+        if best in finals:  # its latest run
+            section, files = train_best_section(finals[best][-1], path)
             parts += section
             written += files
-    curves = sorted(finals.values(), key=lambda run: run != finals.get(best))
+    # the best design's runs first
+    curves = finals.get(best, []) + [run for number, runs in finals.items() if number != best for run in runs]
     curves += [run for run in compare if run not in curves]
     if len(curves) > 1 or compare:
         section, files = epochs_section(curves, path)

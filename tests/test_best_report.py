@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import statistics
 import subprocess
 import sys
 import time
@@ -74,7 +75,8 @@ def test_train_best_then_report(study, tiny_data_dir, tmp_path, capsys) -> None:
 
 def test_report_plots_every_train_best_run(study, tiny_data_dir, tmp_path, monkeypatch, capsys) -> None:
     """`--trial N` trains into studies/<study>/trial-N by default, beside the best's `best/`, and
-    the report plots it against epochs with no --compare."""
+    the report plots it against epochs with no --compare; a second seed of it is plotted too, and
+    the two give a mean and spread."""
     trials = optuna.load_study(study_name="tiny", storage=common(study, None)[3]).trials
     other = next(t.number for t in trials if t.state == optuna.trial.TrialState.COMPLETE
                  and t.number != max((t for t in trials if t.values), key=lambda t: t.values[0]).number)
@@ -82,10 +84,18 @@ def test_report_plots_every_train_best_run(study, tiny_data_dir, tmp_path, monke
     assert main(["train-best", *common(study, tiny_data_dir), "--trial", str(other), "--epochs", "1",
                  "--data-dir", str(tiny_data_dir), *TRAIN]) == 0
     assert (tmp_path / "studies" / "tiny" / f"trial-{other}" / "metrics.json").is_file()
+    seed1 = tmp_path / "studies" / "tiny" / f"trial-{other}-seed1"
+    assert main(["train-best", *common(study, tiny_data_dir), "--trial", str(other), "--epochs", "1",
+                 "--seed", "1", "--out", str(seed1), "--data-dir", str(tiny_data_dir), *TRAIN]) == 0
     capsys.readouterr()
     assert main(["report", *common(study, tiny_data_dir), "--markdown", "doc/REPORT.md"]) == 0
     text = (tmp_path / "doc" / "REPORT.md").read_text()
     assert "## Test accuracy against epochs" in text and f"[trial-{other}](../studies/tiny/trial-{other})" in text
+    assert f"[trial-{other}-seed1](../studies/tiny/trial-{other}-seed1)" in text
+    metrics = [json.loads((run / "metrics.json").read_text()) for run in (seed1.with_name(f"trial-{other}"), seed1)]
+    accuracies = [m["accuracy"] * 100 for m in metrics]
+    spread = next(line for line in text.splitlines() if line.startswith(f"{metrics[0]['design']}, 1 epochs, 2 runs"))
+    assert f"mean {statistics.mean(accuracies):.2f} ± {statistics.stdev(accuracies):.2f}" in spread
 
 
 def test_train_best_trains_with_the_study_recipe(study, tiny_data_dir, tmp_path) -> None:
