@@ -4,7 +4,7 @@
       batches stacked as the DataLoader's collate does);
   (b) kornia, batched on the device, configured to the same spec (flip, affine with the mean colour as
       border, normalise, then a 16×16 erase with 0, i.e. the mean colour after normalisation);
-  (c) `nas.batch_augment.BatchAugment`, batched on the device.
+  (c) `nas.data.batch_augment.BatchAugment`, batched on the device.
 
 Each row starts from uint8 images (HWC numpy for (a), an N×3×H×W tensor already on the device for
 (b) and (c)) and ends with a normalised float batch. Rates are medians over chunks of 4 batches (see
@@ -27,8 +27,9 @@ os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # no PyPI version check 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from nas.augment import AugmentConfig, mean_fill, train_transform  # noqa: E402
-from nas.batch_augment import BatchAugment  # noqa: E402
+from nas.data.augment_config import AugmentConfig, mean_fill
+from nas.data.augment import train_transform
+from nas.data.batch_augment import BatchAugment  # noqa: E402
 
 MEAN = (0.4914, 0.4822, 0.4465)  # CIFAR-10's
 STD = (0.2470, 0.2435, 0.2616)

@@ -20,7 +20,7 @@ fi
 step() { echo "== $1 ($(( $(date +%s) - T0 )) s)" | tee -a "$OUT/steps.log"; }
 T0=$(date +%s)
 python - > "$OUT/device.txt" <<'PY'
-import torch; from nas.device import Runtime
+import torch; from nas.training.runtime import Runtime
 r = Runtime.pick(); print(r.record())
 PY
 cat "$OUT/device.txt"

@@ -7,7 +7,7 @@ EPYC, but oneDNN stalled in it on some searched designs. Run this before a long 
                                        [--device auto|cpu|cuda]
 
 With --keep-freed-memory it first applies the trainer's allocator setting
-(`nas.train.keep_freed_memory`); run it with and without to see that setting's effect.
+(`nas.training.loop.keep_freed_memory`); run it with and without to see that setting's effect.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 import nas
-from nas.device import autocast, autocast_dtype, keep_freed_memory, pick_device, sync
+from nas.training.runtime import autocast, autocast_dtype, keep_freed_memory, pick_device, sync
 
 
 def images_per_s(model: nn.Module, layout: torch.memory_format, batch: int, steps: int,

@@ -16,13 +16,15 @@ from torch import nn
 from torch.profiler import ProfilerActivity, profile, record_function
 
 import nas
-from nas.augment import AugmentConfig
-from nas.data import load_cifar10, resolve_data_dir
-from nas.designs import REFERENCE
-from nas.device import Runtime, autocast, keep_freed_memory
-from nas.recipe import Recipe
-from nas.splits import make_batches, make_splits
-from nas.train import make_optimizer
+from nas.data.augment_config import AugmentConfig
+from nas.data.cifar10 import load_cifar10
+from nas.data.settings import resolve_data_dir
+from nas.design.files import REFERENCE
+from nas.training.runtime import Runtime, autocast, keep_freed_memory
+from nas.training.recipe import Recipe
+from nas.training.batches import make_batches
+from nas.data.splits import make_splits
+from nas.training.loop import make_optimizer
 
 # op-name fragments → category, first match wins (self time, so nothing is counted twice)
 CATEGORIES = (("convolution_backward", "conv backward"), ("convolution", "conv forward"),

@@ -1,9 +1,9 @@
-"""Training throughput, in one run on the same images: a seed-style baseline, `nas.train` with the
-albumentations engine, `nas.train` with the batched engine, and the pure training-step rate of the
+"""Training throughput, in one run on the same images: a seed-style baseline, `nas.training.loop` with the
+albumentations engine, `nas.training.loop` with the batched engine, and the pure training-step rate of the
 same design in the same layout and precision (the ceiling for a trainer).
 
 Baseline (what the course's seed code does): fp32, NCHW, batch 64, per-sample albumentations in a
-DataLoader with 2 workers, plain SGD with momentum. `nas.train`: `Recipe()` defaults for one epoch
+DataLoader with 2 workers, plain SGD with momentum. `nas.training.loop`: `Recipe()` defaults for one epoch
 (batch 256, OneCycle SGD), the runtime picked for the machine (bf16 where fast; channels_last on
 CUDA, and on CPU with --channels-last). All train the reference design on the detected device.
 
@@ -26,13 +26,16 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 import nas  # noqa: E402
 from layout import images_per_s  # noqa: E402
-from nas.augment import AugmentConfig, AugmentedDataset, train_transform  # noqa: E402
-from nas.data import load_cifar10, resolve_data_dir  # noqa: E402
-from nas.designs import REFERENCE  # noqa: E402
-from nas.device import Runtime, keep_freed_memory, sync  # noqa: E402
-from nas.recipe import Recipe  # noqa: E402
-from nas.splits import Splits, make_batches  # noqa: E402
-from nas.train import train  # noqa: E402
+from nas.data.augment_config import AugmentConfig
+from nas.data.augment import AugmentedDataset, train_transform
+from nas.data.cifar10 import load_cifar10
+from nas.data.settings import resolve_data_dir
+from nas.design.files import REFERENCE  # noqa: E402
+from nas.training.runtime import Runtime, keep_freed_memory, sync  # noqa: E402
+from nas.training.recipe import Recipe  # noqa: E402
+from nas.data.splits import Splits
+from nas.training.batches import make_batches
+from nas.training.loop import train  # noqa: E402
 
 
 def baseline_images_per_s(config: nas.ArchConfig, splits: Splits, device: torch.device) -> float:
@@ -82,9 +85,9 @@ def main() -> None:
           f"{'bf16' if runtime.dtype else 'fp32'}, layout {'channels_last' if runtime.layout == torch.channels_last else 'NCHW'}, "
           f"{runtime.workers} loader worker(s), {n:,} images, reference design")
     rates = {"baseline (seed-style)": baseline_images_per_s(config, splits, runtime.device)}
-    rates["nas.train, albumentations"] = trainer_images_per_s(config, splits, "albumentations", runtime,
+    rates["nas.training.loop, albumentations"] = trainer_images_per_s(config, splits, "albumentations", runtime,
                                                               args.batch_size)
-    rates["nas.train, batched"] = trainer_images_per_s(config, splits, "batched",
+    rates["nas.training.loop, batched"] = trainer_images_per_s(config, splits, "batched",
                                                        replace(runtime, workers=0), args.batch_size)
     torch.manual_seed(0)
     rates["pure training steps"] = images_per_s(nas.build_model(config), runtime.layout,

@@ -1,4 +1,4 @@
-"""nas.augment: the cutout hole, the flip rate, the affine, normalisation, the dataset, no warnings."""
+"""nas.data.augment: the cutout hole, the flip rate, the affine, normalisation, the dataset, no warnings."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 import torch
 
-import nas.augment as augment
-from nas.augment import AugmentConfig, AugmentedDataset, eval_transform, mean_fill, train_transform
+import nas.data.augment as augment
+from nas.data.augment_config import AugmentConfig, mean_fill
+from nas.data.augment import AugmentedDataset, eval_transform, train_transform
 
 MEAN = (0.4914, 0.4822, 0.4465)
 STD = (0.2470, 0.2435, 0.2616)

@@ -1,6 +1,7 @@
-"""Bad input, one table: every case runs `nas.cli.main` in-process, in an empty folder, and must
+"""Bad input, one table: every case runs `nas.cli.main.main` in-process, in an empty folder, and must
 print one line on stderr that says what is wrong (argparse's usage errors: its usage lines, then
-one `error:` line), exit with code 2, show no traceback, and leave every file as it was.
+one `error:` line) and nothing on stdout (no live view, no opening line drawn before the error),
+exit with code 2, show no traceback, and leave every file as it was.
 
 A case is (id, arguments, a fragment of the error line, optional setup, exit code). In the
 arguments, {tmp} is the case's folder (also the current folder, so a default such as
@@ -26,8 +27,8 @@ from typing import Any
 
 import pytest
 
-from nas.cli import main
-from nas.data import BIN_DIR, RECORD_BYTES
+from nas.cli.main import main
+from nas.data.cifar10 import BIN_DIR, RECORD_BYTES
 from tests.conftest import REFERENCE, ROOT
 
 Setup = Callable[[Path, Path], None]
@@ -128,7 +129,7 @@ def run_folder(*names: str, recipe: dict | None = None, design: str | None = "re
     with the shipped `design` (None: a design of another name)."""
     def setup(tmp: Path, _: Path) -> None:
         import nas
-        from nas.designs import REFERENCE
+        from nas.design.files import REFERENCE
 
         run = tmp / "run"
         run.mkdir()
@@ -142,7 +143,7 @@ def run_folder(*names: str, recipe: dict | None = None, design: str | None = "re
 
 
 def default_recipe(**change: Any) -> dict:
-    from nas.recipe import Recipe
+    from nas.training.recipe import Recipe
 
     return Recipe(**change).to_dict()
 
@@ -178,12 +179,12 @@ def nas_study(*, tested_out: str | None = None) -> Setup:
     def setup(tmp: Path, _: Path) -> None:
         import optuna
 
-        from nas.designs import DEFAULT_SPACE
-        from nas.device import Runtime
-        from nas.fill import SEARCH_FILL
-        from nas.recipe import Recipe
-        from nas.space import baseline_params, load_space
-        from nas.study import Fidelity, StudySettings
+        from nas.design.files import DEFAULT_SPACE
+        from nas.training.runtime import Runtime
+        from nas.search.settings import SEARCH_FILL
+        from nas.training.recipe import Recipe
+        from nas.search.space import baseline_params, load_space
+        from nas.search.settings import Fidelity, StudySettings
 
         optuna.logging.set_verbosity(optuna.logging.ERROR)
         space, recipe = load_space(DEFAULT_SPACE), Recipe(batch_size=64)
@@ -379,6 +380,13 @@ CASES: list[Case] = [
     Case("train-data-validate-too-small", ("train", "reference", "--out", "{tmp}/out", "--data-dir", "{data}",
                                            "--validate"), "n_val=5000 needs 500 images of class"),
 
+    # a search that cannot run: named before its live view draws anything (stdout stays empty)
+    Case("search-impossible-fidelity", ("search", "--data-dir", "{data}", "--val-images", "100",
+                                        "--trials", "4", "--epochs", "1", "--data-fraction", "0.02"),
+         "make no full batch of --batch-size 256"),
+    Case("search-impossible-budget", ("search", "--data-dir", "{data}", "--val-images", "100",
+                                      "--trials", "4", "--max-params", "10"), "impossible budget"),
+
     # storage URLs
     *(Case(f"{cmd[0]}-storage-{cid}", (*cmd, "--storage", url), fragment, setup)
       for cmd in (("search", "--data-dir", "{data}", "--val-images", "100", "--data-fraction", "1",
@@ -498,9 +506,10 @@ def test_bad_input(case: Case, in_empty_folder: Path, tiny_data_dir: Path, capsy
         code = main(args)
     except SystemExit as exit:  # argparse
         code = exit.code
-    err = capsys.readouterr().err
+    out, err = capsys.readouterr()
     lines = err.splitlines()
     assert "Traceback" not in err, err
+    assert out == "", f"printed before the error: {out!r}"
     if case.usage:
         assert lines and lines[0].startswith("usage: nas"), err
         assert lines[-1].startswith("nas") and ": error: " in lines[-1], err
@@ -565,5 +574,5 @@ def test_closed_pipe_is_quiet(tmp_path: Path, flags: list[str], read_first_line:
     proc.stderr.close()
     code = proc.wait(timeout=120)
     assert err == "", err
-    assert code in (0, 1, 141), code  # 1: rich's own broken-pipe exit; 141: nas.cli's, as a shell's
+    assert code in (0, 1, 141), code  # 1: rich's own broken-pipe exit; 141: nas.cli.main's, as a shell's
     assert list(tmp_path.iterdir()) == []

@@ -1,4 +1,4 @@
-"""nas.batch_augment against the albumentations pipeline (`nas.augment.train_transform`, the oracle),
+"""nas.data.batch_augment against the albumentations pipeline (`nas.data.augment.train_transform`, the oracle),
 statistically, on synthetic images: flip rate, the affine's parameter ranges, the cutout, the border
 fill; `DeviceBatches`; determinism. Tolerances are 5 sigma or more."""
 
@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 import torch
 
-import nas.batch_augment as batch_augment
-from nas.augment import AugmentConfig, eval_transform, mean_fill, train_transform
-from nas.batch_augment import BatchAugment, DeviceBatches, normalise
+import nas.data.batch_augment as batch_augment
+from nas.data.augment_config import AugmentConfig, mean_fill
+from nas.data.augment import eval_transform, train_transform
+from nas.data.batch_augment import BatchAugment, DeviceBatches, normalise
 
 MEAN = (0.4914, 0.4822, 0.4465)
 STD = (0.2470, 0.2435, 0.2616)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import statistics
 import subprocess
@@ -16,10 +17,10 @@ import torch
 
 import nas
 
-from nas.cli import main
-from nas.recipe import Recipe
+from nas.cli.main import main
+from nas.training.recipe import Recipe
 from tests.conftest import ROOT
-from tests.test_search import search_args
+from tests.test_search import BLOCKING, search_args
 
 TRAIN = ["--batch-size", "32", "--workers", "0"]
 
@@ -38,8 +39,9 @@ def common(root, data_dir) -> list[str]:
 
 def test_train_best_then_report(study, tiny_data_dir, tmp_path, capsys) -> None:
     out = tmp_path / "best"
-    assert main(["train-best", *common(study, tiny_data_dir), "--epochs", "2", "--out", str(out),
-                 "--data-dir", str(tiny_data_dir), *TRAIN]) == 0
+    train_best = ["train-best", *common(study, tiny_data_dir), "--epochs", "2", "--out", str(out),
+                  "--data-dir", str(tiny_data_dir), *TRAIN]
+    assert main(train_best) == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["eval_split"] == "test" and metrics["train_images"] == 1_000
     assert (out / "config.toml").exists() and (out / "config.json").exists()
@@ -50,8 +52,9 @@ def test_train_best_then_report(study, tiny_data_dir, tmp_path, capsys) -> None:
     capsys.readouterr()
     doc = tmp_path / "report" / "REPORT.md"
     reference = tmp_path / "reference"  # a run to compare with: the reference, 3 epochs
-    assert main(["train", "reference", "--epochs", "3", "--out", str(reference),
-                 "--data-dir", str(tiny_data_dir), *TRAIN]) == 0
+    train_reference = ["train", "reference", "--epochs", "3", "--out", str(reference),
+                       "--data-dir", str(tiny_data_dir), *TRAIN]
+    assert main(train_reference) == 0
     capsys.readouterr()
     assert main(["report", *common(study, tiny_data_dir), "--markdown", str(doc),
                  "--compare", str(reference)]) == 0
@@ -67,10 +70,15 @@ def test_train_best_then_report(study, tiny_data_dir, tmp_path, capsys) -> None:
     for png in doc.parent.glob("*.png"):
         assert png.read_bytes()[:4] == b"\x89PNG"
     assert len(list(doc.parent.glob("*.png"))) == 5
-    reproduce = next(line for line in text.splitlines() if line.startswith("Reproduce"))
+    # the commands that remade it: each run's own, flags and all (a bare `nas train-best` would
+    # train 100 epochs), and the search's with every setting the study was made with
+    commands = re.findall(r"^- `(.*)`$", text.split("## Trials")[0], re.M)
+    assert commands[1:] == ["nas " + " ".join(train_best), "nas " + " ".join(train_reference),
+                            f"nas report {' '.join(common(study, tiny_data_dir))} --markdown {doc} "
+                            f"--compare {reference}"]
     for flag in ("--trials 5", f"--storage sqlite:///{study}/nas.db", "--epochs 2",
-                 "--data-fraction 0.25", "--val-images 200", "--batch-size 32"):
-        assert flag in reproduce, flag
+                 "--data-fraction 0.25", "--val-images 200", "--batch-size 32", "--fill-budget 0.0"):
+        assert f"{flag} " in commands[0] + " ", flag
 
 
 def test_report_plots_every_train_best_run(study, tiny_data_dir, tmp_path, monkeypatch, capsys) -> None:
@@ -130,25 +138,32 @@ def test_predict_and_export_a_finished_run(study, tiny_data_dir, tmp_path, capsy
     assert (tmp_path / "m.onnx").stat().st_size > 100_000
 
 
-def test_train_best_resumes_after_kill(study, tiny_data_dir, tmp_path) -> None:
-    out = tmp_path / "best"
-    cmd = [sys.executable, "-m", "nas.cli", "train-best", *common(study, tiny_data_dir),
-           "--epochs", "6", "--out", str(out), "--data-dir", str(tiny_data_dir), *TRAIN]
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 180
-    while time.time() < deadline and not (out / "log.jsonl").exists():
+def test_train_best_resumes_after_kill(study, tiny_data_dir, tmp_path, capsys) -> None:
+    """kill -9 in epoch 4 of 6: rerun, the run is not overwritten; with --resume it continues
+    after epoch 3, its last finished one, and ends with all six."""
+    out, marker = tmp_path / "best", tmp_path / "blocked"
+    args = ["train-best", *common(study, tiny_data_dir), "--epochs", "6", "--out", str(out),
+            "--data-dir", str(tiny_data_dir), *TRAIN]
+    # the real command, blocked once epoch 4 has started (see tests/helpers/blocking_search.py)
+    proc = subprocess.Popen([sys.executable, str(BLOCKING), str(marker), "epoch:4", *args], cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    deadline = time.time() + 300  # against a hang only: the marker says when it is blocked
+    while not marker.exists():
+        assert proc.poll() is None and time.time() < deadline, proc.communicate()[1]
         time.sleep(0.2)
-    os.kill(proc.pid, signal.SIGKILL)
+    os.killpg(proc.pid, signal.SIGKILL)
     proc.wait(timeout=60)
-    done = len((out / "log.jsonl").read_text().splitlines())
-    assert 1 <= done < 6
-    again = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=400)
-    assert again.returncode == 2 and "already holds a run" in again.stderr  # nothing overwritten
-    resumed = subprocess.run(cmd + ["--resume"], cwd=ROOT, check=True, capture_output=True,
-                             text=True, timeout=400)
-    assert f"resuming from epoch {done}" in resumed.stdout
+    assert len((out / "log.jsonl").read_text().splitlines()) == 3
+    capsys.readouterr()
+    assert main(args) == 2 and "already holds a run" in capsys.readouterr().err  # nothing overwritten
+    assert main([*args, "--resume"]) == 0
+    assert "resuming from epoch 3" in capsys.readouterr().out
     log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in log] == [1, 2, 3, 4, 5, 6]
+    results = optuna.load_study(study_name="tiny", storage=common(study, None)[3]).user_attrs["test_results"]
+    assert [run["epochs"] for runs in results.values() for run in runs.values()
+            if run["out"] == str(out)] == [6]  # the resumed run's test result, recorded once
 
 
 def test_unknown_study_lists_the_existing_ones(study, tiny_data_dir, capsys) -> None:

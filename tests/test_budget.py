@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import nas
-from nas.cli import main
+from nas.cli.main import main
 from tests.conftest import REFERENCE
 
 

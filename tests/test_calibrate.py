@@ -11,15 +11,16 @@ import pytest
 import torch
 from scipy import stats
 
-import nas.calibrate
-from nas.budget import Limits
-from nas.calibrate import agreement, parse_fidelity, pick_designs
-from nas.cli import main
-from nas.designs import DEFAULT_SPACE
-from nas.device import Runtime
+import nas.search.calibrate
+from nas.design.limits import Limits
+from nas.search.calibrate import agreement, pick_designs
+from nas.search.settings import parse_fidelity
+from nas.cli.main import main
+from nas.design.files import DEFAULT_SPACE
+from nas.training.runtime import Runtime
 from nas.errors import NasError
-from nas.recipe import Recipe
-from nas.space import load_space, with_widths
+from nas.training.recipe import Recipe
+from nas.search.space import load_space, with_widths
 
 # A space of narrow designs (8 to 24 channels): a training step costs milliseconds
 TINY_SPACE = "\n".join([
@@ -31,7 +32,7 @@ TINY_SPACE = "\n".join([
 # 800 training images outside a 200-image hold-out; batch 32 gives OneCycle its 8 steps at 2x0.25
 CHEAP = ["--fidelities", "2x0.25,1x0.75", "--truth", "1x1.0", "--val-images", "200",
          "--batch-size", "32", "--workers", "0", "--designs", "3"]
-REAL_TRAIN = nas.calibrate.train
+REAL_TRAIN = nas.search.calibrate.train
 
 
 @pytest.fixture(autouse=True)
@@ -52,7 +53,7 @@ def calibrate_args(tmp_path, data_dir, *extra: str) -> list[str]:
 
 
 def counting_train(monkeypatch, stop_after: int | None = None) -> list[int]:
-    """Count the trainings `nas.calibrate` starts; the one after `stop_after` is a Ctrl-C."""
+    """Count the trainings `nas.search.calibrate` starts; the one after `stop_after` is a Ctrl-C."""
     calls: list[int] = []
 
     def train(*args, **kwargs):
@@ -61,7 +62,7 @@ def counting_train(monkeypatch, stop_after: int | None = None) -> list[int]:
         calls.append(1)
         return REAL_TRAIN(*args, **kwargs)
 
-    monkeypatch.setattr(nas.calibrate, "train", train)
+    monkeypatch.setattr(nas.search.calibrate, "train", train)
     return calls
 
 
@@ -154,7 +155,7 @@ def test_agreement_of_rankings() -> None:
 def test_fidelity_labels() -> None:
     fidelity = parse_fidelity(" 3X0.10 ")
     assert (fidelity.epochs, fidelity.data_fraction) == (3, 0.1)
-    assert nas.calibrate.label(parse_fidelity("10x1")) == "10x1.0"
+    assert nas.search.calibrate.label(parse_fidelity("10x1")) == "10x1.0"
 
 
 def test_a_filled_calibration_widens_the_same_draws() -> None:
@@ -173,11 +174,11 @@ def test_a_filled_calibration_widens_the_same_draws() -> None:
 
 def test_a_file_made_before_fill_budget_existed_is_an_unfilled_one(tmp_path) -> None:
     space = load_space(DEFAULT_SPACE)
-    settings = nas.calibrate.make_settings(space, 3, "1x0.5", "2x1.0", 0, 5000, Recipe())
+    settings = nas.search.calibrate.make_settings(space, 3, "1x0.5", "2x1.0", 0, 5000, Recipe())
     older = settings.to_dict()
     del older["fill_budget"]
     path = tmp_path / "calibration.json"
     path.write_text(json.dumps({"settings": older, "designs": [], "results": []}))
-    assert nas.calibrate.check_results(path, settings) is not None
+    assert nas.search.calibrate.check_results(path, settings) is not None
     with pytest.raises(NasError, match="fill_budget 0.0 there, 0.9 here"):
-        nas.calibrate.check_results(path, replace(settings, fill_budget=0.9))
+        nas.search.calibrate.check_results(path, replace(settings, fill_budget=0.9))

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 import nas
-from nas.designs import dumps_config
+from nas.design.files import dumps_config
 from tests.conftest import REFERENCE
 
 
@@ -72,7 +72,7 @@ def test_identity_shortcut_and_padding_default(reference_dict) -> None:
 
 @pytest.mark.parametrize("dilation,groups,size", [(2, 1, 16), (3, 1, 12), (2, 8, 8), (2, 1, 7)])
 def test_atrous_conv_equals_dilated_conv(dilation, groups, size) -> None:
-    from nas.model import AtrousConv2d
+    from nas.design.model import AtrousConv2d
 
     torch.manual_seed(0)
     fast = AtrousConv2d(8, 8, 3, padding=dilation, dilation=dilation, groups=groups, bias=False)
@@ -86,7 +86,7 @@ def test_atrous_conv_equals_dilated_conv(dilation, groups, size) -> None:
 
 
 def test_stride1_dilated_convs_use_the_atrous_path(reference_dict) -> None:
-    from nas.model import AtrousConv2d
+    from nas.design.model import AtrousConv2d
 
     reference_dict["blocks"][0]["convs"][1] = {"kind": "standard", "dilation": 2}
     reference_dict["blocks"][2]["convs"][1] = {"kind": "separable", "dilation": 2}

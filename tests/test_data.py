@@ -1,8 +1,9 @@
-"""nas.data: both on-disk layouts on small synthetic files, the error messages, the PNG decoding,
+"""nas.data.cifar10: both on-disk layouts on small synthetic files, the error messages, the PNG decoding,
 the split, the statistics, the download's failure paths, and the real data set when present."""
 
 from __future__ import annotations
 
+import hashlib
 import pickle
 from pathlib import Path
 
@@ -10,14 +11,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import nas.data as data
-import nas.download as download
-from nas.data import (BIN_DIR, CLASSES, FILES, PY_DIR, TRAIN_FILES, NasError, load_cifar10, resolve_data_dir,
-                      verify_cifar10)
-from nas.download import decode_png_batch, download_cifar10
-from nas.splits import channel_stats, split_train_val
+import nas.data.cifar10 as data
+import nas.data.download as download
+from nas.data.cifar10 import (BIN_DIR, CLASSES, FILES, PY_DIR, TRAIN_FILES, NasError, load_cifar10, verify_cifar10)
+from nas.data.settings import DEFAULT_DATA_DIR, resolve_data_dir
+from nas.data.download import decode_png_batch, download_cifar10
+from nas.data.splits import channel_stats, split_train_val
+from tests.conftest import REAL_DATA
 
-REAL_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 N = 20  # records per synthetic file
 
 
@@ -29,7 +30,7 @@ def synthetic(seed: int = 0) -> dict[str, tuple[np.ndarray, np.ndarray]]:
 
 
 def as_records(images: np.ndarray, labels: np.ndarray) -> bytes:
-    """The official record format, written out the slow obvious way (independent of nas.data)."""
+    """The official record format, written out the slow obvious way (independent of nas.data.cifar10)."""
     out = bytearray()
     for img, label in zip(images, labels):
         out.append(int(label))
@@ -181,9 +182,9 @@ def test_resolve_data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
     work.mkdir()
     monkeypatch.chdir(work)
     monkeypatch.delenv("NAS_DATA_DIR", raising=False)
-    assert resolve_data_dir(None) == data.DEFAULT_DATA_DIR
-    (tmp_path / "shared" / "data").mkdir(parents=True)
-    assert resolve_data_dir(None) == tmp_path / "shared" / "data"
+    assert resolve_data_dir(None) == DEFAULT_DATA_DIR == Path("~/.cache/nas/data").expanduser()
+    (tmp_path / "shared" / "data").mkdir(parents=True)  # a folder of that name beside it is no data folder
+    assert resolve_data_dir(None) == DEFAULT_DATA_DIR
     monkeypatch.setenv("NAS_DATA_DIR", str(tmp_path / "env"))
     assert resolve_data_dir(None) == tmp_path / "env"
     assert resolve_data_dir(tmp_path / "arg") == tmp_path / "arg"
@@ -214,7 +215,7 @@ def test_download_checksum_mismatch_leaves_nothing(tmp_path: Path, monkeypatch: 
     assert no_leftovers(tmp_path)
 
 
-real = pytest.mark.skipif(not (REAL_DATA / BIN_DIR).is_dir(), reason=f"no CIFAR-10 at {REAL_DATA}")
+real = pytest.mark.skipif(REAL_DATA is None, reason="no real CIFAR-10: set NAS_DATA_DIR")
 
 
 @real
@@ -236,3 +237,21 @@ def test_real_data_verifies_and_download_is_a_no_op() -> None:
     messages: list[str] = []
     assert download_cifar10(REAL_DATA, log=messages.append) == REAL_DATA / BIN_DIR  # md5-checked, writes nothing
     assert len(messages) == 1 and "nothing to do" in messages[0]
+
+
+@real
+def test_torchvision_source_gives_the_official_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """torchvision's data set, read in-process, becomes the six official binary files, md5 for md5:
+    torchvision's attributes (HWC uint8 `data`, `targets`) served from the real copy, no network."""
+    import torchvision.datasets
+
+    real = load_cifar10(REAL_DATA)
+
+    class FakeCIFAR10:
+        def __init__(self, root: Path, train: bool = True, download: bool = False) -> None:
+            self.data = real.train_images if train else real.test_images
+            self.targets = (real.train_labels if train else real.test_labels).tolist()
+
+    monkeypatch.setattr(torchvision.datasets, "CIFAR10", FakeCIFAR10)
+    records = download._from_torchvision(tmp_path)
+    assert {name: hashlib.md5(rec.data).hexdigest() for name, rec in records.items()} == data.MD5

@@ -6,9 +6,9 @@ import re
 
 import optuna
 
-from nas.designs import DEFAULT_SPACE, REFERENCE, load_config
-from nas.diagram import mermaid
-from nas.space import load_space
+from nas.design.files import DEFAULT_SPACE, REFERENCE, load_config
+from nas.design.diagram import mermaid
+from nas.search.space import load_space
 
 
 def nodes_and_edges(text: str) -> tuple[dict[str, str], list[tuple[str, str]]]:

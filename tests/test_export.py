@@ -12,7 +12,9 @@ from PIL import Image
 
 from nas import build_model, load_config
 from nas.errors import NasError
-from nas.export import Classifier, export_onnx, load_model, predict_images, save_model
+from nas.inference.onnx import export_onnx
+from nas.inference.predict import predict_images
+from nas.training.modelfile import Classifier, load_model, save_model
 
 ROOT = Path(__file__).resolve().parents[1]
 REFERENCE = ROOT / "search_spaces" / "reference.toml"
@@ -181,12 +183,40 @@ def test_bad_model_sources_raise_nas_error(tmp_path):
     junk.write_text("not a checkpoint")
     with pytest.raises(NasError) as err:
         load_model(junk)
-    assert "not a model saved by nas" in one_line(err)
+    assert "not a readable model file" in one_line(err)
 
     torch.save({"state_dict": {}}, tmp_path / "partial.pt")
     with pytest.raises(NasError) as err:
         load_model(tmp_path / "partial.pt")
     assert "missing config" in one_line(err)
+
+
+@pytest.mark.parametrize("damage", ["truncated", "garbage"])
+def test_a_damaged_model_file_is_one_short_line(run_dir, damage):
+    """Not torch's zip-reader message (hundreds of characters): what is wrong, and what to do."""
+    file = run_dir / "model.pt"
+    data = file.read_bytes()
+    file.write_bytes(data[:len(data) // 2] if damage == "truncated" else bytes(range(256)) * 8)
+    with pytest.raises(NasError) as err:
+        load_model(run_dir)
+    message = one_line(err)
+    assert message.startswith(f"{file}: not a readable model file (damaged")
+    assert "re-run the training" in message and len(message) - len(str(file)) < 120
+
+
+def test_export_to_an_unwritable_place_is_one_line_and_writes_nothing(run_dir, tmp_path, capsys):
+    pytest.importorskip("onnx")
+    pytest.importorskip("onnxruntime")
+    from nas.cli.main import main
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder\n")
+    before = sorted(tmp_path.rglob("*"))
+    assert main(["export", str(run_dir), "--out", str(blocker / "model.onnx")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("nas: error: cannot write") and err.count("\n") == 1
+    assert "a-file" in err and "--out" in err
+    assert sorted(tmp_path.rglob("*")) == before and blocker.read_text() == "not a folder\n"
 
 
 @pytest.mark.parametrize("kind", ["uint8", "float"])

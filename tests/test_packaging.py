@@ -35,7 +35,7 @@ def test_import_nas_changes_nothing_global() -> None:
     code = ("import os, warnings, logging, sys, torch, albumentations, cv2, optuna, sqlalchemy, rich, "
             "matplotlib.figure, fvcore.nn; env = dict(os.environ); "
             "filters = list(warnings.filters); levels = {n: logging.getLogger(n).level for n in "
-            "('optuna', 'fvcore')}; import nas, nas.commands, nas.search, nas.report; "
+            "('optuna', 'fvcore')}; import nas, nas.cli.main, nas.cli.search, nas.cli.train, nas.search.optimize, nas.report.document; "
                         "assert dict(os.environ) == env, 'environment'; "
             "assert list(warnings.filters) == filters, 'warning filters'; "
             "assert {n: logging.getLogger(n).level for n in levels} == levels, 'logger levels'; "
@@ -43,3 +43,18 @@ def test_import_nas_changes_nothing_global() -> None:
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
                           timeout=120, env={k: v for k, v in os.environ.items() if k != "NO_ALBUMENTATIONS_UPDATE"})
     assert done.returncode == 0, done.stderr
+
+
+def test_every_dependency_is_bounded_and_met_by_the_installed_release() -> None:
+    import tomllib
+    from importlib.metadata import version
+
+    from packaging.requirements import Requirement
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    requirements = [*project["dependencies"], *sum(project["optional-dependencies"].values(), [])]
+    for requirement in map(Requirement, requirements):
+        operators = {spec.operator for spec in requirement.specifier}
+        assert {">=", "<"} <= operators, f"{requirement}: give a lower and an upper bound"
+        assert requirement.specifier.contains(version(requirement.name), prereleases=True), \
+            f"{requirement.name} {version(requirement.name)} is outside {requirement.specifier}"

@@ -12,15 +12,16 @@ import pytest
 import torch
 
 import nas
-from nas.augment import AugmentConfig
-from nas.batch_augment import DeviceBatches, MixBatch, normalise
-from nas.cli import main
-from nas.data import load_cifar10
+from nas.data.augment_config import AugmentConfig
+from nas.data.batch_augment import DeviceBatches, MixBatch, normalise
+from nas.cli.main import main
+from nas.data.cifar10 import load_cifar10
 from nas.errors import NasError
-from nas.metrics import evaluate
-from nas.recipe import Recipe, as_written_today
-from nas.splits import make_batches, make_splits
-from nas.train import make_optimizer, make_schedule, mixed_loss, train
+from nas.training.metrics import evaluate
+from nas.training.recipe import Recipe, as_written_today
+from nas.training.batches import make_batches
+from nas.data.splits import make_splits
+from nas.training.loop import make_optimizer, make_schedule, mixed_loss, train
 from tests.conftest import REFERENCE
 from tests.test_train import CPU, MEAN, STD, small_model, synthetic_splits
 
@@ -66,7 +67,7 @@ def test_ema_weights_are_the_ones_evaluated_and_saved(tmp_path, tiny_data_dir) -
 def test_norm_stats_are_measured_for_the_given_weights() -> None:
     """The averaged weights' BatchNorm statistics are their own activations' over the first
     images (cumulative, not a momentum average), and the model's mode and momentum stay."""
-    from nas.train import measure_norm_stats
+    from nas.training.loop import measure_norm_stats
 
     torch.manual_seed(0)
     conv, norm = torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4)
@@ -316,8 +317,8 @@ def test_an_unknown_flip_is_argparses_usage_error(tmp_path, capsys) -> None:
 
 
 def test_every_flag_reaches_the_recipe() -> None:
-    from nas.arguments import recipe_from
-    from nas.cli import build_parser
+    from nas.cli.arguments import recipe_from
+    from nas.cli.main import build_parser
 
     args = build_parser().parse_args(
         ["train", "reference", "--ema", "0.99", "--no-decay-norm-bias", "--norm-bias-lr-scale", "8",

@@ -10,15 +10,17 @@ import torch
 from optuna.trial import TrialState
 
 import nas
-from nas.budget import Limits, check
-from nas.cli import main
-from nas.data import load_cifar10, resolve_data_dir
-from nas.designs import DEFAULT_SPACE, REFERENCE
-from nas.fill import WIDTH_STEP, fill_budget, width_ladder
-from nas.proxies import proxy_attrs, proxy_batch
+from nas.design.limits import Limits
+from nas.design.budget import check
+from nas.cli.main import main
+from nas.data.cifar10 import load_cifar10
+from nas.data.settings import resolve_data_dir
+from nas.design.files import DEFAULT_SPACE, REFERENCE
+from nas.search.fill import WIDTH_STEP, fill_budget, width_ladder
+from nas.search.proxies import proxy_attrs, proxy_batch
 from nas.errors import ConfigError
-from nas.space import baseline_params, load_space, space_from_dict, with_widths
-from nas.study import FILLED, settings_of, trial_design
+from nas.search.space import baseline_params, load_space, space_from_dict, with_widths
+from nas.search.trials import FILLED, settings_of, trial_design
 from tests.test_calibrate import TINY_SPACE, one_thread  # noqa: F401 (a fixture, used)
 from tests.test_search import AlwaysPrune, load, search_args
 
@@ -139,7 +141,7 @@ def tiny_space(tmp_path) -> str:
 
 def test_proxies_are_stored_on_every_feasible_trial_before_training(tmp_path, tiny_data_dir,
                                                                   monkeypatch) -> None:
-    monkeypatch.setattr("nas.search.make_pruner", lambda name, epochs: AlwaysPrune())
+    monkeypatch.setattr("nas.search.optimize.make_pruner", lambda name, epochs: AlwaysPrune())
     args = search_args(tmp_path, tiny_data_dir, 4, "p", "--space", tiny_space(tmp_path),
                        "--max-params", "16000", "--batch-size", "16")
     assert main(args) == 0

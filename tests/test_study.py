@@ -10,12 +10,14 @@ import pytest
 from optuna.trial import TrialState
 
 import nas
-from nas.cli import main
-from nas.designs import DEFAULT_SPACE, REFERENCE
-from nas.device import Runtime
-from nas.report import pareto_numbers
-from nas.space import load_space
-from nas.study import CONSTRAINTS, trial_constraints, trial_design
+from nas.cli.main import main
+from nas.design.files import DEFAULT_SPACE, REFERENCE
+from nas.training.runtime import Runtime
+from nas.report.table import pareto_numbers
+from nas.search.space import load_space
+from nas.design.budget import Verdict
+from nas.search.trials import (CONSTRAINTS, best_trial, is_feasible, trial_design,
+                               verdict_constraints)
 from tests.conftest import ROOT
 from tests.test_search import finished, load, search_args
 
@@ -81,9 +83,9 @@ def test_verdicts_are_optuna_constraints_and_attributes_stay_short(tmp_path, tin
     assert main(search_args(tmp_path, tiny_data_dir, 3, "c")) == 0
     study = load(tmp_path, "c")
     reference, twin = study.trials[0], study.trials[1]
-    # what optuna-dashboard and Optuna's samplers read: the system attribute "constraints"
-    assert reference.system_attrs["constraints"][CONSTRAINTS.index("depthwise_separable")] > 0
-    assert all(v <= 0 for v in twin.system_attrs["constraints"])
+    # what Optuna's samplers and tools read: `trial.constraints`, one value per rule by name
+    assert reference.constraints["depthwise_separable"] > 0
+    assert all(v <= 0 for v in twin.constraints.values())
     feasible = optuna.study._constrained_optimization._get_feasible_trials(study.trials)
     assert reference not in feasible and twin in feasible
     for trial in study.trials:
@@ -93,13 +95,25 @@ def test_verdicts_are_optuna_constraints_and_attributes_stay_short(tmp_path, tin
 def test_constraints_at_the_parameter_boundary() -> None:
     limits = nas.Limits(max_params=200_000)
     for params, feasible in ((199_999, True), (200_000, False)):
-        trial = optuna.trial.create_trial(state=TrialState.COMPLETE, value=0.5, user_attrs={
-            "n_params": params, "flops": 1, "receptive_field": 100})
-        values = trial_constraints(trial, limits)
-        assert (values[CONSTRAINTS.index("params")] <= 0) == feasible
+        values = verdict_constraints(Verdict(params, 1, 100, rules=()), limits)
+        assert (values["params"] <= 0) == feasible
     reference = nas.load_config(REFERENCE)  # 197,472 parameters: the verdict agrees at its edge
     assert nas.check(reference, nas.Limits(max_params=197_473)).broken == ["depthwise_separable"]
     assert "params" in nas.check(reference, nas.Limits(max_params=197_472)).broken
+
+
+def test_verdicts_stored_before_optuna_5_still_read() -> None:
+    # the old code's sampler stored them as one list, in CONSTRAINTS order (studies/*/study.db)
+    def trial(accuracy: float, broken: str | None) -> optuna.trial.FrozenTrial:
+        values = [1.0 if rule == broken else -0.5 for rule in CONSTRAINTS]
+        return optuna.trial.create_trial(state=TrialState.COMPLETE, value=accuracy,
+                                         system_attrs={"constraints": values})
+
+    study = optuna.create_study(direction="maximize")
+    for accuracy, broken in ((0.9, "dilated"), (0.8, None), (0.7, None)):
+        study.add_trial(trial(accuracy, broken))
+    assert [is_feasible(t) for t in study.trials] == [False, True, True]
+    assert best_trial(study).number == 1  # the most accurate breaks a rule
 
 
 def test_suggest_and_design_round_trip_over_sampled_designs() -> None:

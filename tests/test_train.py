@@ -10,14 +10,16 @@ import pytest
 import torch
 
 import nas
-from nas.augment import AugmentConfig
-from nas.cli import main
-from nas.device import Runtime, autocast, autocast_dtype, pick_device
+from nas.data.augment_config import AugmentConfig
+from nas.cli.main import main
+from nas.training.runtime import Runtime, autocast, autocast_dtype, pick_device
 from nas.errors import NasError
-from nas.metrics import Evaluation
-from nas.recipe import Recipe
-from nas.splits import Splits, make_batches
-from nas.train import NonFiniteLoss, train
+from nas.training.metrics import Evaluation
+from nas.training.recipe import Recipe
+from nas.data.splits import Splits
+from nas.training.batches import make_batches
+from nas.training.loop import NonFiniteLoss, train
+from nas.training.progress import TrainingProgress
 from tests.conftest import REAL_DATA, REFERENCE
 
 MEAN, STD = (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)
@@ -83,6 +85,43 @@ def test_training_learns_and_nan_loss_stops_with_clear_error() -> None:
                                                           schedule="cosine"), CPU)
 
 
+class Recorder(TrainingProgress):
+    """Every event `train` reports, in order (the loss, accuracy and rate rounded away)."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple] = []
+
+    def run_started(self, epochs: int, done: int) -> None:
+        self.events.append(("run", epochs, done))
+
+    def epoch_started(self, epoch: int, epochs: int, steps: int) -> None:
+        self.events.append(("epoch", epoch, epochs, steps))
+
+    def step_done(self, step: int, loss: float, accuracy: float, images_per_s: float) -> None:
+        assert loss > 0 and 0 <= accuracy <= 1 and images_per_s > 0
+        self.events.append(("step", step))
+
+    def epoch_ended(self, log) -> None:
+        self.events.append(("ended", log.epoch))
+
+    def run_ended(self) -> None:
+        self.events.append(("done",))
+
+
+def test_progress_hears_every_epoch_and_every_20th_step(tmp_path) -> None:
+    batches = synthetic_sets(88, batch_size=4)  # 22 steps an epoch
+    recipe = Recipe(epochs=2, batch_size=4, schedule="cosine")
+    epoch = [("step", 20), ("step", 22)]
+    progress = Recorder()
+    train(small_model(), *batches, recipe, CPU, run_dir=tmp_path, progress=progress,
+          on_epoch=lambda log: progress.events.append(("on_epoch", log.epoch)))
+    assert progress.events == [("run", 2, 0), ("epoch", 1, 2, 22), *epoch, ("ended", 1), ("on_epoch", 1),
+                               ("epoch", 2, 2, 22), *epoch, ("ended", 2), ("on_epoch", 2), ("done",)]
+    resumed = Recorder()  # a finished run resumed: nothing left to train
+    train(small_model(), *batches, recipe, CPU, run_dir=tmp_path, resume=True, progress=resumed)
+    assert resumed.events == [("run", 2, 2), ("done",)]
+
+
 def test_per_class_report_matches_hand_computation() -> None:
     confusion = np.array([[8, 2], [4, 6]])
     rows = Evaluation(loss=0.0, accuracy=0.7, confusion=confusion).per_class(("a", "b"))
@@ -91,7 +130,7 @@ def test_per_class_report_matches_hand_computation() -> None:
     assert rows[1]["precision"] == 0.75 and rows[1]["recall"] == 0.6
 
 
-@pytest.mark.skipif(not (REAL_DATA / "cifar-10-batches-bin").is_dir(), reason="no real CIFAR-10")
+@pytest.mark.skipif(REAL_DATA is None, reason="no real CIFAR-10: set NAS_DATA_DIR")
 def test_one_epoch_on_a_real_subset_writes_the_run_folder(tmp_path, capsys) -> None:
     out = tmp_path / "run"
     args = ["train", str(REFERENCE), "--out", str(out), "--epochs", "1", "--validate",
@@ -127,7 +166,7 @@ def test_flip_tta_averages_an_image_and_its_mirror() -> None:
     images = torch.zeros(4, 3, 32, 32)
     images[..., 16:] = 1.0  # right half bright: plain logits favour class 1
     loader = torch.utils.data.DataLoader(list(zip(images, torch.ones(4, dtype=torch.long))), batch_size=2)
-    from nas.metrics import evaluate
+    from nas.training.metrics import evaluate
 
     plain = evaluate(LeftMinusRight(), loader, torch.device("cpu"), None, num_classes=2)
     tta = evaluate(LeftMinusRight(), loader, torch.device("cpu"), None, num_classes=2, flip_tta=True)
@@ -138,7 +177,7 @@ def test_flip_tta_averages_an_image_and_its_mirror() -> None:
 def test_channels_last_defaults_to_cuda_only(monkeypatch) -> None:
     assert Runtime.pick("cpu").layout == torch.contiguous_format
     assert Runtime.pick("cpu", channels_last=True).layout == torch.channels_last
-    monkeypatch.setattr("nas.device.pick_device", lambda name: torch.device("cuda"))
+    monkeypatch.setattr("nas.training.runtime.pick_device", lambda name: torch.device("cuda"))
     assert Runtime.pick("cuda").layout == torch.channels_last
     assert Runtime.pick("cuda", channels_last=False).layout == torch.contiguous_format
 

@@ -6,15 +6,20 @@ from __future__ import annotations
 
 import argparse
 import os
-from pathlib import Path
+import sys
 from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING
 
-from nas.budget import Limits, ensure_buildable
-from nas.config import ArchConfig
-from nas.data import CLASSES, one_line
-from nas.device import Runtime
+from nas.design.limits import Limits
+from nas.design.config import ArchConfig
+from nas.data.cifar10 import CLASSES, one_line
 from nas.errors import NasError
-from nas.recipe import Recipe
+from nas.search.settings import DEFAULT_STORAGE, default_study
+from nas.training.recipe import Recipe
+
+if TYPE_CHECKING:
+    from nas.training.runtime import Runtime
 
 
 def limits_from(args: argparse.Namespace) -> Limits:
@@ -40,7 +45,25 @@ def recipe_from(args: argparse.Namespace, base: Recipe = Recipe()) -> Recipe:
 
 
 def runtime_from(args: argparse.Namespace) -> Runtime:
-    return Runtime.pick(args.device, args.precision, args.workers, args.channels_last)
+    """Where it runs: the flags given, the rest picked for this machine by `Runtime.pick`."""
+    from nas.training.runtime import Runtime
+
+    given = {name: getattr(args, name) for name in ("device", "precision", "workers", "channels_last")}
+    return Runtime.pick(**{name: value for name, value in given.items() if value is not None})
+
+
+def study_args(args: argparse.Namespace) -> tuple[str, str]:
+    """--study and --storage, each its default when not given."""
+    return args.study or default_study(), args.storage or DEFAULT_STORAGE
+
+
+def interrupted(args: argparse.Namespace, saved: str) -> int:
+    """Exit code 130 after Ctrl-C, with what was kept and the command that continues."""
+    again = args.command_line
+    if "--resume" not in args.argv and args.command not in ("search", "calibrate"):
+        again += " --resume"
+    print(f"nas: interrupted; {saved}. Continue with: {again}", file=sys.stderr)
+    return 130
 
 
 def check_creatable(folder: Path, flag: str, given: Path) -> None:
@@ -87,7 +110,8 @@ def check_fits_cifar10(config: ArchConfig) -> None:
 def check_run(config: ArchConfig, recipe: Recipe, out: Path, resume: bool, fraction: float) -> None:
     """Every check of a training run that needs no data, made before the data is read
     (`train_run` repeats the ones it needs itself)."""
-    from nas.run import check_run_folder
+    from nas.design.budget import ensure_buildable
+    from nas.training.run import check_run_folder
 
     if not 0 < fraction <= 1:
         raise NasError(f"--data-fraction {fraction}: must be in (0, 1]")

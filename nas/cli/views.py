@@ -6,16 +6,21 @@ from __future__ import annotations
 import os
 import sys
 import time
+from typing import TYPE_CHECKING
 
-import optuna
-from optuna.trial import FrozenTrial, TrialState
 from rich.console import Console, Group
-from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
-                           TimeRemainingColumn)
+from rich.live import Live
+from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn,
+                           TimeElapsedColumn, TimeRemainingColumn)
 from rich.table import Table
 
-from nas.study import finished, pruned_by, trial_counts
-from nas.train import EpochLog
+from nas.training.progress import SeriesProgress, TrainingProgress
+
+if TYPE_CHECKING:  # the search's modules load optuna and torch: only when a search runs
+    import optuna
+    from optuna.trial import FrozenTrial
+
+    from nas.training.checkpoints import EpochLog
 
 
 def make_console() -> Console:
@@ -24,11 +29,67 @@ def make_console() -> Console:
     return Console(width=None if sys.stdout.isatty() or "COLUMNS" in os.environ else 160)
 
 
-def training_progress(console: Console) -> Progress:
-    """Bars for the run and the current epoch: loss, accuracy, images/s, ETA."""
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TextColumn("{task.fields[stats]}"), TimeElapsedColumn(), TextColumn("ETA"),
-                    TimeRemainingColumn(), console=console)
+console = make_console()  # every command prints through this one
+
+
+class TrainingBars(TrainingProgress):
+    """Bars for the run and the current epoch: loss, accuracy, images/s, ETA. Shown while `with`
+    holds, or inside the search's live view (`bars`, a rich Progress, is part of it)."""
+
+    def __init__(self, console: Console) -> None:
+        self.bars = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                             TextColumn("{task.fields[stats]}"), TimeElapsedColumn(),
+                             TextColumn("ETA"), TimeRemainingColumn(), console=console)
+        self.run: TaskID | None = None
+        self.epoch: TaskID | None = None
+
+    def __enter__(self) -> TrainingBars:
+        # Drawn only where they are redrawn in place: to a file or pipe rich writes their final
+        # state alone, which says nothing (a run's bars are gone when it ends).
+        if self.bars.console.is_interactive:
+            self.bars.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bars.live.is_started:
+            self.bars.stop()
+
+    def run_started(self, epochs: int, done: int) -> None:
+        self.run = self.bars.add_task("epochs", total=epochs, completed=done, stats="")
+
+    def epoch_started(self, epoch: int, epochs: int, steps: int) -> None:
+        self.epoch = self.bars.add_task(f"epoch {epoch}/{epochs}", total=steps, stats="")
+
+    def step_done(self, step: int, loss: float, accuracy: float, images_per_s: float) -> None:
+        self.bars.update(self.epoch, completed=step,
+                         stats=f"loss {loss:.3f} acc {accuracy:.3f} {images_per_s:,.0f} img/s")
+
+    def epoch_ended(self, log: EpochLog) -> None:
+        self.bars.remove_task(self.epoch)
+        self.epoch = None
+        self.bars.update(self.run, completed=log.epoch,
+                         stats=f"eval acc {log.eval_acc:.4f} (epoch {log.epoch}: {log.seconds:.0f} s)")
+
+    def run_ended(self) -> None:
+        for task in (self.epoch, self.run):  # a pruned or interrupted run leaves no stale bars
+            if task is not None:
+                self.bars.remove_task(task)
+        self.run = self.epoch = None
+
+
+class SeriesBars(TrainingBars, SeriesProgress):
+    """The training bars under one bar over a whole series of trainings (`nas calibrate`)."""
+
+    series: TaskID  # the series' bar: set by series_started
+
+    def series_started(self, description: str, total: float, done: float) -> None:
+        self.series = self.bars.add_task(description, total=total, completed=done, stats="")
+
+    def training_started(self, what: str) -> None:
+        self.bars.update(self.series, stats=what)
+
+    def training_done(self, work: float) -> None:
+        self.bars.advance(self.series, work)
 
 
 def epoch_printer(console: Console, split: str):
@@ -48,16 +109,30 @@ def counts_line(counts: dict[str, int]) -> str:
 
 class SearchView:
     """The live view: counts, best so far, the trials bar with ETA and the current training bars;
-    each failed trial's reason is printed once, in a line of its own."""
+    each failed trial's reason is printed once, in a line of its own. Shown while `with` holds."""
 
-    def __init__(self, console: Console, progress: Progress, n_trials: int) -> None:
-        self.console, self.progress, self.n_trials = console, progress, n_trials
+    def __init__(self, console: Console, training: TrainingBars, n_trials: int) -> None:
+        self.console, self.progress, self.n_trials = console, training.bars, n_trials
         self.study: optuna.Study | None = None
-        self.task = progress.add_task("trials", total=n_trials, completed=0, stats="")
+        self.task = self.progress.add_task("trials", total=n_trials, completed=0, stats="")
         self.start = time.perf_counter()
         self.current, self.best, self.counts = "", "none yet", trial_counts_empty()
+        self.live = Live(self, console=console, refresh_per_second=4, transient=False)
+
+    def __enter__(self) -> SearchView:
+        self.live.start(refresh=True)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.live.stop()
+        if not self.console.is_terminal:  # rich ends the last view with a newline on terminals
+            self.console.line()  # only: in a file the next line would be glued to the trials bar
 
     def refresh(self, study: optuna.Study) -> None:
+        from optuna.trial import TrialState
+
+        from nas.search.trials import finished, trial_counts
+
         self.study = study
         self.counts = trial_counts(study)
         done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
@@ -72,6 +147,10 @@ class SearchView:
         self.refresh(trial.study)
 
     def trial_finished(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        from optuna.trial import TrialState
+
+        from nas.search.trials import pruned_by
+
         self.refresh(study)
         if trial.state == TrialState.FAIL:
             reason = trial.user_attrs.get("fail_reason", "no reason recorded")

@@ -1,7 +1,7 @@
 """Batched, on-device augmentation: the split lives on the training device as one uint8 tensor,
 and each batch is augmented at once with per-sample random parameters.
 
-Same pipeline as `nas.augment.train_transform`: horizontal flip, shift-scale-rotate (one batched
+Same pipeline as `nas.data.augment.train_transform`: horizontal flip, shift-scale-rotate (one batched
 bilinear `grid_sample`, border filled with the mean colour), one hole×hole cutout wholly inside the
 image filled with the mean colour, normalisation. Randomness comes from a `torch.Generator` on the
 images' device, so an epoch is reproducible from a seed on CPU and on CUDA. Alternating flip
@@ -22,7 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from nas.augment import AugmentConfig, Stats, mean_fill
+from nas.data.augment_config import AugmentConfig, Stats, mean_fill
 
 
 def _affine(images: torch.Tensor, stats: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:

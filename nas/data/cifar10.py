@@ -1,9 +1,7 @@
 """CIFAR-10 on disk and in memory.
 
-Where the data lives (`resolve_data_dir`): the `--data-dir` argument if given, else the environment
-variable `NAS_DATA_DIR`, else the nearest `shared/data` folder beside the current folder or one of
-its parents (so any folder inside a checkout that sits next to `shared/` finds it), else
-`~/.cache/nas/data`.
+Where the data lives (`nas.data.settings.resolve_data_dir`): the `--data-dir` argument if given, else the environment
+variable `NAS_DATA_DIR`, else `~/.cache/nas/data` (where `nas data download` puts it by default).
 
 That folder is the parent of `cifar-10-batches-bin/` (the official binary layout, preferred) or
 `cifar-10-batches-py/` (torchvision's pickled layout); pointing at either of those two folders
@@ -16,7 +14,6 @@ the 180 MB costs 0.3-0.6 s, ten times the 0.03 s the files take to read.
 from __future__ import annotations
 
 import hashlib
-import os
 import pickle
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -26,7 +23,6 @@ import numpy as np
 
 from nas.errors import NasError
 
-DEFAULT_DATA_DIR = Path("~/.cache/nas/data").expanduser()
 BIN_DIR, PY_DIR = "cifar-10-batches-bin", "cifar-10-batches-py"
 TRAIN_FILES = tuple(f"data_batch_{i}.bin" for i in range(1, 6))
 TEST_FILE = "test_batch.bin"
@@ -53,20 +49,6 @@ class Cifar10:
     test_images: np.ndarray
     test_labels: np.ndarray
     classes: tuple[str, ...]
-
-
-def resolve_data_dir(arg: str | Path | None = None) -> Path:
-    """The data folder: `arg`, else $NAS_DATA_DIR, else the nearest shared/data beside the current
-    folder or a parent of it, else ~/.cache/nas/data."""
-    if arg:
-        return Path(arg).expanduser().absolute()
-    if env := os.environ.get("NAS_DATA_DIR"):
-        return Path(env).expanduser().absolute()
-    here = Path.cwd()
-    for folder in (here, *here.parents):
-        if (folder / "shared" / "data").is_dir():
-            return folder / "shared" / "data"
-    return DEFAULT_DATA_DIR
 
 
 def fetch_hint(parent: Path) -> str:

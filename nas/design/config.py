@@ -2,7 +2,7 @@
 
 Every 3×3 conv is described by a `ConvSpec`, every block by a `BlockSpec`; `parse_dataclass` turns
 plain dicts (from TOML or JSON) into these frozen dataclasses with errors that name the key.
-Reading and writing files is `nas.designs`; `nas.model.build_model` turns a config into a module.
+Reading and writing files is `nas.design.files`; `nas.design.model.build_model` turns a config into a module.
 """
 
 from __future__ import annotations

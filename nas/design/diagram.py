@@ -1,12 +1,12 @@
 """A design as a Mermaid flowchart (GitHub renders it in markdown): one box per block with its three
 convs (kind, dilation, stride, width, output size) and the shortcut added around them, then the
 output block.
-Generated from the config through `nas.geometry.trace`, so it shows the sizes the model has."""
+Generated from the config through `nas.design.geometry.trace`, so it shows the sizes the model has."""
 
 from __future__ import annotations
 
-from nas.config import ArchConfig, ConvSpec
-from nas.geometry import Layer, trace
+from nas.design.config import ArchConfig, ConvSpec
+from nas.design.geometry import Layer, trace
 
 KIND = {"standard": "conv 3×3", "separable": "depthwise-separable 3×3",
         "depthwise": "depthwise 3×3 (no pointwise)"}

@@ -16,9 +16,9 @@ from typing import Any, Literal
 
 import tomli_w
 
-from nas.config import ArchConfig, parse_dataclass
+from nas.design.config import ArchConfig, parse_dataclass
 from nas.errors import ConfigError
-from nas.geometry import trace
+from nas.design.geometry import trace
 
 SHIPPED = files("nas") / "search_spaces"
 REFERENCE = Path(str(SHIPPED / "reference.toml"))

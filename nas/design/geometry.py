@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from nas.config import ArchConfig
+from nas.design.config import ArchConfig
 from nas.errors import ConfigError
 
 KERNEL = 3  # every conv of a block is 3×3, as the assignment asks

@@ -15,8 +15,8 @@ from collections import OrderedDict
 import torch
 from torch import nn
 
-from nas.config import ArchConfig, BlockSpec, ConvSpec, NormOrder
-from nas.geometry import KERNEL
+from nas.design.config import ArchConfig, BlockSpec, ConvSpec, NormOrder
+from nas.design.geometry import KERNEL
 
 
 class AtrousConv2d(nn.Conv2d):

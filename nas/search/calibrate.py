@@ -8,7 +8,7 @@ accuracy, each zero-cost proxy, the parameter and FLOP counts) is compared with 
 K designs: Spearman's ρ and Kendall's τ (`scipy.stats`), how many of the truth's top 3 designs
 are in its own top 3, and what it costs per design.
 
-Training is the search's own: `nas.train.train` on `make_splits(..., final=False, fraction)`
+Training is the search's own: `nas.training.loop.train` on `make_splits(..., final=False, fraction)`
 batches, the fixed recipe (only the epochs change) and the same initial-weight seed for every
 design. The results file is written after every finished (design, fidelity) training, so a rerun
 trains only what is missing; a file made with other settings is refused.
@@ -21,80 +21,36 @@ import math
 import os
 import warnings
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import optuna
 import torch
-from rich.progress import Progress
 from scipy import stats
 
-from nas.budget import Limits, Verdict, check
-from nas.config import ArchConfig, dict_diff
-from nas.data import Cifar10
-from nas.designs import config_from_dict
-from nas.device import Runtime
+from nas.data.cifar10 import Cifar10
+from nas.data.splits import make_splits
+from nas.design.budget import Verdict
+from nas.design.config import ArchConfig, dict_diff
+from nas.design.files import config_from_dict
+from nas.design.limits import Limits
+from nas.design.model import build_model
 from nas.errors import NasError
-from nas.fill import check_fill, fill_budget
-from nas.model import build_model
-from nas.proxies import proxy_batch, scores
-from nas.recipe import Recipe, fixed_part, recipe_from_dict
-from nas.space import SearchSpace, baseline_params
-from nas.splits import VAL_IMAGES, make_batches, make_splits
-from nas.study import Fidelity
-from nas.train import check_trainable, train
+from nas.search.fill import fill_budget
+from nas.search.proxies import proxy_batch, scores
+from nas.search.settings import (CalibrationSettings, check_fill, cost, label,
+                                 parse_fidelity)
+from nas.search.space import SearchSpace, baseline_params
+from nas.training.batches import make_batches
+from nas.training.loop import check_trainable, train
+from nas.training.progress import SeriesProgress
+from nas.training.recipe import Recipe, fixed_part, recipe_from_dict
+from nas.training.runtime import Runtime
 
-DEFAULT_OUT = Path("studies/calibration/calibration.json")
 PROXIES = ("synflow", "naswot", "grad_norm")
 COUNTS = {"params": "params", "FLOPs": "flops"}  # row label: the design's stored count
 TOP = 3  # the overlap of the top TOP designs
-
-
-@dataclass(frozen=True)
-class CalibrationSettings:
-    """Everything that makes two calibrations' results comparable; stored in the results file."""
-
-    space: str  # name and digest of the search space the designs come from
-    designs: int = 10
-    fidelities: tuple[str, ...] = ("3x0.1", "6x0.1", "4x0.25", "1x1.0")
-    truth: str = "10x1.0"
-    seed: int = 0  # the sampler's, the proxy batch's and the recipe's
-    val_images: int = VAL_IMAGES
-    limits: Limits = field(default_factory=Limits)
-    recipe: dict[str, Any] = field(default_factory=dict)  # the fixed recipe, but its epochs
-    fill_budget: float = 0.0  # each design widened to this share of the parameter budget; 0: off
-    precision: str = "fp32"  # Runtime.precision of every training
-
-    def to_dict(self) -> dict[str, Any]:
-        return json.loads(json.dumps(asdict(self)))  # tuples as lists, as the file reads back
-
-    def runs(self) -> list[Fidelity]:
-        """Every fidelity to train, truth included, cheapest first: the first answers come soon."""
-        every = [parse_fidelity(text, self.val_images) for text in (*self.fidelities, self.truth)]
-        return sorted(every, key=cost)
-
-
-def parse_fidelity(text: str, val_images: int = VAL_IMAGES, flag: str = "--fidelities") -> Fidelity:
-    """"EPOCHSxFRACTION" (e.g. "3x0.1") as a Fidelity; NasError (one line) for anything else."""
-    epochs, _, fraction = text.strip().lower().partition("x")
-    try:
-        epochs_n, share = int(epochs), float(fraction)
-    except ValueError:
-        epochs_n, share = 0, 0.0
-    if epochs_n < 1 or not 0 < share <= 1:
-        raise NasError(f"{flag} {text}: give EPOCHSxFRACTION, a whole number of epochs of at least "
-                       "1 and a share of the 45,000 search-training images in (0, 1], e.g. 3x0.1")
-    return Fidelity(epochs_n, share, val_images)
-
-
-def label(fidelity: Fidelity) -> str:
-    return f"{fidelity.epochs}x{fidelity.data_fraction}"
-
-
-def cost(fidelity: Fidelity) -> float:
-    """Training work in epochs over all 45,000 images (what the progress bar counts)."""
-    return fidelity.epochs * fidelity.data_fraction
 
 
 def make_settings(space: SearchSpace, designs: int, fidelities: str, truth: str, seed: int,
@@ -118,20 +74,17 @@ def pick_designs(space: SearchSpace, limits: Limits, count: int, seed: int, fill
     """The reference's feasible twin (when the space holds it), then distinct feasible designs that
     a seeded random sampler draws from the space, `count` in all, with their verdicts. With `fill`,
     each is widened as `nas search --fill-budget` widens it: the same seed gives the same draws
-    filled, a paired comparison with an unfilled calibration."""
-    def judged(config: ArchConfig) -> tuple[ArchConfig, Verdict]:
-        return fill_budget(config, limits, fill) if fill > 0 else (config, check(config, limits))
-
+    filled, a paired comparison with an unfilled calibration (`fill` 0: the designs as drawn)."""
     picked: list[tuple[str, ArchConfig, Verdict]] = []
     twin = [params for name, params in baseline_params(space) if name != "reference"]
-    if twin and (judgement := judged(space.design(twin[0])))[1].passed:
+    if twin and (judgement := fill_budget(space.design(twin[0]), limits, fill))[1].passed:
         picked.append(("reference, C2 conv2 separable", *judgement))
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
     for _ in range(100 * count):
         if len(picked) == count:
             return [(name, replace(c, name=f"calibration-{i}"), v) for i, (name, c, v) in enumerate(picked)]
         trial = study.ask()
-        config, verdict = judged(space.suggest(trial))
+        config, verdict = fill_budget(space.suggest(trial), limits, fill)
         study.tell(trial, 0.0)
         if all(replace(config, name="") != replace(c, name="") for _, c, _ in picked) and verdict.passed:
             picked.append((f"sampled, trial {trial.number}", config, verdict))
@@ -197,7 +150,7 @@ def open_results(path: Path, settings: CalibrationSettings,
 
 
 def calibrate(path: Path, settings: CalibrationSettings, space: SearchSpace, data: Cifar10,
-              runtime: Runtime, progress: Progress | None = None) -> dict[str, Any]:
+              runtime: Runtime, progress: SeriesProgress | None = None) -> dict[str, Any]:
     """Train every (design, fidelity) pair the results file at `path` lacks, writing each result
     as soon as it is there; returns the whole file's content with its summary."""
     recipe = recipe_from_dict(settings.recipe)
@@ -213,16 +166,16 @@ def calibrate(path: Path, settings: CalibrationSettings, space: SearchSpace, dat
                                                   settings.seed, settings.fill_budget)])
     done = {(r["design"], r["fidelity"]) for r in state["results"]}
     designs = [config_from_dict(d["config"], str(path)) for d in state["designs"]]
-    task = progress.add_task("calibration (epochs over 45,000 images)", stats="",
-                             total=sum(cost(f) for f in settings.runs()) * len(designs),
-                             completed=sum(cost(parse_fidelity(f)) for _, f in done)) if progress else None
+    progress = progress or SeriesProgress()
+    progress.series_started("calibration (epochs over 45,000 images)",
+                            total=sum(cost(f) for f in settings.runs()) * len(designs),
+                            done=sum(cost(parse_fidelity(f)) for _, f in done))
     for fidelity in settings.runs():
         todo = [i for i in range(len(designs)) if (i, label(fidelity)) not in done]
         batches = make_batches(splits[fidelity.data_fraction], recipe.batch_size, recipe.augment,
                                runtime) if todo else None
         for i in todo:
-            if progress:
-                progress.update(task, stats=f"design {i + 1}/{len(designs)} at {label(fidelity)}")
+            progress.training_started(f"design {i + 1}/{len(designs)} at {label(fidelity)}")
             torch.manual_seed(recipe.seed)  # the same initial weights' seed for every design
             history = train(build_model(designs[i]), *batches, replace(recipe, epochs=fidelity.epochs),
                             runtime, progress=progress)
@@ -230,8 +183,7 @@ def calibrate(path: Path, settings: CalibrationSettings, space: SearchSpace, dat
                                      "val_acc": history[-1].eval_acc, "epochs": len(history),
                                      "train_seconds": sum(h.seconds for h in history)})
             write(path, state)
-            if progress:
-                progress.advance(task, cost(fidelity))
+            progress.training_done(cost(fidelity))
     state["summary"] = summarise(state)
     write(path, state)
     return state

@@ -6,24 +6,13 @@ from __future__ import annotations
 
 import math
 
-from nas.budget import Limits, Verdict, check
-from nas.config import ArchConfig
-from nas.errors import NasError
-from nas.geometry import param_count
-from nas.space import MAX_WIDTH, with_widths
+from nas.design.limits import Limits
+from nas.design.budget import Verdict, check
+from nas.design.config import ArchConfig
+from nas.design.geometry import param_count
+from nas.search.space import MAX_WIDTH, with_widths
 
 WIDTH_STEP = 8  # filled widths are multiples of 8, as the space's own widths
-# `nas search`'s default: in the calibration the biggest designs ended best (FLOPs rank the truth
-# at ρ 0.83, parameters at 0.61), and three of four small designs widened to 0.9 scored 1.1-4.1
-# points higher at the search's fidelity (studies/calibration-filled)
-SEARCH_FILL = 0.9
-
-
-def check_fill(share: float) -> None:
-    """NasError (one line) unless `share` is a share of the parameter budget that can be asked for."""
-    if not 0 <= share < 1:
-        raise NasError(f"--fill-budget {share}: give a share of the parameter budget in [0, 1), "
-                       "e.g. 0.9; 0 turns it off")
 
 
 def scaled_widths(widths: tuple[int, ...], factor: float) -> tuple[int, ...]:

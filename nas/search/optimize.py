@@ -12,7 +12,7 @@ made here and passed in. Per trial:
 same command after an interruption runs only the missing ones and never repeats a finished one.
 What the user sees is not made here: the search tells a `SearchEvents` listener what happens.
 
-Two additions to a plain search: every feasible trial gets its zero-cost proxies (`nas.proxies`)
+Two additions to a plain search: every feasible trial gets its zero-cost proxies (`nas.search.proxies`)
 on one fixed batch of the search's training images before it trains, so that `nas calibrate` can
 say whether they rank designs as the trainings do; and with `--fill-budget F` each sampled design
 is first widened by one common factor to use at least F of the parameter budget.
@@ -25,28 +25,33 @@ import os
 import socket
 import statistics
 import time
-from dataclasses import replace
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 import optuna
 import torch
 from optuna.trial import FrozenTrial, TrialState
-from rich.progress import Progress
 
-from nas.budget import Limits, Verdict, check
-from nas.config import ArchConfig
-from nas.data import Cifar10
-from nas.device import Runtime
+from nas.data.cifar10 import Cifar10
+from nas.data.splits import make_splits
+from nas.design.budget import Verdict, check
+from nas.design.config import ArchConfig
+from nas.design.limits import Limits
+from nas.design.model import build_model
 from nas.errors import NasError
-from nas.model import build_model
-from nas.fill import fill_budget
-from nas.proxies import proxy_attrs, proxy_batch
-from nas.recipe import Recipe
-from nas.space import SearchSpace, baseline_params
-from nas.splits import make_batches, make_splits
-from nas.study import (FILLED, StudySettings, check_settings, finished,
-                       open_storage, trial_constraints)
-from nas.train import EpochLog, check_trainable, train
+from nas.search.fill import fill_budget
+from nas.search.proxies import proxy_attrs, proxy_batch
+from nas.search.settings import StudySettings
+from nas.search.space import SearchSpace, baseline_params
+from nas.search.storage import fail_stale_trials, open_storage
+from nas.search.trials import FILLED, check_settings, finished, verdict_constraints
+from nas.training.batches import make_batches
+from nas.training.loop import EpochLog, check_trainable, train
+from nas.training.progress import TrainingProgress
+from nas.training.recipe import Recipe
+from nas.training.runtime import Runtime
 
 
 class SearchEvents(Protocol):
@@ -57,16 +62,18 @@ class SearchEvents(Protocol):
     def trial_finished(self, study: optuna.Study, trial: FrozenTrial) -> None: ...
 
 
+SURPLUS = "surplus: the study already had its trials"  # a trial's fail_reason
+
+
 class SurplusTrial(Exception):
     """Another worker already started the last trial the study needs."""
 
 
-def make_sampler(seed: int, limits: Limits) -> optuna.samplers.BaseSampler:
-    """TPE, told each trial's rule verdicts; constant liar keeps parallel workers from sampling
-    the same design."""
-    return optuna.samplers.TPESampler(
-        seed=seed, multivariate=True, constant_liar=True, n_startup_trials=10,
-        constraints_func=functools.partial(trial_constraints, limits=limits))
+def make_sampler(seed: int) -> optuna.samplers.BaseSampler:
+    """TPE, which reads each trial's rule verdicts from its constraints (set by `judge`); constant
+    liar keeps parallel workers from sampling the same design."""
+    return optuna.samplers.TPESampler(seed=seed, multivariate=True, constant_liar=True,
+                                      n_startup_trials=10)
 
 
 def make_pruner(name: str, epochs: int) -> optuna.pruners.BasePruner:
@@ -83,7 +90,7 @@ def claim_slot(trial: optuna.Trial, n_trials: int) -> None:
     ahead = trial.study.get_trials(deepcopy=False, states=(
         TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialState.WAITING))
     if sum(t.number < trial.number for t in ahead) >= n_trials:
-        trial.set_user_attr("fail_reason", "surplus: the study already had its trials")
+        trial.set_user_attr("fail_reason", SURPLUS)
         trial.study.stop()
         raise SurplusTrial("the study already has all its trials")
 
@@ -91,23 +98,24 @@ def claim_slot(trial: optuna.Trial, n_trials: int) -> None:
 def judge(trial: optuna.Trial, space: SearchSpace, limits: Limits, fill: float = 0.0
           ) -> tuple[ArchConfig, Verdict]:
     """Sample a design (widened to `fill` of the parameter budget when `fill` > 0) and its verdict;
-    store the verdict on the trial; prune it if it breaks a rule."""
+    store the verdict on the trial (its counts, and its rules as the constraints the sampler
+    reads); prune it if it breaks a rule."""
     try:
-        config = space.suggest(trial)
+        sampled = space.suggest(trial)
     except NasError as err:
         trial.set_user_attr("fail_reason", f"invalid design: {err}")
         raise
-    if fill > 0:
-        sampled = config
-        config, verdict = fill_budget(config, limits, fill)
-        if config != sampled:  # the design is rebuilt from its parameters and these widths
-            for b, block in enumerate(config.blocks, start=1):
-                trial.set_user_attr(FILLED.format(b), block.channels)
-    else:
-        verdict = check(config, limits)
+    config, verdict = fill_budget(sampled, limits, fill)  # fill 0: the design as sampled
+    if config != sampled:  # the design is rebuilt from its parameters and these widths
+        for b, block in enumerate(config.blocks, start=1):
+            trial.set_user_attr(FILLED.format(b), block.channels)
     trial.set_user_attr("n_params", verdict.params)
     trial.set_user_attr("flops", verdict.flops)
     trial.set_user_attr("receptive_field", verdict.receptive_field)
+    inherited = trial.constraints  # a retried stale trial has its original's: the same design's
+    for rule, value in verdict_constraints(verdict, limits).items():
+        if rule not in inherited:
+            trial.set_constraint(rule, value)
     if not verdict.passed:
         trial.set_user_attr("broken", verdict.broken)
         raise optuna.TrialPruned(f"breaks {', '.join(verdict.broken)}")
@@ -122,18 +130,14 @@ def earlier_twin(trial: optuna.Trial) -> FrozenTrial | None:
 
 
 def objective(trial: optuna.Trial, *, space: SearchSpace, limits: Limits, recipe: Recipe,
-              runtime: Runtime | None, batches: tuple | None, n_trials: int | None,
-              second: str | None, progress: Progress | None = None, fill: float = 0.0,
-              proxies: tuple[torch.Tensor, torch.Tensor] | None = None) -> float | tuple[float, float]:
-    """Sample, judge, then (if feasible and `batches` given) score the design's proxies on the
-    `proxies` batch, train it and return val accuracy (and, with `second`, the parameters or FLOPs
-    to minimise)."""
-    if n_trials is not None:
-        claim_slot(trial, n_trials)
-        trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")  # who ran it
+              runtime: Runtime, batches: tuple, n_trials: int,
+              second: str | None, progress: TrainingProgress | None = None, fill: float = 0.0,
+              proxies: tuple[torch.Tensor, torch.Tensor]) -> float | tuple[float, float]:
+    """Sample, judge, then (if feasible) score the design's proxies on the `proxies` batch, train
+    it and return val accuracy (and, with `second`, the parameters or FLOPs to minimise)."""
+    claim_slot(trial, n_trials)
+    trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")  # who ran it
     config, verdict = judge(trial, space, limits, fill)
-    if batches is None:  # dry run: verdicts only
-        return 0.0 if second is None else (0.0, float(verdict.params))
     multi = second is not None
 
     def report(log: EpochLog) -> None:
@@ -146,9 +150,8 @@ def objective(trial: optuna.Trial, *, space: SearchSpace, limits: Limits, recipe
                 raise optuna.TrialPruned(f"pruned at epoch {log.epoch}: val acc {log.eval_acc:.4f}")
 
     try:
-        if proxies is not None:  # before training: a trial the pruner stops has them too
-            for key, value in proxy_attrs(config, proxies, recipe.seed).items():
-                trial.set_user_attr(key, value)
+        for key, value in proxy_attrs(config, proxies, recipe.seed).items():
+            trial.set_user_attr(key, value)  # before training: a trial pruned later has them too
         if (twin := earlier_twin(trial)) is not None:  # never train one design twice
             trial.set_user_attr("duplicate_of", twin.number)
             if twin.state == TrialState.COMPLETE:
@@ -182,15 +185,14 @@ def open_study(name: str, storage: optuna.storages.BaseStorage, settings: StudyS
     directions = ["maximize"] if settings.second_objective is None else ["maximize", "minimize"]
     try:
         study = optuna.create_study(study_name=name, storage=storage, pruner=pruner,
-                                    sampler=make_sampler(seed, settings.limits), directions=directions)
+                                    sampler=make_sampler(seed), directions=directions)
     except optuna.exceptions.DuplicatedStudyError:
         study = optuna.load_study(study_name=name, storage=storage, pruner=pruner)
-        for _ in range(20):  # a worker that created it a moment ago may still be storing settings
-            if "settings" in study.user_attrs:
-                break
+        deadline = time.monotonic() + 10  # a worker that created it may still be storing settings
+        while "settings" not in study.user_attrs and time.monotonic() < deadline:
             time.sleep(0.5)
         check_settings(study, settings)
-        study.sampler = make_sampler(seed + 1_000 * len(study.trials) + os.getpid(), settings.limits)
+        study.sampler = make_sampler(seed + 1_000 * len(study.trials) + os.getpid())
         return study
     study.set_user_attr("settings", settings.to_dict())
     for label, params in baselines:
@@ -208,12 +210,42 @@ def check_budget_possible(space: SearchSpace, limits: Limits) -> None:
                            "use a space with narrower widths")
 
 
-def run_search(*, study_name: str, storage_url: str, space: SearchSpace, settings: StudySettings,
-               recipe: Recipe, runtime: Runtime, n_trials: int, pruner_name: str, data: Cifar10,
-               events: SearchEvents, progress: Progress | None = None) -> tuple[optuna.Study, list[int]]:
-    """Run trials until the study holds `n_trials` finished ones (see the module docstring).
-    Everything is checked before the storage is opened; returns the study and the numbers of the
-    trials that failed in this run."""
+@dataclass
+class Search:
+    """A search ready to run: every check made, the study open (see `start_search`)."""
+
+    study: optuna.Study
+    objective: Callable[[optuna.Trial], Any]
+    n_trials: int
+
+    def run(self, events: SearchEvents) -> list[int]:
+        """Run trials until the study holds `n_trials` finished ones (see the module docstring);
+        the numbers of the trials that failed in this run."""
+        failures: list[int] = []
+        if finished(self.study) >= self.n_trials:
+            return failures
+
+        def started(trial: optuna.Trial):
+            events.trial_started(trial)
+            return self.objective(trial)
+
+        def ended(study: optuna.Study, trial: FrozenTrial) -> None:
+            if trial.state == TrialState.FAIL and trial.user_attrs.get("fail_reason") != SURPLUS:
+                failures.append(trial.number)
+            events.trial_finished(study, trial)
+            # count only finished trials: an enqueued (WAITING) baseline is not yet one
+            if finished(study) >= self.n_trials or len(failures) >= self.n_trials:
+                study.stop()
+
+        self.study.optimize(started, callbacks=[ended], catch=(Exception,), gc_after_trial=True)
+        return failures
+
+
+def start_search(*, study_name: str, storage_url: str, space: SearchSpace, settings: StudySettings,
+                 recipe: Recipe, runtime: Runtime, n_trials: int, pruner_name: str, data: Cifar10,
+                 progress: TrainingProgress | None = None) -> Search:
+    """Every check of the search (the budget, the fidelity, the storage, the study's settings),
+    then the study opened or created: a problem is named before any trial, or any view, starts."""
     limits, fidelity, second = settings.limits, settings.fidelity, settings.second_objective
     check_budget_possible(space, limits)
     trial_recipe = replace(recipe, epochs=fidelity.epochs)
@@ -223,32 +255,13 @@ def run_search(*, study_name: str, storage_url: str, space: SearchSpace, setting
     proxies = proxy_batch(data, recipe.seed, fidelity.val_images)  # once: the same for all trials
     storage = open_storage(storage_url, create=True)
     pruner = make_pruner("none" if second else pruner_name, fidelity.epochs)
-    study = open_study(study_name, storage, settings, recipe.seed, pruner,
-                       baseline_params(space))
-    optuna.storages.fail_stale_trials(study)  # trials of killed workers: failed, then retried
-    failures: list[int] = []
-    if finished(study) >= n_trials:
-        return study, failures
+    study = open_study(study_name, storage, settings, recipe.seed, pruner, baseline_params(space))
+    fail_stale_trials(study)  # trials of killed workers: failed, then retried
+    batches = make_batches(splits, recipe.batch_size, recipe.augment, runtime)
     run = functools.partial(objective, space=space, limits=limits, recipe=trial_recipe,
-                            runtime=runtime,
-                            batches=make_batches(splits, recipe.batch_size, recipe.augment, runtime),
-                            n_trials=n_trials, second=second, progress=progress,
-                            fill=settings.fill_budget, proxies=proxies)
-
-    def started(trial: optuna.Trial):
-        events.trial_started(trial)
-        return run(trial)
-
-    def ended(study: optuna.Study, trial: FrozenTrial) -> None:
-        if trial.state == TrialState.FAIL and not trial.user_attrs.get("fail_reason", "").startswith("surplus"):
-            failures.append(trial.number)
-        events.trial_finished(study, trial)
-        # count only finished trials: an enqueued (WAITING) baseline is not yet one
-        if finished(study) >= n_trials or len(failures) >= n_trials:
-            study.stop()
-
-    study.optimize(started, callbacks=[ended], catch=(Exception,), gc_after_trial=True)
-    return study, failures
+                            runtime=runtime, batches=batches, n_trials=n_trials, second=second,
+                            progress=progress, fill=settings.fill_budget, proxies=proxies)
+    return Search(study, run, n_trials)
 
 
 def dry_run(space: SearchSpace, limits: Limits, n_trials: int, seed: int,
@@ -257,18 +270,18 @@ def dry_run(space: SearchSpace, limits: Limits, n_trials: int, seed: int,
     in a real search, verdicts only (of the filled designs, with `fill`); the share of infeasible
     ones, the rules they break, the feasible ones' parameters and FLOPs, how many were filled, and
     the baselines' verdicts."""
-    study = optuna.create_study(sampler=make_sampler(seed, limits))
+    study = optuna.create_study(sampler=make_sampler(seed))
     for label, params in baseline_params(space):
         study.enqueue_trial(params, user_attrs={"baseline": label})
-    run = functools.partial(objective, space=space, limits=limits, recipe=Recipe(seed=seed),
-                            runtime=None, batches=None, n_trials=None, second=None, fill=fill)
+
+    def verdict_only(trial: optuna.Trial) -> float:
+        judge(trial, space, limits, fill)
+        return 0.0
+
     start = time.perf_counter()
-    study.optimize(run, n_trials=n_trials, catch=(Exception,))
+    study.optimize(verdict_only, n_trials=n_trials, catch=(Exception,))
     seconds = time.perf_counter() - start
-    broken: dict[str, int] = {}
-    for t in study.trials:
-        for rule in t.user_attrs.get("broken", []):
-            broken[rule] = broken.get(rule, 0) + 1
+    broken = dict(Counter(rule for t in study.trials for rule in t.user_attrs.get("broken", [])))
     feasible = [t.user_attrs for t in study.get_trials(states=(TrialState.COMPLETE,))]
     quartiles = {key: quantiles([a[key] for a in feasible]) for key in ("n_params", "flops")}
     infeasible = n_trials - len(feasible)
@@ -284,5 +297,4 @@ def quantiles(values: list[int]) -> tuple[int, ...]:
     """Minimum, quartiles and maximum (empty for no values)."""
     if len(values) < 2:
         return tuple(values)
-    q1, q2, q3 = statistics.quantiles(values, n=4)
-    return min(values), round(q1), round(q2), round(q3), max(values)
+    return min(values), *map(round, statistics.quantiles(values, n=4)), max(values)

@@ -24,10 +24,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from nas.config import ArchConfig
-from nas.model import build_model
-from nas.data import Cifar10
-from nas.splits import make_splits
+from nas.design.config import ArchConfig
+from nas.design.model import build_model
+from nas.data.cifar10 import Cifar10
+from nas.data.splits import make_splits
 
 _WEIGHTED = (nn.Conv2d, nn.Linear)
 
@@ -174,7 +174,7 @@ def proxy_batch(data: Cifar10, seed: int, val_images: int, size: int = PROXY_IMA
         len(splits.train_labels), size=min(size, len(splits.train_labels)), replace=False))
     mean, std = (torch.tensor(values).view(1, 3, 1, 1) for values in splits.stats)
     # contiguous NCHW: the permuted view would be channels_last, whose backward pass oneDNN
-    # stalls in for minutes on some designs on the project's CPU (see nas.device.Runtime.pick)
+    # stalls in for minutes on some designs on the project's CPU (see nas.training.runtime.Runtime.pick)
     images = torch.from_numpy(splits.train_images[picked]).permute(0, 3, 1, 2).contiguous()
     images = images.float() / 255.0
     return (images - mean) / std, torch.from_numpy(splits.train_labels[picked].astype(np.int64))

@@ -28,8 +28,8 @@ from typing import Any
 import optuna
 from optuna.distributions import CategoricalDistribution
 
-from nas.config import ArchConfig, ConvSpec, parse_dataclass
-from nas.designs import REFERENCE, config_from_dict, load_config, read_table
+from nas.design.config import ArchConfig, ConvSpec, parse_dataclass
+from nas.design.files import REFERENCE, config_from_dict, load_config, read_table
 from nas.errors import ConfigError, NasError
 
 DOWNSAMPLE = {"stride2": {"kind": "standard", "stride": 2},

@@ -1,6 +1,6 @@
 """The one training loop, used by `nas train`, `nas search` and `nas train-best`.
 
-What is trained is a `nas.recipe.Recipe`, where it runs a `nas.device.Runtime`. The loop is plain
+What is trained is a `nas.training.recipe.Recipe`, where it runs a `nas.training.runtime.Runtime`. The loop is plain
 PyTorch: SGD (Nesterov) or AdamW, OneCycle or cosine, label smoothing; autocast in bf16 where the
 hardware runs it fast (CUDA; CPUs with AVX512-BF16 or AMX; elsewhere bf16 is emulated, ~10× slower).
 The knobs of a stronger recipe, each off by default: MixUp / CutMix, an exponential moving average
@@ -9,62 +9,30 @@ of the weights (EMA), no weight decay on BatchNorm and biases, a separate lr for
 
 from __future__ import annotations
 
-import json
 import math
-import os
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
-from rich.progress import Progress
 from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-from nas.batch_augment import MixBatch
-from nas.config import dict_diff
-from nas.device import Runtime, autocast, keep_freed_memory
+from nas.data.batch_augment import MixBatch
 from nas.errors import NasError
-from nas.metrics import evaluate
-from nas.recipe import Recipe, as_written_today
-from nas.splits import Batches
+from nas.training.batches import Batches
+from nas.training.checkpoints import EpochLog, Learner, restore, save
+from nas.training.metrics import evaluate
+from nas.training.progress import TrainingProgress
+from nas.training.recipe import Recipe
+from nas.training.runtime import Runtime, autocast, keep_freed_memory
 
 ONECYCLE_MIN_STEPS = 8  # fewer steps than this and OneCycle's phases are empty
 
 
-@dataclass(frozen=True)
-class EpochLog:
-    """One line of the per-epoch log."""
-
-    epoch: int
-    train_loss: float
-    train_acc: float
-    eval_loss: float
-    eval_acc: float
-    lr: float
-    seconds: float
-    images_per_s: float
-
-
 class NonFiniteLoss(NasError):
     """The training loss became NaN or infinite."""
-
-
-@dataclass(frozen=True)
-class Learner:
-    """What a run updates every step, and what its checkpoint holds."""
-
-    model: nn.Module
-    optimizer: torch.optim.Optimizer
-    schedule: torch.optim.lr_scheduler.LRScheduler
-    ema: AveragedModel | None = None  # recipe.ema > 0: the averaged copy of `model`
-
-    @property
-    def evaluated(self) -> nn.Module:
-        """The weights a run is judged by: the average when there is one."""
-        return self.ema.module if self.ema is not None else self.model
 
 
 NORMS = (nn.modules.batchnorm._NormBase, nn.GroupNorm, nn.LayerNorm)
@@ -176,15 +144,16 @@ def train(model: nn.Module, train_batches: Batches, eval_batches: Batches, recip
           runtime: Runtime, *,
           run_dir: Path | None = None, resume: bool = False,
           on_epoch: Callable[[EpochLog], None] | None = None,
-          progress: Progress | None = None) -> list[EpochLog]:
+          progress: TrainingProgress | None = None) -> list[EpochLog]:
     """Train `model` on `train_batches`, evaluating on `eval_batches` after every epoch.
 
-    With `run_dir`, each epoch writes `checkpoint.pt` (model, EMA, optimizer, scheduler, epoch,
-    history) and `log.jsonl`; `resume=True` continues from that checkpoint and ends with the same
-    weights as an uninterrupted run, because every epoch reseeds all randomness from (seed, epoch);
-    only the recipe must match, the runtime may differ. With `recipe.ema` the averaged weights are
+    With `run_dir`, each epoch writes `checkpoint.pt` and `log.jsonl` (`nas.training.checkpoints`);
+    `resume=True` continues from that checkpoint and ends with the same weights as an
+    uninterrupted run, because every epoch reseeds all randomness from (seed, epoch); only the
+    recipe must match, the runtime may differ. With `recipe.ema` the averaged weights are
     evaluated every epoch, and `model` ends holding them (the raw ones stay in the checkpoint).
-    `on_epoch` may raise (the search raises optuna.TrialPruned) to stop early.
+    `on_epoch` may raise (the search raises optuna.TrialPruned) to stop early; `progress` hears
+    of every epoch and every 20th step.
     """
     keep_freed_memory()
     check_trainable(recipe, len(train_batches) * recipe.batch_size)
@@ -195,19 +164,16 @@ def train(model: nn.Module, train_batches: Batches, eval_batches: Batches, recip
                       make_ema(model, recipe))
     criterion = nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing)
     mix = MixBatch(recipe.mixup, recipe.cutmix) if recipe.mixup or recipe.cutmix else None
-    checkpoint = run_dir / "checkpoint.pt" if run_dir else None
-    history = _restore(checkpoint, recipe, device, learner) if resume else []
-    run_task = progress.add_task("epochs", total=recipe.epochs, completed=len(history),
-                                 stats="") if progress else None
-    task = None
-    try:
+    history = restore(run_dir, recipe, device, learner) if resume else []
+    progress = progress or TrainingProgress()
+    progress.run_started(recipe.epochs, len(history))
+    try:  # a pruned or interrupted run tells `progress` too: it leaves no stale bars behind
         for epoch in range(len(history) + 1, recipe.epochs + 1):
             seed_epoch(recipe, epoch, train_batches, mix)
-            task = progress.add_task(f"epoch {epoch}/{recipe.epochs}", total=len(train_batches),
-                                     stats="") if progress else None
+            progress.epoch_started(epoch, recipe.epochs, len(train_batches))
             start = time.perf_counter()
             train_loss, train_acc, seen = train_epoch(
-                learner, train_batches, criterion, mix, device, dtype, epoch, progress, task)
+                learner, train_batches, criterion, mix, device, dtype, epoch, progress)
             train_seconds = time.perf_counter() - start
             if learner.ema is not None:
                 measure_norm_stats(learner.ema.module, train_batches, device, dtype)
@@ -216,29 +182,21 @@ def train(model: nn.Module, train_batches: Batches, eval_batches: Batches, recip
                            result.accuracy, optimizer.param_groups[0]["lr"],
                            time.perf_counter() - start, seen / train_seconds)
             history.append(log)
-            if progress:
-                progress.remove_task(task)
-                task = None
-                progress.update(run_task, completed=epoch, stats=(
-                    f"eval acc {log.eval_acc:.4f} (epoch {epoch}: {log.seconds:.0f} s)"))
+            progress.epoch_ended(log)
             if run_dir:
-                _save_checkpoint(checkpoint, learner, recipe, history)
-                (run_dir / "log.jsonl").write_text("".join(json.dumps(asdict(h)) + "\n" for h in history))
+                save(run_dir, learner, recipe, history)
             if on_epoch:
                 on_epoch(log)
         if learner.ema is not None:  # callers test and save `model`: the weights evaluated above
             model.load_state_dict(learner.ema.module.state_dict())
-    finally:  # a pruned or interrupted run leaves no stale bars behind
-        if progress:
-            for t in (task, run_task):
-                if t is not None and t in progress.task_ids:
-                    progress.remove_task(t)
+    finally:
+        progress.run_ended()
     return history
 
 
 def train_epoch(learner: Learner, batches: Batches, criterion, mix: MixBatch | None,
                 device: torch.device, dtype: torch.dtype | None, epoch: int,
-                progress: Progress | None, task) -> tuple[float, float, int]:
+                progress: TrainingProgress) -> tuple[float, float, int]:
     """One pass over `batches` (already on the device): (mean loss, accuracy, images seen); a
     mixed batch's accuracy counts each image's dominant label."""
     model, optimizer = learner.model, learner.optimizer
@@ -265,10 +223,8 @@ def train_epoch(learner: Learner, batches: Batches, criterion, mix: MixBatch | N
             if not math.isfinite(mean_loss):
                 raise NonFiniteLoss(f"training loss became {mean_loss} in epoch {epoch} "
                                     f"(step {step}); lower --lr or check the design")
-            if progress:
-                rate = seen / (time.perf_counter() - start)
-                progress.update(task, completed=step, stats=(
-                    f"loss {mean_loss:.3f} acc {correct.item() / seen:.3f} {rate:,.0f} img/s"))
+            progress.step_done(step, mean_loss, correct.item() / seen,
+                               seen / (time.perf_counter() - start))
     return loss_sum.item() / seen, correct.item() / seen, seen
 
 
@@ -280,33 +236,3 @@ def mixed_loss(criterion: nn.Module, logits: torch.Tensor, labels: torch.Tensor,
     if lam < 1:
         loss = lam * loss + (1 - lam) * criterion(logits, partners)
     return loss
-
-
-def _restore(checkpoint: Path | None, recipe: Recipe, device: torch.device,
-             learner: Learner) -> list[EpochLog]:
-    """Load model, EMA, optimizer and schedule from `checkpoint`; the epochs done so far."""
-    if not (checkpoint and checkpoint.exists()):
-        raise NasError(f"nothing to resume: {checkpoint or 'no run folder'} does not exist")
-    state = torch.load(checkpoint, map_location=device, weights_only=False)
-    if (saved := as_written_today(state["recipe"])) != recipe.to_dict():
-        diff = dict_diff(saved, recipe.to_dict())
-        raise NasError(f"{checkpoint} was made with another recipe ({diff}); rerun with the "
-                       "same options, or use a new output folder")
-    learner.model.load_state_dict(state["model"])
-    if learner.ema is not None:  # the same recipe: the checkpoint holds the average too
-        learner.ema.load_state_dict(state["ema"])
-    learner.optimizer.load_state_dict(state["optimizer"])
-    learner.schedule.load_state_dict(state["scheduler"])
-    return [EpochLog(**h) for h in state["history"]]
-
-
-def _save_checkpoint(path: Path, learner: Learner, recipe: Recipe, history: list[EpochLog]) -> None:
-    """Write atomically: a kill mid-write leaves the previous checkpoint intact."""
-    tmp = path.with_suffix(".tmp")
-    ema = learner.ema.state_dict() if learner.ema is not None else None
-    torch.save({"model": learner.model.state_dict(), "ema": ema,
-                "optimizer": learner.optimizer.state_dict(),
-                "scheduler": learner.schedule.state_dict(), "recipe": recipe.to_dict(),
-                "epoch": len(history), "history": [asdict(h) for h in history]}, tmp)
-    os.replace(tmp, path)
-

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from nas.device import autocast
+from nas.training.runtime import autocast
 
 
 @dataclass(frozen=True)

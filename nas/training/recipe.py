@@ -1,6 +1,6 @@
 """The training recipe: *what* is trained, every default in one place.
 
-Where it runs (device, precision, loader workers, memory layout) is `nas.device.Runtime`, kept
+Where it runs (device, precision, loader workers, memory layout) is `nas.training.runtime.Runtime`, kept
 apart so that a run resumed on another machine still counts as the same run.
 """
 
@@ -11,14 +11,19 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-from nas.augment import AugmentConfig
-from nas.config import parse_dataclass
+from nas.data.augment_config import AugmentConfig
+from nas.design.config import parse_dataclass
 from nas.errors import NasError
 
 # Peak learning rate and weight decay when the recipe names none: SGD's were measured on the
 # reference (studies/reference-20ep); AdamW's are the usual ones for small conv nets.
 OPTIMIZER_DEFAULTS = {"sgd": {"lr": 0.2, "weight_decay": 5e-4},
                       "adamw": {"lr": 3e-3, "weight_decay": 0.05}}
+
+# `nas train-best`'s final recipe: the study's, for the long schedule, with the knobs the recipe
+# screen adopted (studies/recipe-screen: each gained more than its spread over 3 seeds); flags
+# given on the command line override these
+FINAL = {"epochs": 100, "no_decay_norm_bias": True, "norm_bias_lr_scale": 4.0}
 
 
 @dataclass(frozen=True)

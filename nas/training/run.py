@@ -16,40 +16,42 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from rich.progress import Progress
 
-from nas.budget import ensure_buildable
-from nas.config import ArchConfig, dict_diff
-from nas.data import Cifar10
-from nas.designs import save_config
-from nas.device import Runtime
+from nas.data.cifar10 import Cifar10
+from nas.data.splits import make_splits
+from nas.design.budget import ensure_buildable
+from nas.design.config import ArchConfig, dict_diff
+from nas.design.files import save_config
+from nas.design.model import build_model
+from nas.design.summary import markdown_table
 from nas.errors import NasError
-from nas.export import save_model
-from nas.metrics import evaluate
-from nas.model import build_model
-from nas.recipe import Recipe, as_written_today
-from nas.splits import make_batches, make_splits
-from nas.summary import markdown_table
-from nas.train import EpochLog, check_trainable, train
+from nas.training.batches import make_batches
+from nas.training.checkpoints import CHECKPOINT, EpochLog, epochs_done
+from nas.training.loop import check_trainable, train
+from nas.training.metrics import evaluate
+from nas.training.modelfile import save_model
+from nas.training.progress import TrainingProgress
+from nas.training.recipe import Recipe, as_written_today
+from nas.training.runtime import Runtime
+
 
 def check_run_folder(out: Path, recipe: Recipe | None, resume: bool,
                      config: ArchConfig | None = None) -> int:
     """The epochs already done in `out` (0 for a new run); NasError when `out` cannot take this
     run: it holds another run (without --resume), nothing (with --resume), another recipe or
     design (each compared when given), or unreadable files."""
-    checkpoint = out / "checkpoint.pt"
     if out.exists() and not out.is_dir():
         raise NasError(f"--out {out} is a file, not a folder: choose another --out")
     if not resume:
-        if any((out / name).exists() for name in ("checkpoint.pt", "metrics.json")):
+        if any((out / name).exists() for name in (CHECKPOINT, "metrics.json")):
             raise NasError(f"{out} already holds a run: add --resume to continue it, or choose "
                            "another --out (nothing was overwritten)")
         return 0
     if (out / "metrics.json").exists():
         raise NasError(f"{out} holds a finished run (metrics.json): nothing to resume; "
                        "choose another --out for a new run")
-    if not checkpoint.exists():
-        raise NasError(f"nothing to resume in {out}: no checkpoint.pt there; "
+    if not (out / CHECKPOINT).exists():
+        raise NasError(f"nothing to resume in {out}: no {CHECKPOINT} there; "
                        "run without --resume to start")
     saved = as_written_today(read_json(out / "recipe.json"))
     if recipe is not None and saved != recipe.to_dict():
@@ -58,11 +60,7 @@ def check_run_folder(out: Path, recipe: Recipe | None, resume: bool,
     if config is not None and read_json(out / "config.json") != config.to_dict():
         raise NasError(f"{out} holds a run of another design than {config.name}: resume it with "
                        f"its own config ({out / 'config.toml'}), or choose another --out")
-    try:
-        return int(torch.load(checkpoint, map_location="cpu", weights_only=False)["epoch"])
-    except Exception as err:  # a truncated or foreign file raises anything from EOFError to KeyError
-        raise NasError(f"{checkpoint} cannot be read ({type(err).__name__}): it is not a checkpoint "
-                       "of nas; start a new run with another --out") from None
+    return epochs_done(out)
 
 
 def read_json(path: Path) -> dict[str, Any]:
@@ -88,7 +86,7 @@ def writable_folder(out: Path) -> None:
 
 def train_run(config: ArchConfig, recipe: Recipe, runtime: Runtime, data: Cifar10, out: Path, *,
               resume: bool = False, final: bool = True, fraction: float = 1.0, command: str = "",
-              progress: Progress | None = None, on_epoch=None, on_resume=None) -> dict[str, Any]:
+              progress: TrainingProgress | None = None, on_epoch=None, on_resume=None) -> dict[str, Any]:
     """Train `config` from scratch (or resume it) and write the run folder; returns metrics.
     `on_resume(epoch)` hears from which finished epoch a resumed run continues."""
     out = Path(out)

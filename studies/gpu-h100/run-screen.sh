@@ -10,7 +10,7 @@ export NAS_DATA_DIR=/tmp/cifar
 G=/tmp/screen; mkdir -p $G; T0=$(date +%s)
 nvidia-smi --query-gpu=name --format=csv
 R=search_spaces/reference.toml
-go() { name=$1; shift; (timeout 450 python3 -m nas.cli train $R --epochs 15 --validate --workers 2 --out $G/$name "$@" > $G/$name.out 2>&1; echo "$name rc=$? $(( $(date +%s) - T0 )) s") & }
+go() { name=$1; shift; (timeout 450 python3 -m nas.cli.main train $R --epochs 15 --validate --workers 2 --out $G/$name "$@" > $G/$name.out 2>&1; echo "$name rc=$? $(( $(date +%s) - T0 )) s") & }
 go p10-wd5e-4-s0 --p-affine 0.1 --p-cutout 0.1
 go p10-wd5e-4-s1 --p-affine 0.1 --p-cutout 0.1 --seed 1
 go p10-wd1e-3-s0 --p-affine 0.1 --p-cutout 0.1 --weight-decay 1e-3

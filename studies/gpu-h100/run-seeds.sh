@@ -8,7 +8,7 @@ STAGE=$1
 ls /tmp/cifar/cifar-10-batches-bin | wc -l
 G=/tmp/$STAGE; mkdir -p $G; T0=$(date +%s)
 R=search_spaces/reference.toml
-go() { name=$1; shift; (timeout 400 python3 -m nas.cli train $R --epochs 15 --validate --workers 1 --out $G/$name "$@" > $G/$name.out 2>&1; echo "$name rc=$? $(( $(date +%s) - T0 )) s") & }
+go() { name=$1; shift; (timeout 400 python3 -m nas.cli.main train $R --epochs 15 --validate --workers 1 --out $G/$name "$@" > $G/$name.out 2>&1; echo "$name rc=$? $(( $(date +%s) - T0 )) s") & }
 for s in 2 3 4 5; do
   if [ "$STAGE" = screen2 ]; then
     go p10-wd5e-4-s$s --p-affine 0.1 --p-cutout 0.1 --seed $s

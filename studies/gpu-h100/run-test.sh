@@ -5,7 +5,7 @@ export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1 NO_ALBUMENTATIONS_UPDATE=1 O
 D=/tmp/cifar/cifar-10-batches-bin; rm -f $D/test_batch.bin; cp .gpudata/d/test_batch.bin $D/ && md5sum $D/*.bin
 G=/tmp/test8; mkdir -p $G; T0=$(date +%s)
 R=search_spaces/reference.toml
-go() { name=$1; shift; (timeout 220 python3 -m nas.cli train $R --epochs 15 --workers 1 --out $G/$name "$@" > $G/$name.out 2>&1; echo "$name rc=$? $(( $(date +%s) - T0 )) s") & }
+go() { name=$1; shift; (timeout 220 python3 -m nas.cli.main train $R --epochs 15 --workers 1 --out $G/$name "$@" > $G/$name.out 2>&1; echo "$name rc=$? $(( $(date +%s) - T0 )) s") & }
 for s in 0 1 2 3 4 5 6 7; do
 go wd2e-3-s$s --p-affine 0.1 --p-cutout 0.1 --weight-decay 2e-3 --seed $s
 go wd5e-4-s$s --p-affine 0.1 --p-cutout 0.1 --seed $s

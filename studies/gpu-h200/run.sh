@@ -13,7 +13,7 @@ timeout 60 python3 benchmarks/layout.py studies/c1c2c3c4o/best/config.toml --ste
 echo "== train_speed"; timeout 90 python3 benchmarks/train_speed.py --images 20480
 echo "== explore $(( $(date +%s) - T0 )) s"
 R=search_spaces/reference.toml; B=studies/c1c2c3c4o/best/config.toml
-go() { name=$1; shift; (timeout 240 python3 -m nas.cli train "$@" --validate --workers 2 --out $G/$name > $G/$name.out 2>&1; echo "$name rc=$?") & }
+go() { name=$1; shift; (timeout 240 python3 -m nas.cli.main train "$@" --validate --workers 2 --out $G/$name > $G/$name.out 2>&1; echo "$name rc=$?") & }
 go ref-b256-lr0.2 $R --epochs 15
 go ref-b128-lr0.1 $R --epochs 15 --batch-size 128 --lr 0.1
 go ref-b128-lr0.05 $R --epochs 15 --batch-size 128 --lr 0.05
@@ -27,11 +27,11 @@ go ref-30ep-b256 $R --epochs 30
 wait
 echo "== search $(( $(date +%s) - T0 )) s"
 for w in 1 2 3; do
-  (timeout $(( 430 - ($(date +%s) - T0) )) python3 -m nas.cli search --trials 50 --study gpu-full --epochs 15 --data-fraction 1.0 --workers 4 --storage sqlite:///$G/gpu.db > $G/search$w.out 2>&1; echo "search $w rc=$?") &
+  (timeout $(( 430 - ($(date +%s) - T0) )) python3 -m nas.cli.main search --trials 50 --study gpu-full --epochs 15 --data-fraction 1.0 --workers 4 --storage sqlite:///$G/gpu.db > $G/search$w.out 2>&1; echo "search $w rc=$?") &
   sleep 5
 done
 wait
 echo "== end $(( $(date +%s) - T0 )) s"
 kill %1 2>/dev/null
-python3 -m nas.cli report --study gpu-full --storage sqlite:///$G/gpu.db > $G/report.txt 2>&1
+python3 -m nas.cli.main report --study gpu-full --storage sqlite:///$G/gpu.db > $G/report.txt 2>&1
 cd $G && tar czf $OUT/gpu.tgz --exclude='*.pt' --exclude='*.tmp' . && ls -la $OUT

@@ -5,26 +5,20 @@ it there without racing the search (the real command line, the real signals).
 
 BLOCK_AT "epoch:N": the N-th training epoch of the run (counting every trial's epochs) starts,
 fetches one batch (so loader workers are up), touches MARKER and sleeps. "between:N": after the
-N-th finished trial, touches MARKER and sleeps. "none": never blocks. The environment variable
-NAS_TEST_GRACE_S shortens the heartbeat's grace period (seconds) for quick stale-trial retries.
+N-th finished trial, touches MARKER and sleeps.
 """
 
-import os
 import sys
 import time
 from pathlib import Path
 
-import nas.study
-import nas.train
-import nas.views
-from nas.cli import main
+import nas.training.loop
+import nas.cli.views
+from nas.cli.main import main
 
 marker, block_at, *args = sys.argv[1:]
 kind, _, count = block_at.partition(":")
 calls = {"epoch": 0, "between": 0}
-
-if grace := os.environ.get("NAS_TEST_GRACE_S"):
-    nas.study.HEARTBEAT_S, nas.study.GRACE_S = 1, int(grace)
 
 
 def block() -> None:
@@ -32,7 +26,7 @@ def block() -> None:
     time.sleep(600)
 
 
-real_epoch, real_finished = nas.train.train_epoch, nas.views.SearchView.trial_finished
+real_epoch, real_finished = nas.training.loop.train_epoch, nas.cli.views.SearchView.trial_finished
 
 
 def train_epoch(model, loader, *rest, **kwargs):
@@ -50,6 +44,6 @@ def trial_finished(self, study, trial):
         block()
 
 
-nas.train.train_epoch = train_epoch
-nas.views.SearchView.trial_finished = trial_finished
+nas.training.loop.train_epoch = train_epoch
+nas.cli.views.SearchView.trial_finished = trial_finished
 sys.exit(main(args))

@@ -1,0 +1,231 @@
+"""The `nas` command line's parser: every command and flag, with the defaults read from the objects
+they belong to (`Recipe`, `Fidelity`, `Limits`, `CalibrationSettings`, ...).
+
+Only light modules are imported here (no torch, no optuna), so that `nas --help` and a mistyped
+flag answer at once; each command's module is imported when that command runs (`func` names it).
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import fields
+
+from nas.data.settings import DATA_ENV, DEFAULT_DATA_DIR
+from nas.design.limits import Limits
+from nas.search.settings import (DEFAULT_CALIBRATION, DEFAULT_STORAGE, DEFAULT_TRIALS,
+                                 SEARCH_FILL, CalibrationSettings, Fidelity)
+from nas.training.recipe import FINAL, OPTIMIZER_DEFAULTS, Recipe
+
+DATA_HELP = f"CIFAR-10 folder (default: ${DATA_ENV}, else {DEFAULT_DATA_DIR})"
+STORAGE_HELP = f"Optuna storage URL (default {DEFAULT_STORAGE}, relative to this folder)"
+TOP = 3  # `nas predict`: classes shown per image
+
+
+def add_limit_args(parser: argparse.ArgumentParser) -> None:
+    """--max-params / --max-flops / --min-rf: the hard budget."""
+    limits = Limits()
+    parser.add_argument("--max-params", type=int, default=limits.max_params,
+                        help="parameters must be fewer than this (default %(default)s)")
+    parser.add_argument("--max-flops", type=int, default=limits.max_flops,
+                        help="multiply-adds per image at most (default %(default)s, 2× the reference)")
+    parser.add_argument("--min-rf", type=int, default=limits.min_rf,
+                        help="receptive field must be greater than this (default %(default)s)")
+
+
+def add_fill_arg(parser: argparse.ArgumentParser, default: float) -> None:
+    parser.add_argument("--fill-budget", type=float, default=default, metavar="F",
+                        help="widen each sampled design by one common factor (widths in multiples "
+                             "of 8) to use at least this share of the parameter budget, every rule "
+                             "kept (default %(default)s; 0: off)")
+
+
+def add_recipe_args(parser: argparse.ArgumentParser, base: Recipe | None, epochs: int | None) -> None:
+    """The recipe's knobs, each None unless given (`recipe_from` lays them over the command's base
+    recipe); the help shows `base`'s values, or says the study's for train-best (`base` None,
+    with `FINAL` on top). `epochs` None: something else sets them (calibrate's fidelities)."""
+    def default(name: str) -> str:
+        if name in FINAL and base is None:
+            return f"default {FINAL[name]}"
+        return "default: the study's" if base is None else f"default {getattr(base, name)}"
+
+    aug = (base or Recipe()).augment
+    if epochs is None:
+        parser.set_defaults(epochs=None)
+    else:
+        parser.add_argument("--epochs", type=int, help=f"default {epochs}")
+    sgd, adamw = OPTIMIZER_DEFAULTS["sgd"], OPTIMIZER_DEFAULTS["adamw"]
+    parser.add_argument("--batch-size", type=int, help=default("batch_size"))
+    parser.add_argument("--optimizer", choices=["sgd", "adamw"], help=default("optimizer"))
+    by_optimizer = (f"default {sgd['lr']} sgd, {adamw['lr']} adamw", f"default {sgd['weight_decay']} "
+                    f"sgd, {adamw['weight_decay']} adamw") if base else (default("lr"),) * 2
+    parser.add_argument("--lr", type=float, help=f"peak learning rate ({by_optimizer[0]})")
+    parser.add_argument("--weight-decay", type=float, help=by_optimizer[1])
+    parser.add_argument("--schedule", choices=["onecycle", "cosine"], help=default("schedule"))
+    parser.add_argument("--warmup", type=float, help=f"OneCycle's rising share of the steps ({default('warmup')})")
+    parser.add_argument("--label-smoothing", type=float, help=default("label_smoothing"))
+    parser.add_argument("--seed", type=int, help=default("seed"))
+    parser.add_argument("--p-affine", type=float,
+                        help=f"probability of the shift-scale-rotate per image (default {aug.p_affine})")
+    parser.add_argument("--p-cutout", type=float,
+                        help=f"probability of the 16×16 mean-filled cutout per image (default {aug.p_cutout})")
+    parser.add_argument("--augment", choices=["batched", "albumentations"],
+                        help="augmentation engine: whole batches on the device, or albumentations "
+                             f"per image in loader workers, the reference (default {aug.engine})")
+    parser.add_argument("--flip", choices=["random", "alternating"],
+                        help="horizontal flip: a coin per image, or alternating: each image "
+                             "mirrored on every other epoch (airbench; --augment batched) "
+                             f"(default {aug.flip})")
+    parser.add_argument("--mixup", type=float, metavar="A", help=f"MixUp's Beta α ({default('mixup')}; 0: off)")
+    parser.add_argument("--cutmix", type=float, metavar="A",
+                        help=f"CutMix's Beta α ({default('cutmix')}; 0: off); with --mixup, one of the two per batch")
+    parser.add_argument("--mix-ramp", type=float, metavar="R",
+                        help="share of the epochs over which the mixing probability rises from 0 "
+                             f"to 1 ({default('mix_ramp')}; 0: mixing from the start)")
+    parser.add_argument("--ema", type=float, metavar="D",
+                        help="decay per step of an average of the weights, evaluated and saved "
+                             f"instead of them, e.g. 0.999 ({default('ema')}; 0: off)")
+    on = base.no_decay_norm_bias if base else FINAL["no_decay_norm_bias"]
+    parser.add_argument("--no-decay-norm-bias", action="store_true", default=None,
+                        help="no weight decay on BatchNorm weights and biases, nor on any bias"
+                             + (" (the default here)" if on else ""))
+    parser.add_argument("--decay-norm-bias", dest="no_decay_norm_bias", action="store_false",
+                        default=None, help="weight decay on every parameter" + ("" if on else " (the default here)"))
+    parser.add_argument("--norm-bias-lr-scale", type=float, metavar="F",
+                        help=f"learning-rate factor of the BatchNorm biases ({default('norm_bias_lr_scale')})")
+    add_runtime_args(parser.add_argument_group("where it runs (not part of the recipe)"))
+
+
+def add_runtime_args(runtime) -> None:
+    """--device, --precision, --channels-last, --workers, --data-dir: where a training runs; each
+    None unless given (`Runtime.pick` resolves them for the machine)."""
+    runtime.add_argument("--device", choices=["auto", "cpu", "cuda"],
+                         help="default auto: cuda when a GPU is visible, else cpu")
+    runtime.add_argument("--precision", choices=["auto", "fp32", "bf16"],
+                         help="default auto: bf16 on CUDA and on CPUs with native bf16, else fp32")
+    runtime.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
+                         help="channels_last memory format (default: on CUDA only)")
+    runtime.add_argument("--workers", type=int, help="DataLoader workers (default: picked for the machine)")
+    runtime.add_argument("--data-dir", help=DATA_HELP)
+
+
+def add_run_args(parser: argparse.ArgumentParser, out_help: str) -> None:
+    parser.add_argument("--out", help=out_help)
+    parser.add_argument("--resume", action="store_true", help="continue the unfinished run in --out")
+
+
+def add_study_args(parser: argparse.ArgumentParser, name_help: str) -> None:
+    parser.add_argument("--study", help=name_help)
+    parser.add_argument("--storage", help=STORAGE_HELP)
+
+
+def add_train_parsers(sub) -> None:
+    """`nas train` and `nas train-best`."""
+    tr = sub.add_parser("train", help="train one design on CIFAR-10 and test it")
+    tr.add_argument("config", help="a .toml or .json architecture config, or 'reference'")
+    add_run_args(tr, "run folder (default studies/<design name>)")
+    tr.add_argument("--validate", action="store_true",
+                    help="train on 45,000 and evaluate on the 5,000 validation images, not the test set")
+    tr.add_argument("--data-fraction", type=float, default=1.0,
+                    help="train on a stratified fraction of the training images (default %(default)s)")
+    add_recipe_args(tr, Recipe(), Recipe().epochs)
+    tr.set_defaults(func="nas.cli.train:train")
+
+    tb = sub.add_parser("train-best", help="re-train the best trial on all training images, test it "
+                        "(the study's recipe, with the final schedule's knobs)")
+    add_study_args(tb, "the study whose best trial is trained (default: the shipped space's name)")
+    tb.add_argument("--trial", type=int, help="this trial instead of the best")
+    add_run_args(tb, "run folder (default studies/<study>/best, or .../trial-N with --trial)")
+    add_recipe_args(tb, None, FINAL["epochs"])
+    tb.set_defaults(func="nas.cli.train:train_best")
+
+
+def add_search_parsers(sub) -> None:
+    """`nas search` and `nas calibrate`."""
+    fidelity = Fidelity()
+    se = sub.add_parser("search", help="search the space with Optuna, rules checked before training")
+    se.add_argument("--trials", type=int, default=DEFAULT_TRIALS,
+                    help="run until the study holds this many finished trials (default %(default)s)")
+    add_study_args(se, "study name (default: the space's name)")
+    se.add_argument("--space", help="search-space file (default: the shipped c1c2c3c4o.toml)")
+    se.add_argument("--data-fraction", type=float, default=fidelity.data_fraction,
+                    help="fraction of the 45,000 search-training images per trial (default %(default)s)")
+    se.add_argument("--val-images", type=int, default=fidelity.val_images,
+                    help="size of the stratified validation hold-out (default %(default)s)")
+    se.add_argument("--pruner", choices=["hyperband", "median", "none"], default="hyperband",
+                    help="stops poor trials early (default %(default)s)")
+    se.add_argument("--second-objective", choices=["params", "flops"], default=None,
+                    help="multi-objective: maximise val accuracy and minimise this (no pruner)")
+    se.add_argument("--jobs", type=int, default=None,
+                    help="trials at once on this machine, as worker processes sharing the study "
+                         "(default: 1 on CPU, 4 on CUDA)")
+    se.add_argument("--dry-run", action="store_true",
+                    help="sample designs and judge them, no training, nothing stored")
+    add_fill_arg(se, SEARCH_FILL)
+    add_limit_args(se)
+    add_recipe_args(se, Recipe(), fidelity.epochs)
+    se.set_defaults(func="nas.cli.search:search")
+
+    calibration = {f.name: f.default for f in fields(CalibrationSettings)}
+    ca = sub.add_parser("calibrate", help="train a few designs at low fidelities and at a truth "
+                        "fidelity: how well each cheap score (and each proxy) ranks them")
+    ca.add_argument("--designs", type=int, default=calibration["designs"], metavar="K",
+                    help="the reference's feasible twin and K-1 sampled feasible designs (default %(default)s)")
+    ca.add_argument("--fidelities", default=",".join(calibration["fidelities"]),
+                    help="low fidelities, EPOCHSxFRACTION of the 45,000 search-training images, "
+                         "comma-separated (default %(default)s)")
+    ca.add_argument("--truth", default=calibration["truth"], help="the fidelity ranked against (default %(default)s)")
+    ca.add_argument("--out", default=str(DEFAULT_CALIBRATION),
+                    help="results file, written after every training; a rerun continues it (default %(default)s)")
+    ca.add_argument("--show", action="store_true", help="print the table of --out, train nothing")
+    ca.add_argument("--space", help="search-space file (default: the shipped c1c2c3c4o.toml)")
+    ca.add_argument("--val-images", type=int, default=calibration["val_images"],
+                    help="size of the stratified validation hold-out (default %(default)s)")
+    add_fill_arg(ca, calibration["fill_budget"])
+    add_recipe_args(ca, Recipe(), None)  # of every training; --seed also seeds the design sampler
+    ca.set_defaults(func="nas.cli.search:calibrate")
+
+
+def add_model_parsers(sub) -> None:
+    """`nas show`, `nas predict` and `nas export`: a design, and a finished run's model in use."""
+    show = sub.add_parser("show", help="layers, totals and the budget verdict of a config")
+    show.add_argument("config", help="a .toml or .json architecture config, or 'reference'")
+    show.add_argument("--json", action="store_true", help="print totals and verdict as JSON")
+    add_limit_args(show)
+    show.set_defaults(func="nas.cli.model:show")
+
+    pr = sub.add_parser("predict", help="top classes of image files, from a finished run's model")
+    pr.add_argument("run", help="a finished run folder (it holds model.pt), or a model.pt")
+    pr.add_argument("images", nargs="+", help="PNG or JPEG files of any size (resized to 32×32)")
+    pr.add_argument("--top", type=int, default=TOP, help="classes shown per image (default %(default)s)")
+    pr.set_defaults(func="nas.cli.model:predict")
+
+    ex = sub.add_parser("export", help="a self-contained ONNX model of a finished run")
+    ex.add_argument("run", help="a finished run folder (it holds model.pt), or a model.pt")
+    ex.add_argument("--format", choices=["onnx"], default="onnx", help="the file format (default %(default)s)")
+    ex.add_argument("--input", choices=["uint8", "float"], default="uint8",
+                    help="uint8 images 0-255 (default) or float32 in [0, 1]; normalisation is inside")
+    ex.add_argument("--out", help="the file to write (default RUN/model-INPUT.onnx)")
+    ex.set_defaults(func="nas.cli.model:export")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="nas", description=(
+        "Search small CIFAR-10 classifiers of the shape C1C2C3C4O under a hard budget: every rule "
+        "is checked before training. Guide: README.md; details: docs/."))
+    sub = parser.add_subparsers(dest="command", required=True)
+    add_model_parsers(sub)
+    add_train_parsers(sub)
+    add_search_parsers(sub)
+    rp = sub.add_parser("report", help="the study as a table; --markdown writes a results document")
+    add_study_args(rp, "the study (default: the shipped space's name)")
+    rp.add_argument("--markdown", help="write a results document (and PNG plots beside it) here")
+    rp.add_argument("--compare", action="append", default=[], metavar="RUN_DIR",
+                    help="a finished run folder (e.g. the reference's) whose accuracy against "
+                    "epochs the document plots beside the best design's; repeatable")
+    rp.set_defaults(func="nas.cli.report:report")
+
+    data = sub.add_parser("data", help="fetch or check CIFAR-10")
+    data.add_argument("action", choices=["download", "check"])
+    data.add_argument("--data-dir", help=DATA_HELP)
+    data.set_defaults(func="nas.cli.data:data")
+    return parser

@@ -1,0 +1,103 @@
+"""`nas train` and `nas train-best`: one design trained and tested, with bars and a line per epoch."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from nas.cli.arguments import (check_creatable, check_run, interrupted, recipe_from, runtime_from,
+                               study_args)
+from nas.cli.views import TrainingBars, console, epoch_printer
+from nas.data.cifar10 import Cifar10, load_cifar10
+from nas.data.settings import resolve_data_dir
+from nas.design.config import ArchConfig
+from nas.design.files import load_config, resolve_design
+from nas.errors import NasError
+from nas.training.recipe import FINAL, Recipe, recipe_from_dict
+from nas.training.runtime import Runtime
+
+
+def checked_data(args: argparse.Namespace, config: ArchConfig, recipe: Recipe, out: Path,
+                 fraction: float) -> Cifar10:
+    """Every check of the run that needs no data, then the data: a mistake is named before
+    anything is read or shown."""
+    check_run(config, recipe, out, args.resume, fraction)
+    return load_cifar10(resolve_data_dir(args.data_dir))
+
+
+def train_and_test(args: argparse.Namespace, config: ArchConfig, recipe: Recipe, runtime: Runtime,
+                   data: Cifar10, out: Path, final: bool, fraction: float) -> dict[str, Any]:
+    """Train and test one design into `out`, with bars and a line per epoch."""
+    from nas.training.run import train_run
+
+    with TrainingBars(console) as progress:
+        return train_run(config, recipe, runtime, data, out, resume=args.resume, final=final,
+                         fraction=fraction, command=args.command_line, progress=progress,
+                         on_epoch=epoch_printer(console, "test" if final else "val"),
+                         on_resume=lambda epoch: console.print(f"resuming from epoch {epoch}"))
+
+
+def train(args: argparse.Namespace) -> int:
+    config = load_config(resolve_design(args.config))
+    recipe = recipe_from(args)
+    out = Path(args.out or Path("studies") / config.name)
+    runtime = runtime_from(args)
+    data = checked_data(args, config, recipe, out, args.data_fraction)
+    try:
+        metrics = train_and_test(args, config, recipe, runtime, data, out, not args.validate,
+                                 args.data_fraction)
+    except KeyboardInterrupt:
+        return interrupted(args, f"every finished epoch is saved in {out}")
+    console.print(f"[bold]{metrics['eval_split']} accuracy {metrics['accuracy'] * 100:.2f}%[/] after "
+                  f"{metrics['epochs']} epochs, {metrics['wall_seconds'] / 60:.1f} min; saved in {out}")
+    return 0
+
+
+def knobs_line(recipe: Recipe) -> str:
+    """What train-best's recipe adds to the study's: the final schedule's knobs, as set."""
+    return (f"lr {recipe.lr:g}, weight decay {recipe.weight_decay:g}, "
+            f"{'no decay' if recipe.no_decay_norm_bias else 'decay'} on BatchNorm and biases, "
+            f"BatchNorm-bias lr ×{recipe.norm_bias_lr_scale:g}")
+
+
+def train_best(args: argparse.Namespace) -> int:
+    from nas.search.storage import load_existing
+    from nas.search.trials import (best_trial, record_test_result, recorded_test_results,
+                                   settings_of, trial_design)
+    from nas.training.run import check_run_folder
+
+    # the checks that need no study first, so that a bad flag is named whatever the storage holds
+    recipe_from(args)
+    runtime = runtime_from(args)
+    name, storage = study_args(args)
+    default = "best" if args.trial is None else f"trial-{args.trial}"  # the twin's beside the best's
+    out = Path(args.out or Path("studies") / name / default)
+    check_run_folder(out, None, args.resume)  # the recipe is compared once the study gives it
+    check_creatable(out, "--out", out)
+    study = load_existing(name, storage)
+    trial = best_trial(study, args.trial)
+    config = trial_design(study, trial)
+    # the recipe the study's trials were trained with, made FINAL; flags given change it
+    searched = recipe_from_dict(settings_of(study).recipe, f"study {name}")
+    recipe = recipe_from(args, replace(searched, **FINAL))
+    check_run_folder(out, recipe, args.resume)
+    if any(run["out"] == str(out) for run in recorded_test_results(study).get(trial.number, [])):
+        # recorded after the training: refused now, not after hours of it
+        raise NasError(f"trial {trial.number} already has a test result from {out}: "
+                       "choose another --out")
+    data = checked_data(args, config, recipe, out, 1.0)
+    console.print(f"re-training trial {trial.number} of study {name} (val acc "
+                  f"{trial.values[0]:.4f}, {trial.user_attrs['n_params']:,} params) on all 50,000 "
+                  f"training images for {recipe.epochs} epochs with the study's recipe "
+                  f"({knobs_line(recipe)}); saving in {out}")
+    try:
+        metrics = train_and_test(args, config, recipe, runtime, data, out, final=True, fraction=1.0)
+    except KeyboardInterrupt:
+        return interrupted(args, f"every finished epoch is saved in {out}")
+    record_test_result(study, trial, {"accuracy": metrics["accuracy"], "epochs": metrics["epochs"],
+                                      "out": str(out), "wall_seconds": metrics["wall_seconds"]})
+    console.print(f"[bold]test accuracy {metrics['accuracy'] * 100:.2f}%[/] after "
+                  f"{metrics['epochs']} epochs, {metrics['wall_seconds'] / 60:.1f} min; saved in {out}")
+    return 0

@@ -1,0 +1,119 @@
+"""Every trial of a study as rows: the terminal's rich table, and the rows the results document
+shows (with the zero-cost proxies)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+from rich.table import Table
+
+from nas.errors import NasError
+from nas.search.trials import (FILLED, best_trial, is_feasible, pruned_by, recorded_test_results,
+                               trial_counts)
+
+COLUMNS = ("rank", "trial", "state", "val acc", "test acc", "params", "FLOPs", "RF", "epochs",
+           "seconds", "note")
+# The zero-cost proxies of each trial: in the markdown document only, since three more columns
+# would wrap the terminal table's notes over several lines.
+PROXIES = ("synflow", "naswot", "grad_norm")
+
+
+def state_of(trial: FrozenTrial) -> str:
+    """complete / pruned: constraint / pruned: pruner / failed / running."""
+    if (by := pruned_by(trial)) is not None:
+        return f"pruned: {by}"
+    return {TrialState.COMPLETE: "complete", TrialState.FAIL: "failed"}.get(
+        trial.state, trial.state.name.lower())
+
+
+def note_of(trial: FrozenTrial) -> str:
+    attrs = trial.user_attrs
+    parts = [f"baseline: {attrs['baseline']}"] if "baseline" in attrs else []
+    if pruned_by(trial) == "constraint":
+        parts.append("breaks " + ", ".join(attrs["broken"]))
+    if trial.state == TrialState.FAIL and "fail_reason" in attrs:
+        parts.append(attrs["fail_reason"][:80])
+    if "duplicate_of" in attrs:
+        parts.append(f"same design as trial {attrs['duplicate_of']}")
+    if FILLED.format(1) in attrs:
+        parts.append("widened to the budget")
+    return "; ".join(parts)
+
+
+def pareto_numbers(trials: list[FrozenTrial]) -> set[int]:
+    """Complete feasible trials that no other beats on both val accuracy and parameters."""
+    pool = [t for t in trials if t.state == TrialState.COMPLETE and is_feasible(t)]
+    return {t.number for t in pool if not any(
+        o.values[0] >= t.values[0] and o.user_attrs["n_params"] <= t.user_attrs["n_params"]
+        and (o.values[0], o.user_attrs["n_params"]) != (t.values[0], t.user_attrs["n_params"])
+        for o in pool)}
+
+
+def rows(study: optuna.Study) -> tuple[list[tuple[str, ...]], int | None, set[int]]:
+    """Table rows (complete trials ranked by val accuracy first), the best trial, Pareto set."""
+    trials = study.get_trials(deepcopy=False)
+    tests = recorded_test_results(study)
+    pareto = pareto_numbers(trials)
+    try:
+        best = best_trial(study).number
+    except NasError:  # no complete feasible trial yet
+        best = None
+    ranked = sorted(trials, key=lambda t: (t.state != TrialState.COMPLETE,
+                                           -(t.values[0] if t.values else 0), t.number))
+    out = []
+    for rank, t in enumerate(ranked, 1):
+        a = t.user_attrs
+        out.append((
+            str(rank) if t.state == TrialState.COMPLETE else "", str(t.number), state_of(t),
+            f"{t.values[0]:.4f}" if t.values else "",
+            test_cell(tests.get(t.number, [])),
+            f"{a['n_params']:,}" if "n_params" in a else "", f"{a['flops']:,}" if "flops" in a else "",
+            str(a.get("receptive_field", "")), str(a.get("epochs_run", 0)),
+            f"{a.get('train_seconds', 0):.0f}",
+            "; ".join(filter(None, ("★ best" if t.number == best else "",
+                                    "pareto" if t.number in pareto else "", note_of(t))))))
+    return out, best, pareto
+
+
+def with_proxies(study: optuna.Study, table_rows: list[tuple[str, ...]]) -> list[tuple[str, ...]]:
+    """The rows with each trial's zero-cost proxies before the note: the document's columns,
+    `COLUMNS[:-1] + PROXIES + COLUMNS[-1:]`."""
+    by_number = {str(t.number): t for t in study.get_trials(deepcopy=False)}
+    return [row[:-1] + proxy_cells(by_number[row[1]]) + row[-1:] for row in table_rows]
+
+
+def proxy_cells(trial: FrozenTrial) -> tuple[str, ...]:
+    """The trial's zero-cost proxies (blank where it has none: infeasible, or searched without)."""
+    attrs = trial.user_attrs
+    return tuple(f"{attrs[f'proxy_{name}']:.4g}" if f"proxy_{name}" in attrs else ""
+                 for name in PROXIES)
+
+
+def test_cell(runs: list[dict[str, Any]]) -> str:
+    """The test accuracy of each of a trial's train-best runs, oldest first (seeds and epochs may
+    differ between them, so none is picked and none averaged)."""
+    return ", ".join(f"{run['accuracy']:.4f}" for run in runs)
+
+
+def summary_line(study: optuna.Study) -> str:
+    c = trial_counts(study)
+    trials = study.get_trials(deepcopy=False)
+    starts = [t.datetime_start for t in trials if t.datetime_start]
+    ends = [t.datetime_complete for t in trials if t.datetime_complete]
+    wall = (max(ends) - min(starts)).total_seconds() / 60 if starts and ends else 0.0
+    train = sum(t.user_attrs.get("train_seconds", 0) for t in trials) / 60
+    return (f"{len(trials)} trials: {c['complete']} complete, {c['constraint']} pruned by "
+            f"constraint, {c['pruner']} pruned by pruner, {c['failed']} failed, {c['running']} "
+            f"running; wall time {wall:.1f} min, of which training {train:.1f} min")
+
+
+def rich_table(study: optuna.Study) -> Table:
+    table_rows, best, _ = rows(study)
+    table = Table(title=f"study {study.study_name}", caption=summary_line(study))
+    for col in COLUMNS:
+        table.add_column(col, overflow="fold", max_width=48 if col == "note" else None)
+    for row in table_rows:
+        table.add_row(*row, style="bold green" if best is not None and row[1] == str(best) else None)
+    return table

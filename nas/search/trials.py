@@ -1,0 +1,145 @@
+"""Reading trials back: their designs, their rule verdicts, their states, the best one, the
+settings their study remembers and the test results kept for them.
+
+Both the code that runs a search (`nas.search.optimize`) and the code that reads one (`nas report`,
+`nas train-best`) import this module; it never imports the search.
+
+A trial stores its design as its sampled parameters (short attributes, readable by any Optuna
+tool); the design is rebuilt from them with the space the study stored when it was created, and
+with the widths of `filled_cB_channels` attributes where `--fill-budget` widened it. Rule
+verdicts go where Optuna's own tools look for feasibility, `trial.constraints`: one value per rule
+of `CONSTRAINTS`, <= 0 when the rule holds, set by name (`trial.set_constraint`) as soon as the
+design is judged, so that a trial pruned by a rule carries its verdict too. Studies stored before
+Optuna 5 hold them as the `constraints` system attribute, a list in `CONSTRAINTS` order, which
+`trial.constraints` reads back with the keys "0", "1", ...
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from nas.design.config import ArchConfig, dict_diff, parse_dataclass
+from nas.design.limits import Limits
+from nas.errors import NasError
+from nas.search.settings import StudySettings
+from nas.search.space import with_widths
+from nas.training.recipe import fixed_part
+
+if TYPE_CHECKING:  # the verdict's module counts with fvcore: not imported to read a study
+    from nas.design.budget import Verdict
+
+CONSTRAINTS = ("params", "flops", "receptive_field", "depthwise_separable", "dilated", "no_maxpool",
+               "gap_before_output", "macro_shape")
+FILLED = "filled_c{}_channels"  # user attribute: block b's width after --fill-budget widened it
+
+
+def settings_of(study: optuna.Study) -> StudySettings:
+    """The settings a study was created with; NasError for a study that `nas` did not make."""
+    data = study.user_attrs.get("settings")
+    if not isinstance(data, dict):
+        raise NasError(f"study {study.study_name} has no stored settings: it was not made by this "
+                       "version of nas search; start a new --study")
+    data = {k: v for k, v in data.items() if k not in ("space_digest", "nas_version")}
+    return parse_dataclass(StudySettings, data, "", f"study {study.study_name}")
+
+
+def check_settings(study: optuna.Study, settings: StudySettings) -> None:
+    """NasError (one line) when a study is reopened with settings other than its own."""
+    stored = settings_of(study).to_dict()
+    stored["recipe"] = fixed_part(stored["recipe"])  # a study made before a new recipe knob
+    wanted = settings.to_dict()
+    ignore = ("nas_version", "space")  # the space is compared by its digest
+    diff = dict_diff({k: v for k, v in stored.items() if k not in ignore},
+                     {k: v for k, v in wanted.items() if k not in ignore})
+    if diff:
+        raise NasError(f"study {study.study_name} was made with other settings ({diff}); "
+                       "rerun with its settings, or start a new study with --study NAME")
+
+
+def verdict_constraints(verdict: Verdict, limits: Limits) -> dict[str, float]:
+    """A verdict as Optuna constraints: one value per rule of CONSTRAINTS, <= 0 when it holds (the
+    numeric rules say by how much, relative to their limit)."""
+    numeric = {"params": (verdict.params - limits.max_params + 1) / limits.max_params,
+               "flops": (verdict.flops - limits.max_flops) / limits.max_flops,
+               "receptive_field": (limits.min_rf + 1 - verdict.receptive_field) / max(limits.min_rf, 1)}
+    broken = set(verdict.broken)
+    return {name: numeric.get(name, 1.0 if name in broken else 0.0) for name in CONSTRAINTS}
+
+
+def is_feasible(trial: FrozenTrial) -> bool:
+    """Whether the trial broke no rule (stored either way: see the module docstring)."""
+    return all(value <= 0 for value in trial.constraints.values())
+
+
+def pruned_by(trial: FrozenTrial) -> str | None:
+    """"constraint" (a rule, before training), "pruner" (during training), or None."""
+    if trial.state != TrialState.PRUNED:
+        return None
+    return "constraint" if trial.user_attrs.get("broken") else "pruner"
+
+
+def trial_counts(study: optuna.Study) -> dict[str, int]:
+    """complete / pruned by constraint / pruned by pruner / failed / running / waiting."""
+    counts = dict.fromkeys(("complete", "constraint", "pruner", "failed", "running", "waiting"), 0)
+    names = {TrialState.COMPLETE: "complete", TrialState.FAIL: "failed",
+             TrialState.RUNNING: "running", TrialState.WAITING: "waiting"}
+    for t in study.get_trials(deepcopy=False):
+        counts[pruned_by(t) or names[t.state]] += 1
+    return counts
+
+
+def finished(study: optuna.Study) -> int:
+    """Trials that count towards --trials: complete or pruned."""
+    return len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)))
+
+
+def trial_design(study: optuna.Study, trial: FrozenTrial) -> ArchConfig:
+    """The design a trial trained, rebuilt from its parameters and the study's space (and its
+    filled widths, when the search widened it to the budget)."""
+    design = settings_of(study).search_space().design(trial.params, trial.number)
+    widths = filled_widths(trial.user_attrs, len(design.blocks))
+    return design if widths is None else with_widths(design, widths)
+
+
+def filled_widths(attrs: dict[str, Any], blocks: int) -> tuple[int, ...] | None:
+    """The widths `--fill-budget` gave a trial's design, or None when it kept its sampled ones."""
+    if FILLED.format(1) not in attrs:
+        return None
+    return tuple(int(attrs[FILLED.format(b)]) for b in range(1, blocks + 1))
+
+
+def best_trial(study: optuna.Study, number: int | None = None) -> FrozenTrial:
+    """The complete, feasible trial with the highest validation accuracy (or trial `number`)."""
+    complete = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+                if is_feasible(t) and "duplicate_of" not in t.user_attrs]
+    if number is not None:
+        trial = next((t for t in study.trials if t.number == number), None)
+        if trial is None or trial.state != TrialState.COMPLETE:
+            raise NasError(f"trial {number} of study {study.study_name} is not a complete trial; "
+                           f"complete ones: {[t.number for t in complete]}")
+        return trial
+    if not complete:
+        raise NasError(f"study {study.study_name} has no complete feasible trial yet: "
+                       f"run nas search --study {study.study_name} first")
+    return max(complete, key=lambda t: t.values[0])
+
+
+def record_test_result(study: optuna.Study, trial: FrozenTrial, result: dict[str, Any]) -> None:
+    """Keep train-best's test result on the study, by trial number and run folder: a new run adds a
+    result, none is ever replaced (Optuna freezes a finished trial's own attributes, so the study
+    carries them)."""
+    results = dict(study.user_attrs.get("test_results", {}))
+    runs = dict(results.get(str(trial.number), {}))
+    if result["out"] in runs:
+        raise NasError(f"trial {trial.number} already has a test result from {result['out']}")
+    runs[result["out"]] = result
+    results[str(trial.number)] = runs
+    study.set_user_attr("test_results", results)
+
+
+def recorded_test_results(study: optuna.Study) -> dict[int, list[dict[str, Any]]]:
+    """Every recorded test run of each trial, oldest first."""
+    return {int(k): list(v.values()) for k, v in study.user_attrs.get("test_results", {}).items()}

@@ -1,0 +1,100 @@
+"""The command line's help shows the defaults the code uses (each read from its one home), and
+answering it imports neither torch nor optuna."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from dataclasses import fields
+
+import pytest
+
+from nas.cli.parser import build_parser
+from nas.design.limits import Limits
+from nas.search.settings import (DEFAULT_CALIBRATION, DEFAULT_STORAGE, DEFAULT_TRIALS, SEARCH_FILL,
+                                 CalibrationSettings, Fidelity)
+from nas.training.recipe import FINAL, OPTIMIZER_DEFAULTS, Recipe
+
+
+def help_of(command: str, flag: str) -> str:
+    """The help text of one flag of one command, as `nas COMMAND --help` prints it (unwrapped)."""
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command").choices[command]
+    action = next(a for a in sub._actions if flag in a.option_strings)
+    assert action.help, f"nas {command} {flag} has no help"
+    text = sub._get_formatter()._expand_help(action)
+    assert " ".join(text.split()) in " ".join(sub.format_help().split())  # what the user reads
+    return text
+
+
+def defaults(command: str) -> dict:
+    return vars(build_parser().parse_args([command] + {"show": ["x"], "train": ["x"], "predict": ["r", "i"],
+                                                       "export": ["r"], "data": ["check"]}.get(command, [])))
+
+
+def test_search_help_and_defaults_are_the_settings():
+    fidelity, limits = Fidelity(), Limits()
+    assert f"default {fidelity.epochs}" in help_of("search", "--epochs")
+    assert f"default {fidelity.data_fraction}" in help_of("search", "--data-fraction")
+    assert f"default {fidelity.val_images}" in help_of("search", "--val-images")
+    assert f"default {DEFAULT_TRIALS}" in help_of("search", "--trials")
+    assert f"default {SEARCH_FILL}" in help_of("search", "--fill-budget")
+    assert f"default {limits.max_params}" in help_of("search", "--max-params")
+    assert f"default {limits.max_flops}" in help_of("search", "--max-flops")
+    assert f"default {limits.min_rf}" in help_of("search", "--min-rf")
+    assert DEFAULT_STORAGE in help_of("search", "--storage")
+    assert f"default {OPTIMIZER_DEFAULTS['sgd']['lr']} sgd" in help_of("search", "--lr")
+    assert f"default {Recipe().batch_size}" in help_of("search", "--batch-size")
+    given = defaults("search")
+    assert (given["trials"], given["fill_budget"], given["data_fraction"], given["val_images"]) == \
+        (DEFAULT_TRIALS, SEARCH_FILL, fidelity.data_fraction, fidelity.val_images)
+    assert given["epochs"] is None  # None: the fidelity's own, not a copy of it
+
+
+def test_train_and_train_best_show_their_own_epochs():
+    assert f"default {Recipe().epochs}" in help_of("train", "--epochs")
+    assert f"default {FINAL['epochs']}" in help_of("train-best", "--epochs")
+    assert f"default {FINAL['norm_bias_lr_scale']}" in help_of("train-best", "--norm-bias-lr-scale")
+    assert "the default here" in help_of("train-best", "--no-decay-norm-bias")
+    assert "the default here" in help_of("train", "--decay-norm-bias")
+    assert "study's" in help_of("train-best", "--lr") and "study's" in help_of("train-best", "--seed")
+    for command in ("train-best", "report"):
+        assert "shipped space" in help_of(command, "--study")
+        assert DEFAULT_STORAGE in help_of(command, "--storage")
+
+
+def test_calibrate_help_and_defaults_are_its_settings():
+    settings = {f.name: f.default for f in fields(CalibrationSettings)}
+    given = defaults("calibrate")
+    assert given["designs"] == settings["designs"] and given["truth"] == settings["truth"]
+    assert given["fidelities"] == ",".join(settings["fidelities"])
+    assert given["fill_budget"] == settings["fill_budget"] and given["out"] == str(DEFAULT_CALIBRATION)
+    assert f"default {settings['designs']}" in help_of("calibrate", "--designs")
+    assert str(DEFAULT_CALIBRATION) in help_of("calibrate", "--out")
+
+
+@pytest.mark.parametrize("command", ["train", "search", "train-best", "data"])
+def test_data_dir_help_names_the_real_order(command):
+    text = help_of(command, "--data-dir")
+    assert "$NAS_DATA_DIR" in text and ".cache/nas/data" in text and "shared" not in text
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["search", "--help"], ["train-best", "--help"],
+                                  ["search", "--epochs", "x"], ["nope"]])
+def test_help_and_argument_errors_import_no_heavy_library(argv):
+    code = ("import sys\nfrom nas.cli.main import main\n"
+            f"try:\n    main({argv!r})\nexcept SystemExit:\n    pass\n"
+            "print(sorted(m for m in ('torch', 'optuna', 'sqlalchemy', 'albumentations', 'fvcore',"
+            " 'matplotlib', 'scipy') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip().splitlines()[-1] == "[]"
+
+
+def test_every_flag_has_help():
+    parser = build_parser()
+    for name, sub in next(a for a in parser._actions if a.dest == "command").choices.items():
+        missing = [a.option_strings[0] for a in sub._actions
+                   if a.option_strings and a.help is None]
+        assert not missing, f"nas {name}: {missing} have no help"
+        assert not re.search(r"default: ?none", sub.format_help(), re.I), name
