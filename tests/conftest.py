@@ -56,6 +56,15 @@ def tiny_data_dir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(autouse=True)
+def quick_speed(monkeypatch) -> None:
+    """One timed step per figure where a search measures its designs' speed: tests/test_speed.py
+    tests the figures with a fake clock; elsewhere the full timing would only cost seconds."""
+    from nas.training import speed
+
+    monkeypatch.setattr(speed, "TIMING", speed.Timing(warmup=0, min_steps=1, max_steps=1, seconds=0.0))
+
+
+@pytest.fixture(autouse=True)
 def wide_console(monkeypatch) -> None:
     """Print CLI tables at 200 columns, so cell text is not wrapped across lines."""
     from nas.cli.views import console

@@ -437,6 +437,14 @@ CASES: list[Case] = [
     *(Case(f"{cmd}-storage-empty-file", (cmd, "--storage", "sqlite:///{tmp}/empty.db"),
            "no study storage at", text("empty.db", ""))
       for cmd in ("report", "train-best")),
+    Case("compare-no-study", ("compare",), "the following arguments are required: STUDY", usage=True),
+    Case("compare-storage-default-missing", ("compare", "s"), "no study storage at studies/nas.db"),
+    Case("compare-unknown-study", ("compare", "s", "nope", "--storage", "sqlite:///{tmp}/s.db"),
+         "no study named 'nope' in sqlite:///{tmp}/s.db; studies there: s", nas_study()),
+    Case("compare-a-study-twice", ("compare", "s", "s", "--storage", "sqlite:///{tmp}/s.db"),
+         "study s is given twice", nas_study()),
+    Case("compare-markdown-a-folder", ("compare", "s", "--markdown", "{tmp}/docs"),
+         "is a folder: give a file name", folder("docs")),
 
     # where results go
     Case("train-out-is-a-file", (*TRAIN, "--out", "{tmp}/afile"), "is a file, not a folder", AFILE),

@@ -49,7 +49,9 @@ def test_train_best_then_report(study, tiny_data_dir, tmp_path, capsys) -> None:
     model = nas.build_model(nas.load_config(out / "config.toml"))  # README's loading snippet
     model.load_state_dict(torch.load(out / "checkpoint.pt")["model"])
     assert model.eval()(torch.zeros(1, 3, 32, 32)).shape == (1, 10)
-    capsys.readouterr()
+    opening = " ".join(capsys.readouterr().out.split()).split("saving in")[0]  # names every knob
+    assert "for 2 epochs" in opening and "no decay on BatchNorm and biases" in opening
+    assert "BatchNorm-bias lr ×4" in opening and "lr 0.2" in opening
     doc = tmp_path / "report" / "REPORT.md"
     reference = tmp_path / "reference"  # a run to compare with: the reference, 3 epochs
     train_reference = ["train", "reference", "--epochs", "3", "--out", str(reference),
@@ -59,17 +61,18 @@ def test_train_best_then_report(study, tiny_data_dir, tmp_path, capsys) -> None:
     assert main(["report", *common(study, tiny_data_dir), "--markdown", str(doc),
                  "--compare", str(reference)]) == 0
     table = capsys.readouterr().out
-    assert "pruned: constraint" in table and "★ best" in table
+    assert "pruned: constraint" in table and "★ best" in table and "img/s" in table
     assert f"{metrics['accuracy']:.4f}" in table  # the test accuracy is written back
     text = doc.read_text()
     for part in ("## Trials", "breaks depthwise_separable", "## Best design", "```mermaid", "Train-best",
-                 "REPORT-history.png", "REPORT-params.png", "REPORT-curves.png",
+                 "REPORT-history.png", "REPORT-params.png", "REPORT-speed.png", "REPORT-curves.png",
+                 "## Measured training speed against FLOPs: Spearman ρ = ",
                  "REPORT-confusion.png", "### Per class", "## Test accuracy against epochs",
                  "REPORT-epochs.png", "| [best](../best) | ", "| [reference](../reference) | 197,472 | 3 |"):
         assert part in text, part
     for png in doc.parent.glob("*.png"):
         assert png.read_bytes()[:4] == b"\x89PNG"
-    assert len(list(doc.parent.glob("*.png"))) == 5
+    assert len(list(doc.parent.glob("*.png"))) == 6
     # the commands that remade it: each run's own, flags and all (a bare `nas train-best` would
     # train 100 epochs), and the search's with every setting the study was made with
     commands = re.findall(r"^- `(.*)`$", text.split("## Trials")[0], re.M)

@@ -13,7 +13,7 @@ import pytest
 from nas.cli.parser import build_parser
 from nas.design.limits import Limits
 from nas.search.settings import (DEFAULT_CALIBRATION, DEFAULT_STORAGE, DEFAULT_TRIALS, SEARCH_FILL,
-                                 CalibrationSettings, Fidelity)
+                                 SEARCH_SAMPLER, CalibrationSettings, Fidelity, truth_epochs)
 from nas.training.recipe import FINAL, OPTIMIZER_DEFAULTS, Recipe
 
 
@@ -40,6 +40,7 @@ def test_search_help_and_defaults_are_the_settings():
     assert f"default {fidelity.val_images}" in help_of("search", "--val-images")
     assert f"default {DEFAULT_TRIALS}" in help_of("search", "--trials")
     assert f"default {SEARCH_FILL}" in help_of("search", "--fill-budget")
+    assert f"default {SEARCH_SAMPLER}" in help_of("search", "--sampler")
     assert f"default {limits.max_params}" in help_of("search", "--max-params")
     assert f"default {limits.max_flops}" in help_of("search", "--max-flops")
     assert f"default {limits.min_rf}" in help_of("search", "--min-rf")
@@ -47,20 +48,28 @@ def test_search_help_and_defaults_are_the_settings():
     assert f"default {OPTIMIZER_DEFAULTS['sgd']['lr']} sgd" in help_of("search", "--lr")
     assert f"default {Recipe().batch_size}" in help_of("search", "--batch-size")
     given = defaults("search")
-    assert (given["trials"], given["fill_budget"], given["data_fraction"], given["val_images"]) == \
-        (DEFAULT_TRIALS, SEARCH_FILL, fidelity.data_fraction, fidelity.val_images)
+    assert (given["trials"], given["fill_budget"], given["data_fraction"], given["val_images"],
+            given["sampler"]) == (DEFAULT_TRIALS, SEARCH_FILL, fidelity.data_fraction,
+                                  fidelity.val_images, SEARCH_SAMPLER)
     assert given["epochs"] is None  # None: the fidelity's own, not a copy of it
 
 
 def test_train_and_train_best_show_their_own_epochs():
     assert f"default {Recipe().epochs}" in help_of("train", "--epochs")
     assert f"default {FINAL['epochs']}" in help_of("train-best", "--epochs")
+    assert f"default {Recipe().batch_size}" in help_of("show", "--batch-size")  # what --speed measures
+    assert defaults("show")["batch_size"] == Recipe().batch_size
+    truth = next(f.default for f in fields(CalibrationSettings) if f.name == "truth")
+    assert f"with --validate {truth_epochs()}, the calibration's truth fidelity {truth}" in \
+        help_of("train-best", "--epochs")
+    assert truth_epochs() == int(truth.split("x")[0])  # the epochs of EPOCHSxFRACTION
     assert f"default {FINAL['norm_bias_lr_scale']}" in help_of("train-best", "--norm-bias-lr-scale")
     assert "the default here" in help_of("train-best", "--no-decay-norm-bias")
     assert "the default here" in help_of("train", "--decay-norm-bias")
     assert "study's" in help_of("train-best", "--lr") and "study's" in help_of("train-best", "--seed")
     for command in ("train-best", "report"):
         assert "shipped space" in help_of(command, "--study")
+    for command in ("train-best", "report", "compare"):
         assert DEFAULT_STORAGE in help_of(command, "--storage")
 
 
@@ -81,7 +90,7 @@ def test_data_dir_help_names_the_real_order(command):
 
 
 @pytest.mark.parametrize("argv", [["--help"], ["search", "--help"], ["train-best", "--help"],
-                                  ["search", "--epochs", "x"], ["nope"]])
+                                  ["compare", "--help"], ["search", "--epochs", "x"], ["nope"]])
 def test_help_and_argument_errors_import_no_heavy_library(argv):
     code = ("import sys\nfrom nas.cli.main import main\n"
             f"try:\n    main({argv!r})\nexcept SystemExit:\n    pass\n"

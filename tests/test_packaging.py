@@ -33,7 +33,7 @@ def test_import_nas_changes_nothing_global() -> None:
     # the libraries are imported first: their own imports add warning filters (torch, scipy) and
     # extend LD_LIBRARY_PATH (OpenCV); what is measured is what importing nas adds
     code = ("import os, warnings, logging, sys, torch, albumentations, cv2, optuna, sqlalchemy, rich, "
-            "matplotlib.figure, fvcore.nn; env = dict(os.environ); "
+            "matplotlib.figure, fvcore.nn, scipy.stats; env = dict(os.environ); "
             "filters = list(warnings.filters); levels = {n: logging.getLogger(n).level for n in "
             "('optuna', 'fvcore')}; import nas, nas.cli.main, nas.cli.search, nas.cli.train, nas.search.optimize, nas.report.document; "
                         "assert dict(os.environ) == env, 'environment'; "

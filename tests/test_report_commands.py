@@ -22,7 +22,7 @@ SETTINGS = {  # keyword arguments of StudySettings, and the recipe they store
     "every setting changed": (
         {"limits": Limits(max_params=150_000, max_flops=40_000_000, min_rf=30),
          "fidelity": Fidelity(epochs=3, data_fraction=0.1, val_images=500),
-         "second_objective": "params", "fill_budget": 0.0, "precision": "bf16"},
+         "second_objective": "params", "fill_budget": 0.0, "precision": "bf16", "sampler": "random"},
         Recipe(batch_size=64, optimizer="adamw", seed=3, label_smoothing=0.2, ema=0.999,
                no_decay_norm_bias=True, norm_bias_lr_scale=4.0, mixup=0.2, cutmix=1.0, mix_ramp=0.5,
                augment=AugmentConfig(engine="albumentations", p_affine=0.3, p_cutout=0.0))),
@@ -45,7 +45,7 @@ def test_the_search_command_makes_a_study_with_the_same_settings(kwargs, recipe)
     remade = StudySettings(space.to_dict(), limits_from(args),
                            Fidelity(args.epochs, args.data_fraction, args.val_images),
                            fixed_part(recipe_from(args).to_dict()), args.second_objective,
-                           args.fill_budget, args.precision)
+                           args.fill_budget, args.precision, args.sampler)
     assert remade == settings
     assert (args.study, args.storage, args.space) == ("s", storage, None)
 

@@ -55,6 +55,12 @@ def test_search_prunes_infeasible_without_training_and_resumes(tmp_path, tiny_da
     assert sum(value > 0 for value in reference.constraints.values()) == 1
     assert twin.user_attrs["n_params"] == 198_496 and twin.user_attrs["train_seconds"] > 0
     assert all(v <= 0 for v in twin.constraints.values())
+    # the feasible design's measured speed (nas.training.speed), the infeasible one's none
+    measured = {key: twin.user_attrs[key] for key in ("train_images_per_s", "epoch_seconds",
+                                                       "infer_images_per_s", "latency_ms", "measure_seconds")}
+    assert all(value > 0 for value in measured.values()), measured
+    assert measured["epoch_seconds"] == pytest.approx(50_000 / measured["train_images_per_s"], rel=1e-3)
+    assert "train_images_per_s" not in reference.user_attrs
     # rerunning the same command adds nothing; a larger --trials adds only the missing ones
     assert main(search_args(tmp_path, tiny_data_dir, 4)) == 0
     assert len(load(tmp_path).trials) == 4

@@ -66,6 +66,25 @@ def test_a_study_refuses_other_settings_and_keeps_its_own(tmp_path, tiny_data_di
     assert "space_digest" in capsys.readouterr().err
 
 
+def test_the_sampler_is_stored_and_another_is_refused(tmp_path, tiny_data_dir, capsys) -> None:
+    assert main(search_args(tmp_path, tiny_data_dir, 1, "r", "--sampler", "random", *TIGHT)) == 0
+    study = load(tmp_path, "r")
+    assert study.user_attrs["settings"]["sampler"] == "random"
+    capsys.readouterr()
+    assert main(search_args(tmp_path, tiny_data_dir, 2, "r", *TIGHT)) == 2  # the default, tpe
+    err = capsys.readouterr().err
+    assert "sampler random there, tpe here" in err and err.count("\n") == 1
+    assert len(finished(load(tmp_path, "r"))) == 1
+    # a study stored before --sampler has no key: it was searched by TPE, and resumes as one
+    settings = study.user_attrs["settings"]
+    del settings["sampler"]
+    study.set_user_attr("settings", settings)
+    assert main(search_args(tmp_path, tiny_data_dir, 2, "r", "--sampler", "random", *TIGHT)) == 2
+    assert "sampler tpe there, random here" in capsys.readouterr().err
+    assert main(search_args(tmp_path, tiny_data_dir, 2, "r", *TIGHT)) == 0
+    assert len(finished(load(tmp_path, "r"))) == 2
+
+
 def test_a_study_made_before_a_new_recipe_knob_resumes(tmp_path, tiny_data_dir) -> None:
     assert main(search_args(tmp_path, tiny_data_dir, 1, "old", *TIGHT)) == 0
     study = load(tmp_path, "old")

@@ -48,7 +48,8 @@ def runtime_from(args: argparse.Namespace) -> Runtime:
     """Where it runs: the flags given, the rest picked for this machine by `Runtime.pick`."""
     from nas.training.runtime import Runtime
 
-    given = {name: getattr(args, name) for name in ("device", "precision", "workers", "channels_last")}
+    given = {name: getattr(args, name, None)  # `nas show --speed` has no --workers
+             for name in ("device", "precision", "workers", "channels_last")}
     return Runtime.pick(**{name: value for name, value in given.items() if value is not None})
 
 

@@ -1,14 +1,19 @@
-"""`nas show`, `nas predict` and `nas export`: a design measured, a finished run's model in use."""
+"""`nas show`, `nas predict` and `nas export`: a design measured (and timed, with --speed), a
+finished run's model in use."""
 
 from __future__ import annotations
 
 import argparse
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from nas.cli.arguments import limits_from
+from nas.cli.arguments import limits_from, runtime_from
 from nas.cli.views import console
 from nas.errors import NasError
+
+if TYPE_CHECKING:
+    from nas.design.config import ArchConfig
 
 
 def show(args: argparse.Namespace) -> int:
@@ -18,12 +23,33 @@ def show(args: argparse.Namespace) -> int:
 
     config = load_config(resolve_design(args.config))
     verdict = check(config, limits_from(args))
+    speed = {"speed": measured_speed(config, args)} if args.speed else {}
     if args.json:
-        print(json.dumps({"config": args.config, **verdict.to_dict()}, indent=2))
-    else:
-        console.print(render(config, verdict))
-        console.print("FLOPs are fvcore's count: one multiply-add = one FLOP, for one image.")
+        print(json.dumps({"config": args.config, **verdict.to_dict(), **speed}, indent=2))
+        return 0
+    console.print(render(config, verdict))
+    console.print("FLOPs are fvcore's count: one multiply-add = one FLOP, for one image.")
+    if speed:
+        s = speed["speed"]
+        console.print(f"Measured on {s['device']} ({s['precision']}, batch {s['batch_size']}): training "
+                      f"{s['train_images_per_s']:,.0f} images/s, {s['epoch_seconds']:,.1f} s per 50,000-image "
+                      f"epoch; inference {s['infer_images_per_s']:,.0f} images/s at batch {s['infer_batch']}, "
+                      f"{s['latency_ms']:.2f} ms for one image (medians; measured in "
+                      f"{s['measure_seconds']:.1f} s, slower while other programs run).")
     return 0
+
+
+def measured_speed(config: ArchConfig, args: argparse.Namespace) -> dict[str, Any]:
+    """`config`'s speed on this machine (`nas.training.speed`) with --batch-size and the runtime
+    flags, and what it was measured on: the CPU's model or the GPU's name, the precision."""
+    from nas.training.recipe import Recipe
+    from nas.training.speed import INFER_BATCH, measure_speed
+
+    recipe, runtime = Recipe(batch_size=args.batch_size), runtime_from(args)
+    machine = runtime.record()
+    device = machine["cpu"] + f" ({machine['cores']} cores)" if machine["device"] == "cpu" else machine["device"]
+    return {"device": device, "precision": machine["precision"], "batch_size": recipe.batch_size,
+            "infer_batch": INFER_BATCH, **measure_speed(config, recipe, runtime).attrs()}
 
 
 def predict(args: argparse.Namespace) -> int:

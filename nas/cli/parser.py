@@ -12,8 +12,9 @@ from dataclasses import fields
 
 from nas.data.settings import DATA_ENV, DEFAULT_DATA_DIR
 from nas.design.limits import Limits
-from nas.search.settings import (DEFAULT_CALIBRATION, DEFAULT_STORAGE, DEFAULT_TRIALS,
-                                 SEARCH_FILL, CalibrationSettings, Fidelity)
+from nas.search.settings import (DEFAULT_CALIBRATION, DEFAULT_STORAGE, DEFAULT_TRIALS, SAMPLERS,
+                                 SEARCH_FILL, SEARCH_SAMPLER, CalibrationSettings, Fidelity,
+                                 truth_epochs)
 from nas.training.recipe import FINAL, OPTIMIZER_DEFAULTS, Recipe
 
 DATA_HELP = f"CIFAR-10 folder (default: ${DATA_ENV}, else {DEFAULT_DATA_DIR})"
@@ -39,10 +40,12 @@ def add_fill_arg(parser: argparse.ArgumentParser, default: float) -> None:
                              "kept (default %(default)s; 0: off)")
 
 
-def add_recipe_args(parser: argparse.ArgumentParser, base: Recipe | None, epochs: int | None) -> None:
+def add_recipe_args(parser: argparse.ArgumentParser, base: Recipe | None,
+                    epochs: int | str | None) -> None:
     """The recipe's knobs, each None unless given (`recipe_from` lays them over the command's base
     recipe); the help shows `base`'s values, or says the study's for train-best (`base` None,
-    with `FINAL` on top). `epochs` None: something else sets them (calibrate's fidelities)."""
+    with `FINAL` on top). `epochs`: the default the help names; None: something else sets them
+    (calibrate's fidelities)."""
     def default(name: str) -> str:
         if name in FINAL and base is None:
             return f"default {FINAL[name]}"
@@ -95,17 +98,18 @@ def add_recipe_args(parser: argparse.ArgumentParser, base: Recipe | None, epochs
     add_runtime_args(parser.add_argument_group("where it runs (not part of the recipe)"))
 
 
-def add_runtime_args(runtime) -> None:
-    """--device, --precision, --channels-last, --workers, --data-dir: where a training runs; each
-    None unless given (`Runtime.pick` resolves them for the machine)."""
+def add_runtime_args(runtime, data: bool = True) -> None:
+    """--device, --precision, --channels-last and (with `data`) --workers, --data-dir: where a
+    training runs; each None unless given (`Runtime.pick` resolves them for the machine)."""
     runtime.add_argument("--device", choices=["auto", "cpu", "cuda"],
                          help="default auto: cuda when a GPU is visible, else cpu")
     runtime.add_argument("--precision", choices=["auto", "fp32", "bf16"],
                          help="default auto: bf16 on CUDA and on CPUs with native bf16, else fp32")
     runtime.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
                          help="channels_last memory format (default: on CUDA only)")
-    runtime.add_argument("--workers", type=int, help="DataLoader workers (default: picked for the machine)")
-    runtime.add_argument("--data-dir", help=DATA_HELP)
+    if data:
+        runtime.add_argument("--workers", type=int, help="DataLoader workers (default: picked for the machine)")
+        runtime.add_argument("--data-dir", help=DATA_HELP)
 
 
 def add_run_args(parser: argparse.ArgumentParser, out_help: str) -> None:
@@ -134,8 +138,14 @@ def add_train_parsers(sub) -> None:
                         "(the study's recipe, with the final schedule's knobs)")
     add_study_args(tb, "the study whose best trial is trained (default: the shipped space's name)")
     tb.add_argument("--trial", type=int, help="this trial instead of the best")
-    add_run_args(tb, "run folder (default studies/<study>/best, or .../trial-N with --trial)")
-    add_recipe_args(tb, None, FINAL["epochs"])
+    tb.add_argument("--validate", action="store_true",
+                    help="train on the 45,000 search-training images with the study's recipe as "
+                         "searched and score on the study's validation hold-out, not the test set: "
+                         "the design's truth, recorded for nas compare")
+    add_run_args(tb, "run folder (default studies/<study>/best, or .../trial-N with --trial; "
+                     "with --validate best-val or trial-N-val)")
+    add_recipe_args(tb, None, f"{FINAL['epochs']}; with --validate {truth_epochs()}, the "
+                              f"calibration's truth fidelity {CalibrationSettings.truth}")
     tb.set_defaults(func="nas.cli.train:train_best")
 
 
@@ -160,6 +170,9 @@ def add_search_parsers(sub) -> None:
                          "(default: 1 on CPU, 4 on CUDA)")
     se.add_argument("--dry-run", action="store_true",
                     help="sample designs and judge them, no training, nothing stored")
+    se.add_argument("--sampler", choices=SAMPLERS, default=SEARCH_SAMPLER,
+                    help="Optuna's TPE, or uniform random sampling as its control (nas compare); "
+                         "the study stores it (default %(default)s)")
     add_fill_arg(se, SEARCH_FILL)
     add_limit_args(se)
     add_recipe_args(se, Recipe(), fidelity.epochs)
@@ -191,6 +204,12 @@ def add_model_parsers(sub) -> None:
     show.add_argument("config", help="a .toml or .json architecture config, or 'reference'")
     show.add_argument("--json", action="store_true", help="print totals and verdict as JSON")
     add_limit_args(show)
+    measured = show.add_argument_group("measured speed (a few seconds)")
+    measured.add_argument("--speed", action="store_true",
+                          help="also measure training and inference speed on this machine")
+    measured.add_argument("--batch-size", type=int, default=Recipe().batch_size,
+                          help="the training batch --speed measures (default %(default)s)")
+    add_runtime_args(measured, data=False)
     show.set_defaults(func="nas.cli.model:show")
 
     pr = sub.add_parser("predict", help="top classes of image files, from a finished run's model")
@@ -223,6 +242,14 @@ def build_parser() -> argparse.ArgumentParser:
                     help="a finished run folder (e.g. the reference's) whose accuracy against "
                     "epochs the document plots beside the best design's; repeatable")
     rp.set_defaults(func="nas.cli.report:report")
+
+    cp = sub.add_parser("compare", help="searches of one space side by side, e.g. TPE against "
+                        "random sampling: best score, truth, regret, best so far by trial")
+    cp.add_argument("studies", nargs="+", metavar="STUDY",
+                    help="studies made with the same settings but --sampler and --seed")
+    cp.add_argument("--storage", help=STORAGE_HELP)
+    cp.add_argument("--markdown", help="write a comparison document (and its PNG plot beside it) here")
+    cp.set_defaults(func="nas.cli.report:compare")
 
     data = sub.add_parser("data", help="fetch or check CIFAR-10")
     data.add_argument("action", choices=["download", "check"])

@@ -1,4 +1,5 @@
-"""`nas report`: the study as a table, and with --markdown a results document with plots."""
+"""`nas report`: the study as a table, and with --markdown a results document with plots;
+`nas compare`: studies side by side (a sampler against another), and with --markdown a document."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 from nas.cli.arguments import check_creatable, study_args
 from nas.cli.views import console
 from nas.errors import NasError
+from nas.search.settings import DEFAULT_STORAGE
 
 
 def report(args: argparse.Namespace) -> int:
@@ -18,11 +20,7 @@ def report(args: argparse.Namespace) -> int:
     from nas.search.trials import settings_of
 
     name, storage = study_args(args)
-    markdown = Path(args.markdown) if args.markdown else None
-    if markdown is not None and markdown.is_dir():
-        raise NasError(f"--markdown {markdown} is a folder: give a file name, e.g. {markdown / 'REPORT.md'}")
-    if markdown is not None:  # before the storage is opened: a bad path is named first
-        check_creatable(markdown.parent, "--markdown", markdown)
+    markdown = checked_markdown(args.markdown)
     compare = tuple(Path(run) for run in args.compare)
     if compare and markdown is None:
         raise NasError("--compare adds a plot to the results document: give --markdown too")
@@ -38,3 +36,30 @@ def report(args: argparse.Namespace) -> int:
         files = write_markdown(study, markdown, storage, compare)
         console.print(f"wrote {', '.join(map(str, files))}")
     return 0
+
+
+def compare(args: argparse.Namespace) -> int:
+    from nas.report.compare import comparison, rich_tables, write_markdown
+    from nas.search.storage import load_existing
+
+    storage = args.storage or DEFAULT_STORAGE
+    markdown = checked_markdown(args.markdown)
+    studies = [load_existing(name, storage) for name in args.studies]
+    rows = comparison(studies)
+    for table in rich_tables(rows):
+        console.print(table)
+    if markdown is not None:
+        files = write_markdown(studies, rows, markdown, storage)
+        console.print(f"wrote {', '.join(map(str, files))}")
+    return 0
+
+
+def checked_markdown(given: str | None) -> Path | None:
+    """--markdown as a path, checked before any storage is opened: a bad path is named first."""
+    if given is None:
+        return None
+    markdown = Path(given)
+    if markdown.is_dir():
+        raise NasError(f"--markdown {markdown} is a folder: give a file name, e.g. {markdown / 'REPORT.md'}")
+    check_creatable(markdown.parent, "--markdown", markdown)
+    return markdown

@@ -38,12 +38,13 @@ def search(args: argparse.Namespace) -> int:
     name, storage = args.study or space.name, args.storage or DEFAULT_STORAGE
     check_storage_url(storage)
     if args.dry_run:
-        return print_dry_run(dry_run(space, limits, args.trials, args.seed or 0, args.fill_budget))
+        return print_dry_run(dry_run(space, limits, args.trials, args.seed or 0, args.fill_budget,
+                                     args.sampler), args.sampler)
     jobs = default_jobs(runtime.device) if args.jobs is None else args.jobs
     if jobs < 1:
         raise NasError(f"--jobs {jobs}: give 1 or more trials at once")
     settings = StudySettings(space.to_dict(), limits, fidelity, fixed_part(recipe.to_dict()),
-                             args.second_objective, args.fill_budget, runtime.precision)
+                             args.second_objective, args.fill_budget, runtime.precision, args.sampler)
     data = load_cifar10(resolve_data_dir(args.data_dir))
     progress = TrainingBars(console)
     prepared = start_search(study_name=name, storage_url=storage, space=space, settings=settings,
@@ -69,8 +70,9 @@ def search(args: argparse.Namespace) -> int:
     return 0
 
 
-def print_dry_run(stats: dict[str, Any]) -> int:
-    console.print(f"dry run of {stats['trials']} sampled designs (verdicts only, no training): "
+def print_dry_run(stats: dict[str, Any], sampler: str) -> int:
+    console.print(f"dry run of {stats['trials']} sampled designs ({sampler} sampler; verdicts only, "
+                  "no training): "
                   f"{stats['infeasible']} infeasible ({stats['infeasible_fraction']:.1%}); "
                   f"broken rules {stats['broken']}; {stats['seconds']} s, "
                   f"{stats['ms_per_verdict']} ms per design")

@@ -11,7 +11,7 @@ from nas.cli.arguments import (check_creatable, check_run, interrupted, recipe_f
                                study_args)
 from nas.cli.views import TrainingBars, console, epoch_printer
 from nas.data.cifar10 import Cifar10, load_cifar10
-from nas.data.settings import resolve_data_dir
+from nas.data.settings import VAL_IMAGES, resolve_data_dir
 from nas.design.config import ArchConfig
 from nas.design.files import load_config, resolve_design
 from nas.errors import NasError
@@ -28,13 +28,16 @@ def checked_data(args: argparse.Namespace, config: ArchConfig, recipe: Recipe, o
 
 
 def train_and_test(args: argparse.Namespace, config: ArchConfig, recipe: Recipe, runtime: Runtime,
-                   data: Cifar10, out: Path, final: bool, fraction: float) -> dict[str, Any]:
-    """Train and test one design into `out`, with bars and a line per epoch."""
+                   data: Cifar10, out: Path, final: bool, fraction: float,
+                   val_images: int = VAL_IMAGES) -> dict[str, Any]:
+    """Train and test one design into `out` (or, not `final`, score it on the `val_images`
+    hold-out), with bars and a line per epoch."""
     from nas.training.run import train_run
 
     with TrainingBars(console) as progress:
         return train_run(config, recipe, runtime, data, out, resume=args.resume, final=final,
                          fraction=fraction, command=args.command_line, progress=progress,
+                         val_images=val_images,
                          on_epoch=epoch_printer(console, "test" if final else "val"),
                          on_resume=lambda epoch: console.print(f"resuming from epoch {epoch}"))
 
@@ -63,41 +66,52 @@ def knobs_line(recipe: Recipe) -> str:
 
 
 def train_best(args: argparse.Namespace) -> int:
+    from nas.search.settings import truth_epochs
     from nas.search.storage import load_existing
-    from nas.search.trials import (best_trial, record_test_result, recorded_test_results,
-                                   settings_of, trial_design)
+    from nas.search.trials import (best_trial, record_result, recorded_results, settings_of,
+                                   trial_design)
     from nas.training.run import check_run_folder
 
     # the checks that need no study first, so that a bad flag is named whatever the storage holds
     recipe_from(args)
     runtime = runtime_from(args)
     name, storage = study_args(args)
-    default = "best" if args.trial is None else f"trial-{args.trial}"  # the twin's beside the best's
+    split = "val" if args.validate else "test"
+    # the twin's folder beside the best's, each truth's beside its test run's
+    default = ("best" if args.trial is None else f"trial-{args.trial}") + ("-val" if args.validate else "")
     out = Path(args.out or Path("studies") / name / default)
     check_run_folder(out, None, args.resume)  # the recipe is compared once the study gives it
     check_creatable(out, "--out", out)
     study = load_existing(name, storage)
     trial = best_trial(study, args.trial)
     config = trial_design(study, trial)
-    # the recipe the study's trials were trained with, made FINAL; flags given change it
-    searched = recipe_from_dict(settings_of(study).recipe, f"study {name}")
-    recipe = recipe_from(args, replace(searched, **FINAL))
+    settings = settings_of(study)
+    # the recipe the study's trials were trained with: for the truth (--validate) as searched, at
+    # the calibration's truth epochs; for the test, made FINAL; flags given change it
+    searched = recipe_from_dict(settings.recipe, f"study {name}")
+    recipe = recipe_from(args, replace(searched, epochs=truth_epochs()) if args.validate
+                         else replace(searched, **FINAL))
     check_run_folder(out, recipe, args.resume)
-    if any(run["out"] == str(out) for run in recorded_test_results(study).get(trial.number, [])):
+    if any(run["out"] == str(out) for run in recorded_results(study, split).get(trial.number, [])):
         # recorded after the training: refused now, not after hours of it
-        raise NasError(f"trial {trial.number} already has a test result from {out}: "
+        raise NasError(f"trial {trial.number} already has a {split} result from {out}: "
                        "choose another --out")
     data = checked_data(args, config, recipe, out, 1.0)
-    console.print(f"re-training trial {trial.number} of study {name} (val acc "
-                  f"{trial.values[0]:.4f}, {trial.user_attrs['n_params']:,} params) on all 50,000 "
-                  f"training images for {recipe.epochs} epochs with the study's recipe "
-                  f"({knobs_line(recipe)}); saving in {out}")
+    val_images = settings.fidelity.val_images
+    how = (f"on the {len(data.train_labels) - val_images:,} search-training images for "
+           f"{recipe.epochs} epochs with the study's recipe, scored on its {val_images:,} validation "
+           "images (its truth; never the test set)" if args.validate else
+           f"on all {len(data.train_labels):,} training images for {recipe.epochs} epochs with the "
+           f"study's recipe ({knobs_line(recipe)})")
+    console.print(f"re-training trial {trial.number} of study {name} (val acc {trial.values[0]:.4f}, "
+                  f"{trial.user_attrs['n_params']:,} params) {how}; saving in {out}")
     try:
-        metrics = train_and_test(args, config, recipe, runtime, data, out, final=True, fraction=1.0)
+        metrics = train_and_test(args, config, recipe, runtime, data, out, not args.validate, 1.0,
+                                 val_images)
     except KeyboardInterrupt:
         return interrupted(args, f"every finished epoch is saved in {out}")
-    record_test_result(study, trial, {"accuracy": metrics["accuracy"], "epochs": metrics["epochs"],
-                                      "out": str(out), "wall_seconds": metrics["wall_seconds"]})
-    console.print(f"[bold]test accuracy {metrics['accuracy'] * 100:.2f}%[/] after "
+    record_result(study, trial, {"accuracy": metrics["accuracy"], "epochs": metrics["epochs"],
+                                 "out": str(out), "wall_seconds": metrics["wall_seconds"]}, split)
+    console.print(f"[bold]{split} accuracy {metrics['accuracy'] * 100:.2f}%[/] after "
                   f"{metrics['epochs']} epochs, {metrics['wall_seconds'] / 60:.1f} min; saved in {out}")
     return 0

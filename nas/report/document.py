@@ -4,12 +4,15 @@ epochs of every run shown; its PNG plots are written beside it."""
 
 from __future__ import annotations
 
+import math
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
+from scipy import stats
 
 from nas.design.budget import check
 from nas.design.diagram import mermaid
@@ -18,10 +21,10 @@ from nas.design.limits import Limits
 from nas.design.summary import LAYER_COLUMNS, RULE_COLUMNS, layer_rows, markdown_table, rule_rows
 from nas.errors import NasError
 from nas.report.plots import (plot_accuracy_vs_epochs, plot_accuracy_vs_params, plot_confusion, plot_curves,
-                              plot_history)
+                              plot_history, plot_speed_vs_flops)
 from nas.report.runs import made_by, read_run, spreads, train_best_runs
 from nas.report.table import COLUMNS, PROXIES, rows, summary_line, with_proxies
-from nas.search.settings import DEFAULT_STORAGE, SEARCH_FILL
+from nas.search.settings import DEFAULT_STORAGE, SEARCH_FILL, SEARCH_SAMPLER
 from nas.search.space import load_space
 from nas.search.trials import finished, settings_of, trial_design
 from nas.training.recipe import Recipe
@@ -35,17 +38,14 @@ def write_markdown(study: optuna.Study, path: Path, storage: str = DEFAULT_STORA
     """The results document and its PNG plots beside it, with the accuracy against epochs of every
     `train-best` run still on disk (the best design's first; its latest gives the per-class
     section) and of the `compare` runs; returns every file written."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.touch()
-    except OSError as err:
-        raise NasError(f"cannot write {path}: {err.strerror or err}; choose another --markdown") from None
+    writable_document(path)
     table_rows, best, pareto = rows(study)
     finals = train_best_runs(study)
     shown = finals.get(best, []) + [run for number, runs in finals.items() if number != best for run in runs]
     shown += [run for run in compare if run not in shown]
     read = {run: read_run(run) for run in shown}
-    sections = [trials_section(study, table_rows), search_section(study, pareto, path)]
+    sections = [trials_section(study, table_rows), search_section(study, pareto, path),
+                speed_section(study, path)]
     if best is not None:
         sections.append(best_section(study, study.trials[best]))
         if best in finals:
@@ -60,6 +60,15 @@ def write_markdown(study: optuna.Study, path: Path, storage: str = DEFAULT_STORA
         written += files
     path.write_text("\n".join(parts))
     return written
+
+
+def writable_document(path: Path) -> None:
+    """Create `path` (and its folder) before anything is drawn, or NasError saying why not."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch()
+    except OSError as err:
+        raise NasError(f"cannot write {path}: {err.strerror or err}; choose another --markdown") from None
 
 
 def reproduce(study: optuna.Study, storage: str, path: Path, compare: tuple[Path, ...],
@@ -92,6 +101,8 @@ def search_command(study: optuna.Study, storage: str) -> str:
         flags["second-objective"] = settings.second_objective
     if settings.fill_budget != SEARCH_FILL:
         flags["fill-budget"] = settings.fill_budget
+    if settings.sampler != SEARCH_SAMPLER:
+        flags["sampler"] = settings.sampler
     flags["precision"] = settings.precision  # always: its default, auto, depends on the machine
     return "nas search " + " ".join(f"--{k}" if v is None else f"--{k} {v}" for k, v in flags.items())
 
@@ -113,9 +124,15 @@ def recipe_flags(recipe: dict[str, Any]) -> dict[str, Any]:
 
 def trials_section(study: optuna.Study, table_rows: list[tuple[str, ...]]) -> Section:
     """Every trial, with its zero-cost proxies."""
-    return ["## Trials\n", "synflow, naswot, grad_norm: zero-cost proxies at initialisation, on "
+    return ["## Trials\n", "val acc: at the search's fidelity; truth acc: on the same hold-out after "
+            "`nas train-best --validate` (all 45,000 search-training images, the study's recipe); "
+            "test acc: after `nas train-best`.\n",
+            "synflow, naswot, grad_norm: zero-cost proxies at initialisation, on "
             "one fixed batch of 64 training images (`nas calibrate` says how far they rank "
             "designs as the trainings do).\n",
+            "img/s: training images per second, measured on the search's device before the trial "
+            "trained (— where not measured: an infeasible design, or a study searched before "
+            "speeds were measured).\n",
             markdown_table(COLUMNS[:-1] + PROXIES + COLUMNS[-1:], with_proxies(study, table_rows)) + "\n"], []
 
 
@@ -129,6 +146,33 @@ def search_section(study: optuna.Study, pareto: set[int], path: Path) -> Section
     plot_accuracy_vs_params(study, pareto, scatter)
     return ["## Search\n", f"![optimization history]({history.name})\n",
             f"![val accuracy vs parameters]({scatter.name})\n"], [history, scatter]
+
+
+MIN_SPEED_TRIALS = 3  # fewer designs make no ranking worth a plot
+
+
+def speed_section(study: optuna.Study, path: Path) -> Section:
+    """The measured training speed of each measured design against its FLOPs, with their Spearman
+    rank correlation: how far FLOPs stand in for time on the search's device (none for a study
+    searched before speeds were measured; a design trained twice counts once)."""
+    measured = [t.user_attrs for t in study.get_trials(deepcopy=False)
+                if "train_images_per_s" in t.user_attrs and "duplicate_of" not in t.user_attrs]
+    if len(measured) < MIN_SPEED_TRIALS:
+        return [], []
+    flops, speeds = [a["flops"] for a in measured], [a["train_images_per_s"] for a in measured]
+    with warnings.catch_warnings():  # all FLOPs or all speeds equal: scipy warns and answers nan
+        warnings.simplefilter("ignore", stats.ConstantInputWarning)
+        rho = stats.spearmanr(flops, speeds).statistic
+    plot = path.with_name(f"{path.stem}-speed.png")
+    plot_speed_vs_flops(flops, speeds, plot)
+    settings = settings_of(study)
+    ranked = f"Spearman ρ = {rho:.2f}" if math.isfinite(rho) else "ρ undefined (all equal)"
+    return [f"## Measured training speed against FLOPs: {ranked}\n",
+            f"Training images/s of the {len(measured)} feasible designs, each measured before it "
+            f"trained, on the search's device at batch {settings.recipe['batch_size']} in "
+            f"{settings.precision}. ρ is their Spearman rank correlation with the FLOPs: −1 where "
+            "more FLOPs always cost more time, near 0 where FLOPs say little about time on this "
+            "device.\n", f"![training speed against FLOPs]({plot.name})\n"], [plot]
 
 
 def best_section(study: optuna.Study, trial: FrozenTrial) -> Section:

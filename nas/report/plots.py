@@ -1,5 +1,6 @@
-"""The results document's PNG plots: the search's history and accuracy against parameters, a
-run's training curves and confusion matrix, and runs' accuracy against epochs.
+"""The results document's PNG plots: the search's history, accuracy against parameters and
+measured training speed against FLOPs, a run's training curves and confusion matrix, and runs'
+accuracy against epochs.
 
 Drawn with matplotlib's object API (`Figure`): files only, no backend and no global state.
 """
@@ -51,6 +52,17 @@ def plot_accuracy_vs_params(study: optuna.Study, pareto: set[int], path: Path) -
     ax.set_xlabel("parameters")
     ax.set_ylabel("val accuracy")
     ax.legend()
+    save(fig, path)
+
+
+def plot_speed_vs_flops(flops: list[int], speeds: list[float], path: Path) -> None:
+    """Each measured design's training images/s against its FLOPs."""
+    fig = Figure(figsize=(7, 4))
+    ax = fig.subplots()
+    ax.scatter(flops, speeds, c="tab:blue")
+    ax.set_xlabel("FLOPs per image (multiply-adds)")
+    ax.set_ylabel("training images/s (measured)")
+    ax.grid(alpha=0.3)
     save(fig, path)
 
 

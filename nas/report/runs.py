@@ -16,7 +16,7 @@ import optuna
 from nas.design.files import config_from_dict
 from nas.design.geometry import param_count
 from nas.errors import NasError
-from nas.search.trials import recorded_test_results
+from nas.search.trials import recorded_results
 
 
 def read_run(run_dir: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
@@ -35,7 +35,7 @@ def read_run(run_dir: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
 
 def train_best_runs(study: optuna.Study) -> dict[int, list[Path]]:
     """Every finished train-best run of each trial that is still on disk, oldest first."""
-    return {number: on_disk for number, runs in recorded_test_results(study).items()
+    return {number: on_disk for number, runs in recorded_results(study, "test").items()
             if (on_disk := [Path(run["out"]) for run in runs
                             if (Path(run["out"]) / "metrics.json").exists()])}
 

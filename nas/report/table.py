@@ -10,11 +10,11 @@ from optuna.trial import FrozenTrial, TrialState
 from rich.table import Table
 
 from nas.errors import NasError
-from nas.search.trials import (FILLED, best_trial, is_feasible, pruned_by, recorded_test_results,
-                               trial_counts)
+from nas.search.trials import (FILLED, best_trial, is_feasible, pruned_by, recorded_results,
+                               settings_of, trial_counts)
 
-COLUMNS = ("rank", "trial", "state", "val acc", "test acc", "params", "FLOPs", "RF", "epochs",
-           "seconds", "note")
+COLUMNS = ("rank", "trial", "state", "val acc", "truth acc", "test acc", "params", "FLOPs", "img/s",
+           "RF", "epochs", "seconds", "note")  # img/s: measured training speed (nas.training.speed)
 # The zero-cost proxies of each trial: in the markdown document only, since three more columns
 # would wrap the terminal table's notes over several lines.
 PROXIES = ("synflow", "naswot", "grad_norm")
@@ -54,7 +54,7 @@ def pareto_numbers(trials: list[FrozenTrial]) -> set[int]:
 def rows(study: optuna.Study) -> tuple[list[tuple[str, ...]], int | None, set[int]]:
     """Table rows (complete trials ranked by val accuracy first), the best trial, Pareto set."""
     trials = study.get_trials(deepcopy=False)
-    tests = recorded_test_results(study)
+    results = {split: recorded_results(study, split) for split in ("val", "test")}
     pareto = pareto_numbers(trials)
     try:
         best = best_trial(study).number
@@ -68,8 +68,9 @@ def rows(study: optuna.Study) -> tuple[list[tuple[str, ...]], int | None, set[in
         out.append((
             str(rank) if t.state == TrialState.COMPLETE else "", str(t.number), state_of(t),
             f"{t.values[0]:.4f}" if t.values else "",
-            test_cell(tests.get(t.number, [])),
+            *(results_cell(results[split].get(t.number, [])) for split in ("val", "test")),
             f"{a['n_params']:,}" if "n_params" in a else "", f"{a['flops']:,}" if "flops" in a else "",
+            f"{a['train_images_per_s']:,.0f}" if "train_images_per_s" in a else "—",
             str(a.get("receptive_field", "")), str(a.get("epochs_run", 0)),
             f"{a.get('train_seconds', 0):.0f}",
             "; ".join(filter(None, ("★ best" if t.number == best else "",
@@ -91,9 +92,10 @@ def proxy_cells(trial: FrozenTrial) -> tuple[str, ...]:
                  for name in PROXIES)
 
 
-def test_cell(runs: list[dict[str, Any]]) -> str:
-    """The test accuracy of each of a trial's train-best runs, oldest first (seeds and epochs may
-    differ between them, so none is picked and none averaged)."""
+def results_cell(runs: list[dict[str, Any]]) -> str:
+    """The accuracy of each of a trial's train-best runs of one split, oldest first: "truth acc",
+    the val accuracy of `--validate` runs, and "test acc" (seeds and epochs may differ between
+    them, so none is picked and none averaged)."""
     return ", ".join(f"{run['accuracy']:.4f}" for run in runs)
 
 
@@ -104,9 +106,10 @@ def summary_line(study: optuna.Study) -> str:
     ends = [t.datetime_complete for t in trials if t.datetime_complete]
     wall = (max(ends) - min(starts)).total_seconds() / 60 if starts and ends else 0.0
     train = sum(t.user_attrs.get("train_seconds", 0) for t in trials) / 60
-    return (f"{len(trials)} trials: {c['complete']} complete, {c['constraint']} pruned by "
-            f"constraint, {c['pruner']} pruned by pruner, {c['failed']} failed, {c['running']} "
-            f"running; wall time {wall:.1f} min, of which training {train:.1f} min")
+    return (f"{len(trials)} trials ({settings_of(study).sampler} sampler): {c['complete']} complete, "
+            f"{c['constraint']} pruned by constraint, {c['pruner']} pruned by pruner, "
+            f"{c['failed']} failed, {c['running']} running; wall time {wall:.1f} min, of which "
+            f"training {train:.1f} min")
 
 
 def rich_table(study: optuna.Study) -> Table:

@@ -1,7 +1,7 @@
 """`nas search`: Optuna over a search space, rules checked before any training.
 
 The objective is a plain function of a trial (Optuna's own style); storage, sampler and pruner are
-made here and passed in. Per trial:
+made here (the last two by `nas.search.samplers`) and passed in. Per trial:
 
     space.suggest → config → verdict ──infeasible──→ PRUNED in zero training seconds,
                                 │                     verdict stored as Optuna constraints
@@ -12,9 +12,11 @@ made here and passed in. Per trial:
 same command after an interruption runs only the missing ones and never repeats a finished one.
 What the user sees is not made here: the search tells a `SearchEvents` listener what happens.
 
-Two additions to a plain search: every feasible trial gets its zero-cost proxies (`nas.search.proxies`)
+Three additions to a plain search: every feasible trial gets its zero-cost proxies (`nas.search.proxies`)
 on one fixed batch of the search's training images before it trains, so that `nas calibrate` can
-say whether they rank designs as the trainings do; and with `--fill-budget F` each sampled design
+say whether they rank designs as the trainings do; its speed, measured on the search's device with
+its batch size and precision (`nas.training.speed`: training images/s, seconds per 50,000-image
+epoch, inference images/s, latency); and with `--fill-budget F` each sampled design
 is first widened by one common factor to use at least F of the parameter budget.
 """
 
@@ -43,7 +45,8 @@ from nas.design.model import build_model
 from nas.errors import NasError
 from nas.search.fill import fill_budget
 from nas.search.proxies import proxy_attrs, proxy_batch
-from nas.search.settings import StudySettings
+from nas.search.samplers import make_pruner, make_sampler
+from nas.search.settings import SEARCH_SAMPLER, StudySettings
 from nas.search.space import SearchSpace, baseline_params
 from nas.search.storage import fail_stale_trials, open_storage
 from nas.search.trials import FILLED, check_settings, finished, verdict_constraints
@@ -52,6 +55,7 @@ from nas.training.loop import EpochLog, check_trainable, train
 from nas.training.progress import TrainingProgress
 from nas.training.recipe import Recipe
 from nas.training.runtime import Runtime
+from nas.training.speed import measure_speed
 
 
 class SearchEvents(Protocol):
@@ -67,21 +71,6 @@ SURPLUS = "surplus: the study already had its trials"  # a trial's fail_reason
 
 class SurplusTrial(Exception):
     """Another worker already started the last trial the study needs."""
-
-
-def make_sampler(seed: int) -> optuna.samplers.BaseSampler:
-    """TPE, which reads each trial's rule verdicts from its constraints (set by `judge`); constant
-    liar keeps parallel workers from sampling the same design."""
-    return optuna.samplers.TPESampler(seed=seed, multivariate=True, constant_liar=True,
-                                      n_startup_trials=10)
-
-
-def make_pruner(name: str, epochs: int) -> optuna.pruners.BasePruner:
-    if name == "hyperband":
-        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=epochs, reduction_factor=3)
-    if name == "median":
-        return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1)
-    return optuna.pruners.NopPruner()
 
 
 def claim_slot(trial: optuna.Trial, n_trials: int) -> None:
@@ -133,8 +122,9 @@ def objective(trial: optuna.Trial, *, space: SearchSpace, limits: Limits, recipe
               runtime: Runtime, batches: tuple, n_trials: int,
               second: str | None, progress: TrainingProgress | None = None, fill: float = 0.0,
               proxies: tuple[torch.Tensor, torch.Tensor]) -> float | tuple[float, float]:
-    """Sample, judge, then (if feasible) score the design's proxies on the `proxies` batch, train
-    it and return val accuracy (and, with `second`, the parameters or FLOPs to minimise)."""
+    """Sample, judge, then (if feasible) score the design's proxies on the `proxies` batch, measure
+    its speed, train it and return val accuracy (and, with `second`, the parameters or FLOPs to
+    minimise)."""
     claim_slot(trial, n_trials)
     trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")  # who ran it
     config, verdict = judge(trial, space, limits, fill)
@@ -150,7 +140,8 @@ def objective(trial: optuna.Trial, *, space: SearchSpace, limits: Limits, recipe
                 raise optuna.TrialPruned(f"pruned at epoch {log.epoch}: val acc {log.eval_acc:.4f}")
 
     try:
-        for key, value in proxy_attrs(config, proxies, recipe.seed).items():
+        measured = proxy_attrs(config, proxies, recipe.seed) | measure_speed(config, recipe, runtime).attrs()
+        for key, value in measured.items():
             trial.set_user_attr(key, value)  # before training: a trial pruned later has them too
         if (twin := earlier_twin(trial)) is not None:  # never train one design twice
             trial.set_user_attr("duplicate_of", twin.number)
@@ -185,14 +176,15 @@ def open_study(name: str, storage: optuna.storages.BaseStorage, settings: StudyS
     directions = ["maximize"] if settings.second_objective is None else ["maximize", "minimize"]
     try:
         study = optuna.create_study(study_name=name, storage=storage, pruner=pruner,
-                                    sampler=make_sampler(seed), directions=directions)
+                                    sampler=make_sampler(settings.sampler, seed),
+                                    directions=directions)
     except optuna.exceptions.DuplicatedStudyError:
         study = optuna.load_study(study_name=name, storage=storage, pruner=pruner)
         deadline = time.monotonic() + 10  # a worker that created it may still be storing settings
         while "settings" not in study.user_attrs and time.monotonic() < deadline:
             time.sleep(0.5)
         check_settings(study, settings)
-        study.sampler = make_sampler(seed + 1_000 * len(study.trials) + os.getpid())
+        study.sampler = make_sampler(settings.sampler, seed + 1_000 * len(study.trials) + os.getpid())
         return study
     study.set_user_attr("settings", settings.to_dict())
     for label, params in baselines:
@@ -265,12 +257,12 @@ def start_search(*, study_name: str, storage_url: str, space: SearchSpace, setti
 
 
 def dry_run(space: SearchSpace, limits: Limits, n_trials: int, seed: int,
-            fill: float = 0.0) -> dict[str, Any]:
+            fill: float = 0.0, sampler: str = SEARCH_SAMPLER) -> dict[str, Any]:
     """Sample `n_trials` designs with the search's own sampler (in memory), the baselines first as
     in a real search, verdicts only (of the filled designs, with `fill`); the share of infeasible
     ones, the rules they break, the feasible ones' parameters and FLOPs, how many were filled, and
     the baselines' verdicts."""
-    study = optuna.create_study(sampler=make_sampler(seed))
+    study = optuna.create_study(sampler=make_sampler(sampler, seed))
     for label, params in baseline_params(space):
         study.enqueue_trial(params, user_attrs={"baseline": label})
 

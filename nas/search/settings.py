@@ -27,6 +27,8 @@ DEFAULT_CALIBRATION = Path("studies/calibration/calibration.json")  # `nas calib
 # at ρ 0.83, parameters at 0.61), and three of four small designs widened to 0.9 scored 1.1-4.1
 # points higher at the search's fidelity (studies/calibration-filled)
 SEARCH_FILL = 0.9
+SAMPLERS = ("tpe", "random")  # `nas search --sampler`: random sampling is the control TPE must beat
+SEARCH_SAMPLER = "tpe"
 
 
 def check_fill(share: float) -> None:
@@ -67,6 +69,7 @@ class StudySettings:
     second_objective: str | None = None
     fill_budget: float = 0.0  # widen each design to this share of the parameter budget; 0: off
     precision: str = "fp32"  # Runtime.precision: bf16 and fp32 trainings do not rank alike
+    sampler: str = "tpe"  # one of SAMPLERS; a study stored before --sampler had TPE
 
     def search_space(self) -> SearchSpace:
         from nas.search.space import space_from_dict  # optuna: only when a study is opened
@@ -123,6 +126,12 @@ def parse_fidelity(text: str, val_images: int = VAL_IMAGES, flag: str = "--fidel
         raise NasError(f"{flag} {text}: give EPOCHSxFRACTION, a whole number of epochs of at least "
                        "1 and a share of the 45,000 search-training images in (0, 1], e.g. 3x0.1")
     return Fidelity(epochs_n, share, val_images)
+
+
+def truth_epochs() -> int:
+    """`nas train-best --validate`'s default epochs: those of the calibration's truth fidelity
+    (10x1.0), the training that the search's cheap ranking was measured against."""
+    return parse_fidelity(CalibrationSettings.truth, flag="--truth").epochs
 
 
 def label(fidelity: Fidelity) -> str:

@@ -1,5 +1,5 @@
 """Reading trials back: their designs, their rule verdicts, their states, the best one, the
-settings their study remembers and the test results kept for them.
+settings their study remembers and the train-best results kept for them.
 
 Both the code that runs a search (`nas.search.optimize`) and the code that reads one (`nas report`,
 `nas train-best`) import this module; it never imports the search.
@@ -34,6 +34,9 @@ if TYPE_CHECKING:  # the verdict's module counts with fvcore: not imported to re
 CONSTRAINTS = ("params", "flops", "receptive_field", "depthwise_separable", "dilated", "no_maxpool",
                "gap_before_output", "macro_shape")
 FILLED = "filled_c{}_channels"  # user attribute: block b's width after --fill-budget widened it
+# study attributes of train-best's results: tested on the test set, or (`--validate`) scored on
+# the validation hold-out after a training at the calibration's truth fidelity, the search's truth
+RESULTS = {"test": "test_results", "val": "val_results"}
 
 
 def settings_of(study: optuna.Study) -> StudySettings:
@@ -127,19 +130,19 @@ def best_trial(study: optuna.Study, number: int | None = None) -> FrozenTrial:
     return max(complete, key=lambda t: t.values[0])
 
 
-def record_test_result(study: optuna.Study, trial: FrozenTrial, result: dict[str, Any]) -> None:
-    """Keep train-best's test result on the study, by trial number and run folder: a new run adds a
-    result, none is ever replaced (Optuna freezes a finished trial's own attributes, so the study
-    carries them)."""
-    results = dict(study.user_attrs.get("test_results", {}))
+def record_result(study: optuna.Study, trial: FrozenTrial, result: dict[str, Any], split: str) -> None:
+    """Keep a train-best result on the study, by trial number and run folder, under its split's
+    attribute (`RESULTS`): a new run adds a result, none is ever replaced (Optuna freezes a
+    finished trial's own attributes, so the study carries them)."""
+    results = dict(study.user_attrs.get(RESULTS[split], {}))
     runs = dict(results.get(str(trial.number), {}))
     if result["out"] in runs:
-        raise NasError(f"trial {trial.number} already has a test result from {result['out']}")
+        raise NasError(f"trial {trial.number} already has a {split} result from {result['out']}")
     runs[result["out"]] = result
     results[str(trial.number)] = runs
-    study.set_user_attr("test_results", results)
+    study.set_user_attr(RESULTS[split], results)
 
 
-def recorded_test_results(study: optuna.Study) -> dict[int, list[dict[str, Any]]]:
-    """Every recorded test run of each trial, oldest first."""
-    return {int(k): list(v.values()) for k, v in study.user_attrs.get("test_results", {}).items()}
+def recorded_results(study: optuna.Study, split: str) -> dict[int, list[dict[str, Any]]]:
+    """Every recorded `split` run of each trial, oldest first."""
+    return {int(k): list(v.values()) for k, v in study.user_attrs.get(RESULTS[split], {}).items()}

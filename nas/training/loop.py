@@ -130,6 +130,15 @@ def make_schedule(optimizer: torch.optim.Optimizer, recipe: Recipe, steps_per_ep
     return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total)
 
 
+def make_learner(model: nn.Module, recipe: Recipe, runtime: Runtime, steps_per_epoch: int) -> Learner:
+    """`model` moved to the runtime's device and layout, with the recipe's optimizer, schedule
+    (over `steps_per_epoch` × its epochs) and EMA."""
+    model.to(runtime.device, memory_format=runtime.layout)
+    optimizer = make_optimizer(model, recipe)
+    return Learner(model, optimizer, make_schedule(optimizer, recipe, steps_per_epoch),
+                   make_ema(model, recipe))
+
+
 def seed_epoch(recipe: Recipe, epoch: int, batches: Batches, mix: MixBatch | None) -> None:
     """Reseed every random draw of `epoch` from (seed, epoch): a resumed run repeats it exactly."""
     epoch_seed = recipe.seed * 100_003 + epoch
@@ -158,10 +167,8 @@ def train(model: nn.Module, train_batches: Batches, eval_batches: Batches, recip
     keep_freed_memory()
     check_trainable(recipe, len(train_batches) * recipe.batch_size)
     device, dtype = runtime.device, runtime.dtype
-    model.to(device, memory_format=runtime.layout)
-    optimizer = make_optimizer(model, recipe)
-    learner = Learner(model, optimizer, make_schedule(optimizer, recipe, len(train_batches)),
-                      make_ema(model, recipe))
+    learner = make_learner(model, recipe, runtime, len(train_batches))
+    optimizer = learner.optimizer
     criterion = nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing)
     mix = MixBatch(recipe.mixup, recipe.cutmix) if recipe.mixup or recipe.cutmix else None
     history = restore(run_dir, recipe, device, learner) if resume else []
@@ -199,24 +206,14 @@ def train_epoch(learner: Learner, batches: Batches, criterion, mix: MixBatch | N
                 progress: TrainingProgress) -> tuple[float, float, int]:
     """One pass over `batches` (already on the device): (mean loss, accuracy, images seen); a
     mixed batch's accuracy counts each image's dominant label."""
-    model, optimizer = learner.model, learner.optimizer
-    model.train()
+    learner.model.train()
     start, seen = time.perf_counter(), 0
     loss_sum = torch.zeros((), device=device)
     correct = torch.zeros((), device=device, dtype=torch.int64)
     for step, (images, labels) in enumerate(batches, 1):
-        images, partners, lam = mix(images, labels) if mix else (images, labels, 1.0)
-        with autocast(device, dtype):
-            logits = model(images)
-            loss = mixed_loss(criterion, logits.float(), labels, partners, lam)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        learner.schedule.step()
-        if learner.ema is not None:
-            learner.ema.update_parameters(model)
+        loss, logits, dominant = train_step(learner, images, labels, criterion, mix, device, dtype)
         loss_sum += loss.detach() * len(labels)
-        correct += (logits.argmax(1) == (labels if lam >= 0.5 else partners)).sum()
+        correct += (logits.argmax(1) == dominant).sum()
         seen += len(labels)
         if step % 20 == 0 or step == len(batches):
             mean_loss = loss_sum.item() / seen  # syncs the GPU: only every 20 steps
@@ -226,6 +223,25 @@ def train_epoch(learner: Learner, batches: Batches, criterion, mix: MixBatch | N
             progress.step_done(step, mean_loss, correct.item() / seen,
                                seen / (time.perf_counter() - start))
     return loss_sum.item() / seen, correct.item() / seen, seen
+
+
+def train_step(learner: Learner, images: torch.Tensor, labels: torch.Tensor, criterion: nn.Module,
+               mix: MixBatch | None, device: torch.device, dtype: torch.dtype | None
+               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One optimizer step on a batch (mixed first, with `mix`): (loss, logits, each image's
+    dominant label). `nas.training.speed` times this very step."""
+    model, optimizer = learner.model, learner.optimizer
+    images, partners, lam = mix(images, labels) if mix else (images, labels, 1.0)
+    with autocast(device, dtype):
+        logits = model(images)
+        loss = mixed_loss(criterion, logits.float(), labels, partners, lam)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    learner.schedule.step()
+    if learner.ema is not None:
+        learner.ema.update_parameters(model)
+    return loss, logits, labels if lam >= 0.5 else partners
 
 
 def mixed_loss(criterion: nn.Module, logits: torch.Tensor, labels: torch.Tensor,

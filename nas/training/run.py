@@ -18,6 +18,7 @@ from typing import Any
 import torch
 
 from nas.data.cifar10 import Cifar10
+from nas.data.settings import VAL_IMAGES
 from nas.data.splits import make_splits
 from nas.design.budget import ensure_buildable
 from nas.design.config import ArchConfig, dict_diff
@@ -86,13 +87,15 @@ def writable_folder(out: Path) -> None:
 
 def train_run(config: ArchConfig, recipe: Recipe, runtime: Runtime, data: Cifar10, out: Path, *,
               resume: bool = False, final: bool = True, fraction: float = 1.0, command: str = "",
-              progress: TrainingProgress | None = None, on_epoch=None, on_resume=None) -> dict[str, Any]:
+              progress: TrainingProgress | None = None, on_epoch=None, on_resume=None,
+              val_images: int = VAL_IMAGES) -> dict[str, Any]:
     """Train `config` from scratch (or resume it) and write the run folder; returns metrics.
-    `on_resume(epoch)` hears from which finished epoch a resumed run continues."""
+    `on_resume(epoch)` hears from which finished epoch a resumed run continues; `val_images`: the
+    hold-out's size when not `final` (a study's own, for `nas train-best --validate`)."""
     out = Path(out)
     done = check_run_folder(out, recipe, resume, config)
     ensure_buildable(config)
-    splits = make_splits(data, final, fraction, recipe.seed)
+    splits = make_splits(data, final, fraction, recipe.seed, val_images)
     check_trainable(recipe, len(splits.train_labels))
     train_batches, eval_batches = make_batches(splits, recipe.batch_size, recipe.augment, runtime)
     torch.manual_seed(recipe.seed)  # the initial weights

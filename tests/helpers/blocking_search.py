@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import nas.training.loop
+import nas.training.speed
 import nas.cli.views
 from nas.cli.main import main
 
@@ -46,4 +47,5 @@ def trial_finished(self, study, trial):
 
 nas.training.loop.train_epoch = train_epoch
 nas.cli.views.SearchView.trial_finished = trial_finished
+nas.training.speed.TIMING = nas.training.speed.Timing(0, 1, 1, 0.0)  # as tests/conftest.py's quick_speed
 sys.exit(main(args))
