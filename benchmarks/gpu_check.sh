@@ -1,10 +1,16 @@
 #!/usr/bin/env bash
-# The GPU check in one call: the CUDA tests, the speed benchmarks, a 15-epoch reference training
-# (evaluation included), the --jobs measurement and a 50-trial full-fidelity search, everything
-# written to one folder with the device's name.
+# The GPU check in one call: the CUDA tests, a short equal-time search (`--budget-minutes`) and
+# its winner's and the reference twin's measured speed, the speed benchmarks, a 15-epoch reference
+# training (evaluation included), the --jobs measurement and a 50-trial full-fidelity search,
+# everything written to one folder with the device's name.
 #
-#   bash benchmarks/gpu_check.sh OUT_DIR [DATA_DIR]        # on a GPU machine (~10 min)
+#   bash benchmarks/gpu_check.sh OUT_DIR [DATA_DIR]        # on a GPU machine (~13 min)
+#   ONLY=equal-time bash benchmarks/gpu_check.sh OUT_DIR    # the tests and the equal-time part (~4 min)
 #   TINY=1 bash benchmarks/gpu_check.sh OUT_DIR DATA_DIR    # any machine: the same steps, tiny sizes
+#
+# On a GPU a 200,000-parameter network is bound by kernel launches, not FLOPs, so the design that
+# wins at equal time there may differ from the CPU's: the equal-time part searches with a budget of
+# BUDGET minutes (default 1, about a 20-epoch twin training on an H100-class GPU), 5 % a trial.
 set -uo pipefail
 OUT=$(realpath -m "${1:?give an output folder}"); DATA=${2:-}
 mkdir -p "$OUT"
@@ -12,10 +18,10 @@ export NO_ALBUMENTATIONS_UPDATE=1 PYTHONUNBUFFERED=1
 [ -n "$DATA" ] && export NAS_DATA_DIR=$DATA
 if [ "${TINY:-0}" = 1 ]; then  # tiny synthetic data: every step runs, nothing is measured
   EPOCHS=1; TRIALS=3; IMAGES=1000; FRACTION=0.25; VAL=200; JOBS="1 2"; STEPS=2; TESTS="-k batch_augment"
-  SEARCH_EPOCHS=2; BATCH="--batch-size 32"
+  SEARCH_EPOCHS=2; BATCH="--batch-size 32"; BUDGET=${BUDGET:-0.5}; ET_TRIALS=4; ET_SHARE=0.02
 else
   EPOCHS=15; TRIALS=50; IMAGES=20480; FRACTION=1.0; VAL=5000; JOBS="1 2 4 8"; STEPS=30; TESTS=""
-  SEARCH_EPOCHS=15; BATCH=""
+  SEARCH_EPOCHS=15; BATCH=""; BUDGET=${BUDGET:-1}; ET_TRIALS=30; ET_SHARE=0.05
 fi
 step() { echo "== $1 ($(( $(date +%s) - T0 )) s)" | tee -a "$OUT/steps.log"; }
 T0=$(date +%s)
@@ -27,6 +33,25 @@ cat "$OUT/device.txt"
 (command -v nvidia-smi > /dev/null && nvidia-smi dmon -s u -d 2 > "$OUT/dmon.log" 2>&1) &
 DMON=$!
 step "tests"; timeout 300 python -m pytest -q -x $TESTS tests/test_batch_augment.py tests/test_train.py > "$OUT/pytest.log" 2>&1; tail -2 "$OUT/pytest.log"
+step "equal-time search: $ET_TRIALS trials, budget $BUDGET min, share $ET_SHARE"
+S=$(date +%s)
+timeout 300 nas search --study equal-time --storage "sqlite:///$OUT/equal-time.db" --trials $ET_TRIALS --budget-minutes $BUDGET --time-share $ET_SHARE --val-images $VAL $BATCH > "$OUT/equal-time.log" 2>&1
+echo "equal-time search: rc $?, $(( $(date +%s) - S )) s" | tee -a "$OUT/steps.log"
+nas report --study equal-time --storage "sqlite:///$OUT/equal-time.db" --markdown "$OUT/equal-time-report/REPORT.md" > "$OUT/equal-time-report.txt" 2>&1
+python - "$OUT" <<'PY'  # the winner's and the twin's designs as config files
+import sys, optuna
+from nas.design.files import save_config
+from nas.search.trials import best_trial, trial_design
+out = sys.argv[1]
+study = optuna.load_study(study_name="equal-time", storage=f"sqlite:///{out}/equal-time.db")
+for name, trial in (("winner", best_trial(study)), ("twin", study.trials[1])):  # twin: even if pruned
+    save_config(trial_design(study, trial), f"{out}/equal-time-{name}.toml")
+PY
+for design in winner twin; do
+  nas show "$OUT/equal-time-$design.toml" --speed --json $BATCH > "$OUT/equal-time-$design-speed.json" 2>&1
+  python -c "import json,sys; d=json.load(open(sys.argv[1])); s=d['speed']; print(sys.argv[2], d['params'], 'params', d['flops'], 'FLOPs', round(s['train_images_per_s']), 'train img/s', round(s['epoch_seconds'], 2), 's/epoch')" "$OUT/equal-time-$design-speed.json" $design | tee -a "$OUT/equal-time.txt"
+done
+if [ "${ONLY:-}" = equal-time ]; then kill $DMON 2>/dev/null; step "end"; exit 0; fi
 step "augment speed"; timeout 120 python benchmarks/augment_speed.py > "$OUT/augment_speed.txt" 2>&1; cat "$OUT/augment_speed.txt"
 step "train speed"; timeout 180 python benchmarks/train_speed.py --images $IMAGES $BATCH > "$OUT/train_speed.txt" 2>&1; cat "$OUT/train_speed.txt"
 step "layout"; timeout 60 python benchmarks/layout.py search_spaces/reference.toml --steps $STEPS > "$OUT/layout.txt" 2>&1; cat "$OUT/layout.txt"

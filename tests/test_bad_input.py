@@ -322,6 +322,21 @@ CASES: list[Case] = [
     Case("search--trials=0", ("search", "--trials", "0"), "--trials 0: give a positive number"),
     Case("search--trials=-3", ("search", "--trials", "-3"), "--trials -3: give a positive number"),
     Case("search-dry-run-checks-flags", ("search", "--dry-run", "--epochs", "0"), "--epochs 0: must be"),
+    *(Case(f"search--budget-minutes={value}", ("search", "--budget-minutes", value),
+           f"--budget-minutes {float(value)}: give the minutes of the final training")
+      for value in ("-1", "nan", "inf")),
+    Case("search--time-share-without-budget", ("search", "--time-share", "0.1"),
+         "--time-share needs --budget-minutes"),
+    Case("search--time-share=0", ("search", "--budget-minutes", "10", "--time-share", "0"),
+         "--time-share 0.0: give a share of the budget in (0, 1]"),
+    Case("search--time-share=2", ("search", "--budget-minutes", "10", "--time-share", "2"),
+         "--time-share 2.0: must be a share of the budget in (0, 1]"),
+    Case("calibrate-time-fidelity-without-budget", ("calibrate", "--fidelities", "5%x0.25"),
+         "a share of a time budget (PERCENT%xFRACTION) needs --budget-minutes"),
+    Case("calibrate-epochs-with-budget", ("calibrate", "--budget-minutes", "5", "--fidelities", "3x0.1"),
+         "with --budget-minutes every fidelity is a share of it"),
+    Case("calibrate-zero-share", ("calibrate", "--budget-minutes", "5", "--fidelities", "0%x0.25"),
+         "--fidelities 0%x0.25: give EPOCHSxFRACTION"),
     *(Case(f"{cmd}--max-params=0", (*args, "--max-params", "0"), "--max-params 0 is impossible")
       for cmd, args in (("show", ("show", "reference")), ("search", SEARCH))),
     *(Case(f"{cmd}--max-flops=0", (*args, "--max-flops", "0"), "--max-flops 0 is impossible")

@@ -89,7 +89,7 @@ def test_calibration_is_written_at_once_and_resumes_without_retraining(
     assert {(r["design"], r["fidelity"]) for r in state["results"]} == {
         (i, f) for i in range(3) for f in ("2x0.25", "1x0.75", "1x1.0")}
     rows = {row["score"]: row for row in state["summary"]}
-    assert set(rows) == {"2x0.25", "1x0.75", "synflow", "naswot", "grad_norm", "params", "FLOPs"}
+    assert set(rows) == {"2x0.25", "1x0.75", "synflow", "naswot", "grad_norm", "params", "FLOPs", "img/s"}
     truth = {r["design"]: r["val_acc"] for r in state["results"] if r["fidelity"] == "1x1.0"}
     truth = [truth[i] for i in range(3)]
     params = [d["params"] for d in state["designs"]]

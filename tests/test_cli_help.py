@@ -13,7 +13,8 @@ import pytest
 from nas.cli.parser import build_parser
 from nas.design.limits import Limits
 from nas.search.settings import (DEFAULT_CALIBRATION, DEFAULT_STORAGE, DEFAULT_TRIALS, SEARCH_FILL,
-                                 SEARCH_SAMPLER, CalibrationSettings, Fidelity, truth_epochs)
+                                 SEARCH_SAMPLER, TIME_FIDELITIES, TIME_SHARE, TIME_TRUTH,
+                                 CalibrationSettings, Fidelity, truth_epochs)
 from nas.training.recipe import FINAL, OPTIMIZER_DEFAULTS, Recipe
 
 
@@ -24,7 +25,10 @@ def help_of(command: str, flag: str) -> str:
     action = next(a for a in sub._actions if flag in a.option_strings)
     assert action.help, f"nas {command} {flag} has no help"
     text = sub._get_formatter()._expand_help(action)
-    assert " ".join(text.split()) in " ".join(sub.format_help().split())  # what the user reads
+    def flat(words: str) -> str:  # argparse wraps lines at spaces and after hyphens
+        return re.sub(r"-\s+", "-", " ".join(words.split()))
+
+    assert flat(text) in flat(sub.format_help())  # what the user reads
     return text
 
 
@@ -41,6 +45,7 @@ def test_search_help_and_defaults_are_the_settings():
     assert f"default {DEFAULT_TRIALS}" in help_of("search", "--trials")
     assert f"default {SEARCH_FILL}" in help_of("search", "--fill-budget")
     assert f"default {SEARCH_SAMPLER}" in help_of("search", "--sampler")
+    assert f"default {TIME_SHARE}" in help_of("search", "--time-share")
     assert f"default {limits.max_params}" in help_of("search", "--max-params")
     assert f"default {limits.max_flops}" in help_of("search", "--max-flops")
     assert f"default {limits.min_rf}" in help_of("search", "--min-rf")
@@ -76,8 +81,12 @@ def test_train_and_train_best_show_their_own_epochs():
 def test_calibrate_help_and_defaults_are_its_settings():
     settings = {f.name: f.default for f in fields(CalibrationSettings)}
     given = defaults("calibrate")
-    assert given["designs"] == settings["designs"] and given["truth"] == settings["truth"]
-    assert given["fidelities"] == ",".join(settings["fidelities"])
+    # the fidelities and truth depend on --budget-minutes: the help names both modes' defaults
+    assert given["designs"] == settings["designs"] and given["truth"] is given["fidelities"] is None
+    assert f"default {settings['truth']}" in help_of("calibrate", "--truth")
+    assert f"--budget-minutes {TIME_TRUTH}" in help_of("calibrate", "--truth")
+    assert ",".join(settings["fidelities"]) in help_of("calibrate", "--fidelities")
+    assert ",".join(TIME_FIDELITIES) in help_of("calibrate", "--fidelities")
     assert given["fill_budget"] == settings["fill_budget"] and given["out"] == str(DEFAULT_CALIBRATION)
     assert f"default {settings['designs']}" in help_of("calibrate", "--designs")
     assert str(DEFAULT_CALIBRATION) in help_of("calibrate", "--out")

@@ -12,6 +12,7 @@ import pytest
 from optuna.trial import TrialState
 
 import nas.cli.train
+import nas.search.dry_run
 import nas.search.optimize
 from nas.cli.main import main
 from nas.data.cifar10 import load_cifar10
@@ -55,8 +56,8 @@ def test_a_random_search_runs_the_baselines_first_and_prunes_broken_designs_untr
 
 def test_the_dry_run_uses_the_chosen_sampler(monkeypatch, capsys) -> None:
     made = []
-    real = nas.search.optimize.make_sampler
-    monkeypatch.setattr(nas.search.optimize, "make_sampler",
+    real = nas.search.dry_run.make_sampler
+    monkeypatch.setattr(nas.search.dry_run, "make_sampler",
                         lambda name, seed: made.append(real(name, seed)) or made[-1])
     assert main(["search", "--dry-run", "--trials", "3", "--sampler", "random"]) == 0
     assert [type(s) for s in made] == [optuna.samplers.RandomSampler]

@@ -10,6 +10,7 @@ import pytest
 from optuna.trial import TrialState
 
 import nas
+import nas.search.optimize
 from nas.cli.main import main
 from nas.design.files import DEFAULT_SPACE, REFERENCE
 from nas.training.runtime import Runtime
@@ -45,7 +46,8 @@ def test_trials_2_on_a_new_study_trains_the_enqueued_twin(tmp_path, tiny_data_di
 def test_a_study_refuses_other_settings_and_keeps_its_own(tmp_path, tiny_data_dir, capsys) -> None:
     assert main(search_args(tmp_path, tiny_data_dir, 1, "s", *TIGHT)) == 0
     stored = load(tmp_path, "s").user_attrs["settings"]
-    assert stored["fidelity"] == {"epochs": 2, "data_fraction": 0.25, "val_images": 200}
+    assert stored["fidelity"] == {"epochs": 2, "data_fraction": 0.25, "val_images": 200, "time_share": 0.0}
+    assert stored["budget_minutes"] == 0.0 and stored["device"] == ""  # equal epochs
     assert stored["limits"]["max_params"] == 60_000 and stored["space"]["name"] == "c1c2c3c4o"
     assert stored["space_digest"] == load_space(DEFAULT_SPACE).digest() and "nas_version" in stored
     capsys.readouterr()
@@ -160,18 +162,25 @@ def test_param_count_from_the_config_equals_the_built_model() -> None:
         assert nas.param_count(config) == sum(p.numel() for p in nas.build_model(config).parameters())
 
 
-def test_one_design_is_trained_once(tmp_path, tiny_data_dir) -> None:
+def test_one_design_is_trained_once(tmp_path, tiny_data_dir, monkeypatch) -> None:
     space = tmp_path / "one.toml"  # every knob has one choice: every trial is the same design
     space.write_text("\n".join([
         'name = "one"', "channels = [[16], [24], [32], [48]]", 'conv1_kind = ["standard"]',
         'conv2_kind = ["separable"]', "dilation = [2]", 'downsample = ["stride2"]',
         'shortcut = ["conv1x1"]', "dropout = [0.0]", 'head = ["conv1x1"]', 'order = ["relu_bn"]']))
+    measured = []  # a repeated design copies its twin's speed and proxies: measured once
+    real = nas.search.optimize.measure_speed
+    monkeypatch.setattr(nas.search.optimize, "measure_speed",
+                        lambda *a, **k: measured.append(1) or real(*a, **k))
     assert main(search_args(tmp_path, tiny_data_dir, 3, "dup", "--space", str(space))) == 0
     study = load(tmp_path, "dup")
     trained = [t for t in study.trials if "train_seconds" in t.user_attrs]
-    assert len(trained) == 1 and len(finished(study)) == 3
-    assert all(t.user_attrs["duplicate_of"] == trained[0].number and t.values == trained[0].values
-               for t in study.trials if t.number != trained[0].number)
+    assert len(trained) == 1 and len(finished(study)) == 3 and len(measured) == 1
+    for t in study.trials:
+        if t.number != trained[0].number:
+            assert t.user_attrs["duplicate_of"] == trained[0].number and t.values == trained[0].values
+            for key in ("train_images_per_s", "epoch_seconds", "proxy_synflow", "proxy_ms"):
+                assert t.user_attrs[key] == trained[0].user_attrs[key]
 
 
 def test_trial_design_is_rebuilt_from_the_study(tmp_path, tiny_data_dir) -> None:
@@ -192,6 +201,10 @@ def test_pareto_set() -> None:
     trials = [trial(0, 0.80, 100), trial(1, 0.85, 200), trial(2, 0.84, 300), trial(3, 0.85, 150),
               trial(4, 0.70, 90)]
     assert pareto_numbers(trials) == {0, 3, 4}
+    # against measured seconds per epoch (--second-objective time): the same front, other numbers
+    for t in trials:
+        t.user_attrs["epoch_seconds"] = 1000.0 - t.user_attrs["n_params"]  # the order reversed
+    assert pareto_numbers(trials, "epoch_seconds") == {1, 2}
 
 
 def test_space_file_ships_once() -> None:

@@ -13,8 +13,8 @@ from dataclasses import fields
 from nas.data.settings import DATA_ENV, DEFAULT_DATA_DIR
 from nas.design.limits import Limits
 from nas.search.settings import (DEFAULT_CALIBRATION, DEFAULT_STORAGE, DEFAULT_TRIALS, SAMPLERS,
-                                 SEARCH_FILL, SEARCH_SAMPLER, CalibrationSettings, Fidelity,
-                                 truth_epochs)
+                                 SEARCH_FILL, SEARCH_SAMPLER, TIME_FIDELITIES, TIME_SHARE,
+                                 TIME_TRUTH, CalibrationSettings, Fidelity, truth_epochs)
 from nas.training.recipe import FINAL, OPTIMIZER_DEFAULTS, Recipe
 
 DATA_HELP = f"CIFAR-10 folder (default: ${DATA_ENV}, else {DEFAULT_DATA_DIR})"
@@ -144,8 +144,12 @@ def add_train_parsers(sub) -> None:
                          "the design's truth, recorded for nas compare")
     add_run_args(tb, "run folder (default studies/<study>/best, or .../trial-N with --trial; "
                      "with --validate best-val or trial-N-val)")
+    tb.add_argument("--budget-minutes", type=float, default=None, metavar="M",
+                    help="train as many epochs as fit M minutes at the design's speed measured here "
+                         "(default: the study's --budget-minutes, if it has one)")
     add_recipe_args(tb, None, f"{FINAL['epochs']}; with --validate {truth_epochs()}, the "
-                              f"calibration's truth fidelity {CalibrationSettings.truth}")
+                              f"calibration's truth fidelity {CalibrationSettings.truth}; for a study "
+                              "with a time budget, the epochs that fit it")
     tb.set_defaults(func="nas.cli.train:train_best")
 
 
@@ -163,8 +167,9 @@ def add_search_parsers(sub) -> None:
                     help="size of the stratified validation hold-out (default %(default)s)")
     se.add_argument("--pruner", choices=["hyperband", "median", "none"], default="hyperband",
                     help="stops poor trials early (default %(default)s)")
-    se.add_argument("--second-objective", choices=["params", "flops"], default=None,
-                    help="multi-objective: maximise val accuracy and minimise this (no pruner)")
+    se.add_argument("--second-objective", choices=["params", "flops", "time"], default=None,
+                    help="multi-objective: maximise val accuracy and minimise this (time: the "
+                         "measured seconds per 50,000-image epoch; no pruner)")
     se.add_argument("--jobs", type=int, default=None,
                     help="trials at once on this machine, as worker processes sharing the study "
                          "(default: 1 on CPU, 4 on CUDA)")
@@ -174,8 +179,17 @@ def add_search_parsers(sub) -> None:
                     help="Optuna's TPE, or uniform random sampling as its control (nas compare); "
                          "the study stores it (default %(default)s)")
     add_fill_arg(se, SEARCH_FILL)
+    timed = se.add_argument_group("equal time (see docs/search.md)")
+    timed.add_argument("--budget-minutes", type=float, default=0.0, metavar="M",
+                       help="the minutes of the final training you mean to run: each trial trains "
+                            "--time-share of them at its speed measured on this device (a design "
+                            "twice as fast gets twice the steps), in --epochs rounds where Hyperband "
+                            "may stop it; the study stores M and the device (default 0: every "
+                            "trial trains the same epochs)")
+    timed.add_argument("--time-share", type=float, default=None, metavar="S",
+                       help=f"share of M per trial (default {TIME_SHARE})")
     add_limit_args(se)
-    add_recipe_args(se, Recipe(), fidelity.epochs)
+    add_recipe_args(se, Recipe(), f"{fidelity.epochs}; with --budget-minutes the rounds per trial")
     se.set_defaults(func="nas.cli.search:search")
 
     calibration = {f.name: f.default for f in fields(CalibrationSettings)}
@@ -183,10 +197,17 @@ def add_search_parsers(sub) -> None:
                         "fidelity: how well each cheap score (and each proxy) ranks them")
     ca.add_argument("--designs", type=int, default=calibration["designs"], metavar="K",
                     help="the reference's feasible twin and K-1 sampled feasible designs (default %(default)s)")
-    ca.add_argument("--fidelities", default=",".join(calibration["fidelities"]),
+    ca.add_argument("--fidelities",
                     help="low fidelities, EPOCHSxFRACTION of the 45,000 search-training images, "
-                         "comma-separated (default %(default)s)")
-    ca.add_argument("--truth", default=calibration["truth"], help="the fidelity ranked against (default %(default)s)")
+                         "comma-separated (default " + ",".join(calibration["fidelities"]) + "); "
+                         "with --budget-minutes PERCENT%%xFRACTION, shares of the budget (default "
+                         + ",".join(TIME_FIDELITIES).replace("%", "%%") + ")")
+    ca.add_argument("--truth", help=f"the fidelity ranked against (default {calibration['truth']}; "
+                                    f"with --budget-minutes {TIME_TRUTH.replace('%', '%%')}: the "
+                                    "budget's minutes on all 45,000 images)")
+    ca.add_argument("--budget-minutes", type=float, default=0.0, metavar="M",
+                    help="rank designs at equal time: every training gets a share of M minutes at "
+                         "the design's speed measured on this device (default 0: equal epochs)")
     ca.add_argument("--out", default=str(DEFAULT_CALIBRATION),
                     help="results file, written after every training; a rerun continues it (default %(default)s)")
     ca.add_argument("--show", action="store_true", help="print the table of --out, train nothing")

@@ -14,14 +14,16 @@ from nas.data.cifar10 import load_cifar10
 from nas.data.settings import resolve_data_dir
 from nas.design.files import DEFAULT_SPACE
 from nas.errors import NasError
-from nas.search.settings import DEFAULT_STORAGE, Fidelity, StudySettings, check_fill
+from nas.search.settings import (DEFAULT_STORAGE, TIME_SHARE, Fidelity, StudySettings,
+                                 check_budget, check_fill)
 from nas.training.recipe import fixed_part
 
 
 def search(args: argparse.Namespace) -> int:
     from nas.cli.views import SearchView
     from nas.cli.workers import default_jobs, extra_workers
-    from nas.search.optimize import dry_run, start_search
+    from nas.search.dry_run import dry_run
+    from nas.search.optimize import start_search
     from nas.search.space import load_space
     from nas.search.trials import finished, trial_counts
 
@@ -31,8 +33,15 @@ def search(args: argparse.Namespace) -> int:
         raise NasError(f"--trials {args.trials}: give a positive number of trials")
     check_fill(args.fill_budget)
     # every flag is checked, even for a dry run that uses few of them: a typo is caught now
+    check_budget(args.budget_minutes)
+    if args.time_share is not None and not args.budget_minutes:
+        raise NasError("--time-share needs --budget-minutes: a share of what")
+    share = (TIME_SHARE if args.time_share is None else args.time_share) if args.budget_minutes else 0.0
+    if args.budget_minutes and not share:
+        raise NasError(f"--time-share {args.time_share}: give a share of the budget in (0, 1], e.g. {TIME_SHARE}")
     fidelity = Fidelity(**({} if args.epochs is None else {"epochs": args.epochs}),
-                        data_fraction=args.data_fraction, val_images=args.val_images)
+                        data_fraction=args.data_fraction, val_images=args.val_images,
+                        time_share=share)
     recipe = recipe_from(args)
     runtime = runtime_from(args)
     name, storage = args.study or space.name, args.storage or DEFAULT_STORAGE
@@ -44,7 +53,8 @@ def search(args: argparse.Namespace) -> int:
     if jobs < 1:
         raise NasError(f"--jobs {jobs}: give 1 or more trials at once")
     settings = StudySettings(space.to_dict(), limits, fidelity, fixed_part(recipe.to_dict()),
-                             args.second_objective, args.fill_budget, runtime.precision, args.sampler)
+                             args.second_objective, args.fill_budget, runtime.precision, args.sampler,
+                             args.budget_minutes, runtime.device_name() if args.budget_minutes else "")
     data = load_cifar10(resolve_data_dir(args.data_dir))
     progress = TrainingBars(console)
     prepared = start_search(study_name=name, storage_url=storage, space=space, settings=settings,
@@ -106,7 +116,8 @@ def calibrate(args: argparse.Namespace) -> int:
     recipe = recipe_from(args)
     runtime = runtime_from(args)
     settings = make_settings(space, args.designs, args.fidelities, args.truth, recipe.seed,
-                             args.val_images, recipe, args.fill_budget, runtime.precision)
+                             args.val_images, recipe, args.fill_budget, runtime.precision,
+                             args.budget_minutes, runtime.device_name())
     check_results(out, settings)  # before the data is read: other settings cost nothing
     check_creatable(out.parent, "--out", out)
     data = load_cifar10(resolve_data_dir(args.data_dir))

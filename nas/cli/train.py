@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -29,15 +30,16 @@ def checked_data(args: argparse.Namespace, config: ArchConfig, recipe: Recipe, o
 
 def train_and_test(args: argparse.Namespace, config: ArchConfig, recipe: Recipe, runtime: Runtime,
                    data: Cifar10, out: Path, final: bool, fraction: float,
-                   val_images: int = VAL_IMAGES) -> dict[str, Any]:
+                   val_images: int = VAL_IMAGES, budget: dict[str, Any] | None = None
+                   ) -> dict[str, Any]:
     """Train and test one design into `out` (or, not `final`, score it on the `val_images`
-    hold-out), with bars and a line per epoch."""
+    hold-out), with bars and a line per epoch; `budget`: the time budget its epochs fill."""
     from nas.training.run import train_run
 
     with TrainingBars(console) as progress:
         return train_run(config, recipe, runtime, data, out, resume=args.resume, final=final,
                          fraction=fraction, command=args.command_line, progress=progress,
-                         val_images=val_images,
+                         val_images=val_images, budget=budget,
                          on_epoch=epoch_printer(console, "test" if final else "val"),
                          on_resume=lambda epoch: console.print(f"resuming from epoch {epoch}"))
 
@@ -65,8 +67,34 @@ def knobs_line(recipe: Recipe) -> str:
             f"BatchNorm-bias lr ×{recipe.norm_bias_lr_scale:g}")
 
 
+PLAN = "budget.json"  # a run folder's time budget: the epochs it fills, and the speed they came from
+
+
+def read_plan(out: Path) -> dict[str, Any]:
+    """The time budget a run to resume started with (its epochs must not change)."""
+    try:
+        return json.loads((out / PLAN).read_text())
+    except (OSError, ValueError) as err:
+        raise NasError(f"cannot read {out / PLAN} ({type(err).__name__}), the epochs this run's "
+                       "budget gave: resume with --epochs N, or start a new run with another --out") from None
+
+
+def new_plan(out: Path, minutes: float, config: ArchConfig, recipe: Recipe, runtime: Runtime,
+             train_images: int, eval_images: int) -> dict[str, Any]:
+    """The epochs that fit `minutes` at the design's speed measured on this device now (a few
+    seconds), written to the run folder first, so that a resumed run keeps them."""
+    from nas.training.speed import measure_speed
+    from nas.training.timebox import budget_plan
+
+    plan = budget_plan(minutes, measure_speed(config, recipe, runtime), train_images, eval_images,
+                       runtime.device_name())
+    out.mkdir(parents=True, exist_ok=True)
+    (out / PLAN).write_text(json.dumps(plan, indent=1) + "\n")
+    return plan
+
+
 def train_best(args: argparse.Namespace) -> int:
-    from nas.search.settings import truth_epochs
+    from nas.search.settings import check_budget, truth_epochs
     from nas.search.storage import load_existing
     from nas.search.trials import (best_trial, record_result, recorded_results, settings_of,
                                    trial_design)
@@ -75,6 +103,10 @@ def train_best(args: argparse.Namespace) -> int:
     # the checks that need no study first, so that a bad flag is named whatever the storage holds
     recipe_from(args)
     runtime = runtime_from(args)
+    if args.budget_minutes is not None:
+        check_budget(args.budget_minutes)
+        if args.budget_minutes and args.epochs is not None:
+            raise NasError(f"--epochs {args.epochs} --budget-minutes {args.budget_minutes:g}: give one of them")
     name, storage = study_args(args)
     split = "val" if args.validate else "test"
     # the twin's folder beside the best's, each truth's beside its test run's
@@ -91,6 +123,12 @@ def train_best(args: argparse.Namespace) -> int:
     searched = recipe_from_dict(settings.recipe, f"study {name}")
     recipe = recipe_from(args, replace(searched, epochs=truth_epochs()) if args.validate
                          else replace(searched, **FINAL))
+    # --epochs overrides the study's budget, --budget-minutes replaces it
+    minutes = (args.budget_minutes if args.budget_minutes is not None
+               else 0.0 if args.epochs is not None else settings.budget_minutes)
+    plan = read_plan(out) if minutes and args.resume else None
+    if plan:
+        recipe = replace(recipe, epochs=plan["epochs"])
     check_run_folder(out, recipe, args.resume)
     if any(run["out"] == str(out) for run in recorded_results(study, split).get(trial.number, [])):
         # recorded after the training: refused now, not after hours of it
@@ -98,20 +136,29 @@ def train_best(args: argparse.Namespace) -> int:
                        "choose another --out")
     data = checked_data(args, config, recipe, out, 1.0)
     val_images = settings.fidelity.val_images
+    if minutes and plan is None:
+        plan = new_plan(out, minutes, config, recipe, runtime,
+                        len(data.train_labels) - (val_images if args.validate else 0),
+                        val_images if args.validate else len(data.test_labels))
+        recipe = replace(recipe, epochs=plan["epochs"])
     how = (f"on the {len(data.train_labels) - val_images:,} search-training images for "
            f"{recipe.epochs} epochs with the study's recipe, scored on its {val_images:,} validation "
            "images (its truth; never the test set)" if args.validate else
            f"on all {len(data.train_labels):,} training images for {recipe.epochs} epochs with the "
            f"study's recipe ({knobs_line(recipe)})")
+    if plan:
+        how += (f"; {recipe.epochs} epochs fill a budget of {plan['budget_minutes']:g} min "
+                f"at {plan['epoch_seconds']:.1f} s each, measured here")
     console.print(f"re-training trial {trial.number} of study {name} (val acc {trial.values[0]:.4f}, "
                   f"{trial.user_attrs['n_params']:,} params) {how}; saving in {out}")
     try:
         metrics = train_and_test(args, config, recipe, runtime, data, out, not args.validate, 1.0,
-                                 val_images)
+                                 val_images, plan)
     except KeyboardInterrupt:
         return interrupted(args, f"every finished epoch is saved in {out}")
     record_result(study, trial, {"accuracy": metrics["accuracy"], "epochs": metrics["epochs"],
-                                 "out": str(out), "wall_seconds": metrics["wall_seconds"]}, split)
+                                 "out": str(out), "wall_seconds": metrics["wall_seconds"],
+                                 **({"budget_minutes": plan["budget_minutes"]} if plan else {})}, split)
     console.print(f"[bold]{split} accuracy {metrics['accuracy'] * 100:.2f}%[/] after "
                   f"{metrics['epochs']} epochs, {metrics['wall_seconds'] / 60:.1f} min; saved in {out}")
     return 0

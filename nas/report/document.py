@@ -20,11 +20,11 @@ from nas.design.files import DEFAULT_SPACE
 from nas.design.limits import Limits
 from nas.design.summary import LAYER_COLUMNS, RULE_COLUMNS, layer_rows, markdown_table, rule_rows
 from nas.errors import NasError
-from nas.report.plots import (plot_accuracy_vs_epochs, plot_accuracy_vs_params, plot_confusion, plot_curves,
+from nas.report.plots import (COST_LABELS, plot_accuracy_vs_cost, plot_accuracy_vs_epochs, plot_confusion, plot_curves,
                               plot_history, plot_speed_vs_flops)
 from nas.report.runs import made_by, read_run, spreads, train_best_runs
-from nas.report.table import COLUMNS, PROXIES, rows, summary_line, with_proxies
-from nas.search.settings import DEFAULT_STORAGE, SEARCH_FILL, SEARCH_SAMPLER
+from nas.report.table import COLUMNS, PROXIES, cost_attr, rows, summary_line, with_proxies
+from nas.search.settings import DEFAULT_STORAGE, SEARCH_FILL, SEARCH_SAMPLER, TIME_SHARE
 from nas.search.space import load_space
 from nas.search.trials import finished, settings_of, trial_design
 from nas.training.recipe import Recipe
@@ -99,6 +99,10 @@ def search_command(study: optuna.Study, storage: str) -> str:
     flags |= recipe_flags(settings.recipe)
     if settings.second_objective:
         flags["second-objective"] = settings.second_objective
+    if settings.budget_minutes:  # measured on settings.device
+        flags["budget-minutes"] = f"{settings.budget_minutes:g}"
+        if settings.fidelity.time_share != TIME_SHARE:
+            flags["time-share"] = settings.fidelity.time_share
     if settings.fill_budget != SEARCH_FILL:
         flags["fill-budget"] = settings.fill_budget
     if settings.sampler != SEARCH_SAMPLER:
@@ -143,9 +147,10 @@ def search_section(study: optuna.Study, pareto: set[int], path: Path) -> Section
         return [], []
     history, scatter = path.with_name(f"{path.stem}-history.png"), path.with_name(f"{path.stem}-params.png")
     plot_history(study, history)
-    plot_accuracy_vs_params(study, pareto, scatter)
+    cost = cost_attr(study)
+    plot_accuracy_vs_cost(study, pareto, cost, scatter)
     return ["## Search\n", f"![optimization history]({history.name})\n",
-            f"![val accuracy vs parameters]({scatter.name})\n"], [history, scatter]
+            f"![val accuracy vs {COST_LABELS[cost]}]({scatter.name})\n"], [history, scatter]
 
 
 MIN_SPEED_TRIALS = 3  # fewer designs make no ranking worth a plot
@@ -197,7 +202,9 @@ def train_best_section(run: Run, path: Path) -> Section:
     return [f"## Train-best: {metrics['accuracy'] * 100:.2f}% test accuracy\n",
             f"`{made_by(metrics)}`: {metrics['epochs']} epochs on "
             f"{metrics['train_images']:,} images, {metrics['wall_seconds'] / 60:.1f} min "
-            f"on {metrics['machine']['cpu']} ({metrics['machine']['device']}).\n",
+            f"on {metrics['machine']['cpu']} ({metrics['machine']['device']})"
+            + (f", the epochs that fit the study's {b['budget_minutes']:g}-min budget at "
+               f"{b['epoch_seconds']:.1f} s each" if (b := metrics.get("budget")) else "") + ".\n",
             f"![training curves]({curves.name})\n", "### Per class (test)\n", per_class + "\n",
             f"![confusion matrix]({confusion.name})\n"], [curves, confusion]
 
@@ -212,9 +219,11 @@ def epochs_section(runs: dict[Path, Run], path: Path) -> Section:
     plot = path.with_name(f"{path.stem}-epochs.png")
     plot_accuracy_vs_epochs({f"{run.name} ({metrics['n_params']:,} params)": log
                              for run, (metrics, log) in runs.items()}, split, plot)
-    table = markdown_table(("run", "params", "epochs", f"{split} accuracy", "minutes", "machine"), [
+    table = markdown_table(("run", "params", "epochs", f"{split} accuracy", "minutes",
+                            "budget min", "machine"), [
         (f"[{run.name}]({os.path.relpath(run, path.parent)})", f"{m['n_params']:,}", str(m["epochs"]),
-         f"{m['accuracy'] * 100:.2f} %", f"{m['wall_seconds'] / 60:.1f}", m["machine"]["cpu"])
+         f"{m['accuracy'] * 100:.2f} %", f"{m['wall_seconds'] / 60:.1f}",
+         f"{m['budget']['budget_minutes']:g}" if "budget" in m else "", m["machine"]["cpu"])
         for run, (m, _) in runs.items()])
     return [f"## {split.capitalize()} accuracy against epochs\n", f"![accuracy against epochs]({plot.name})\n",
             table + "\n", *spreads(metrics for metrics, _ in runs.values())], [plot]

@@ -39,17 +39,23 @@ def plot_history(study: optuna.Study, path: Path) -> None:
     save(fig, path)
 
 
-def plot_accuracy_vs_params(study: optuna.Study, pareto: set[int], path: Path) -> None:
-    """Each complete feasible trial's val accuracy against its parameters, and the Pareto front."""
-    done = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if is_feasible(t)]
+COST_LABELS = {"n_params": "parameters", "flops": "FLOPs per image (multiply-adds)",
+               "epoch_seconds": "seconds per 50,000-image epoch (measured)"}
+
+
+def plot_accuracy_vs_cost(study: optuna.Study, pareto: set[int], cost: str, path: Path) -> None:
+    """Each complete feasible trial's val accuracy against its `cost` attribute (parameters, FLOPs
+    or measured seconds per epoch), and the Pareto front."""
+    done = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+            if is_feasible(t) and cost in t.user_attrs]
     fig = Figure(figsize=(7, 4))
     ax = fig.subplots()
-    ax.scatter([t.user_attrs["n_params"] for t in done], [t.values[0] for t in done], c="tab:blue",
+    ax.scatter([t.user_attrs[cost] for t in done], [t.values[0] for t in done], c="tab:blue",
                label="complete trials")
-    front = sorted((t for t in done if t.number in pareto), key=lambda t: t.user_attrs["n_params"])
-    ax.plot([t.user_attrs["n_params"] for t in front], [t.values[0] for t in front], "o-",
+    front = sorted((t for t in done if t.number in pareto), key=lambda t: t.user_attrs[cost])
+    ax.plot([t.user_attrs[cost] for t in front], [t.values[0] for t in front], "o-",
             c="tab:red", label="Pareto front")
-    ax.set_xlabel("parameters")
+    ax.set_xlabel(COST_LABELS[cost])
     ax.set_ylabel("val accuracy")
     ax.legend()
     save(fig, path)

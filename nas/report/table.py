@@ -10,7 +10,7 @@ from optuna.trial import FrozenTrial, TrialState
 from rich.table import Table
 
 from nas.errors import NasError
-from nas.search.trials import (FILLED, best_trial, is_feasible, pruned_by, recorded_results,
+from nas.search.trials import (COST_ATTRS, FILLED, best_trial, is_feasible, pruned_by, recorded_results,
                                settings_of, trial_counts)
 
 COLUMNS = ("rank", "trial", "state", "val acc", "truth acc", "test acc", "params", "FLOPs", "img/s",
@@ -42,20 +42,28 @@ def note_of(trial: FrozenTrial) -> str:
     return "; ".join(parts)
 
 
-def pareto_numbers(trials: list[FrozenTrial]) -> set[int]:
-    """Complete feasible trials that no other beats on both val accuracy and parameters."""
-    pool = [t for t in trials if t.state == TrialState.COMPLETE and is_feasible(t)]
+def pareto_numbers(trials: list[FrozenTrial], cost: str = "n_params") -> set[int]:
+    """Complete feasible trials that no other beats on both val accuracy and the `cost` attribute
+    (`COST_ATTRS`: parameters, FLOPs or measured seconds per epoch)."""
+    pool = [t for t in trials if t.state == TrialState.COMPLETE and is_feasible(t)
+            and cost in t.user_attrs]
     return {t.number for t in pool if not any(
-        o.values[0] >= t.values[0] and o.user_attrs["n_params"] <= t.user_attrs["n_params"]
-        and (o.values[0], o.user_attrs["n_params"]) != (t.values[0], t.user_attrs["n_params"])
+        o.values[0] >= t.values[0] and o.user_attrs[cost] <= t.user_attrs[cost]
+        and (o.values[0], o.user_attrs[cost]) != (t.values[0], t.user_attrs[cost])
         for o in pool)}
+
+
+def cost_attr(study: optuna.Study) -> str:
+    """The attribute the study's Pareto front is drawn against: its second objective's, else the
+    parameters."""
+    return COST_ATTRS[settings_of(study).second_objective or "params"]
 
 
 def rows(study: optuna.Study) -> tuple[list[tuple[str, ...]], int | None, set[int]]:
     """Table rows (complete trials ranked by val accuracy first), the best trial, Pareto set."""
     trials = study.get_trials(deepcopy=False)
     results = {split: recorded_results(study, split) for split in ("val", "test")}
-    pareto = pareto_numbers(trials)
+    pareto = pareto_numbers(trials, cost_attr(study))
     try:
         best = best_trial(study).number
     except NasError:  # no complete feasible trial yet
@@ -106,7 +114,10 @@ def summary_line(study: optuna.Study) -> str:
     ends = [t.datetime_complete for t in trials if t.datetime_complete]
     wall = (max(ends) - min(starts)).total_seconds() / 60 if starts and ends else 0.0
     train = sum(t.user_attrs.get("train_seconds", 0) for t in trials) / 60
-    return (f"{len(trials)} trials ({settings_of(study).sampler} sampler): {c['complete']} complete, "
+    settings = settings_of(study)
+    timed = (f", at equal time: {settings.fidelity.time_share:.0%} of {settings.budget_minutes:g} min "
+             f"a trial on {settings.device}" if settings.budget_minutes else "")
+    return (f"{len(trials)} trials ({settings.sampler} sampler{timed}): {c['complete']} complete, "
             f"{c['constraint']} pruned by constraint, {c['pruner']} pruned by pruner, "
             f"{c['failed']} failed, {c['running']} running; wall time {wall:.1f} min, of which "
             f"training {train:.1f} min")

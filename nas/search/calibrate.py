@@ -8,6 +8,10 @@ accuracy, each zero-cost proxy, the parameter and FLOP counts) is compared with 
 K designs: Spearman's ρ and Kendall's τ (`scipy.stats`), how many of the truth's top 3 designs
 are in its own top 3, and what it costs per design.
 
+With a time budget (`--budget-minutes M`) every fidelity is a share of M ("5%x0.25": 5 % of M on
+25 % of the images; the truth "100%x1.0"), trained at the steps the design's measured speed buys,
+as the search at equal time trains its trials; the measured speed is one more score.
+
 Training is the search's own: `nas.training.loop.train` on `make_splits(..., final=False, fraction)`
 batches, the fixed recipe (only the epochs change) and the same initial-weight seed for every
 design. The results file is written after every finished (design, fidelity) training, so a rerun
@@ -39,34 +43,47 @@ from nas.design.model import build_model
 from nas.errors import NasError
 from nas.search.fill import fill_budget
 from nas.search.proxies import proxy_batch, scores
-from nas.search.settings import (CalibrationSettings, check_fill, cost, label,
-                                 parse_fidelity)
+from nas.search.settings import (TIME_FIDELITIES, TIME_TRUTH, CalibrationSettings, check_budget,
+                                 check_fill, cost, label, parse_fidelity)
 from nas.search.space import SearchSpace, baseline_params
 from nas.training.batches import make_batches
-from nas.training.loop import check_trainable, train
+from nas.training.loop import ONECYCLE_MIN_STEPS, check_batch, check_trainable, train
 from nas.training.progress import SeriesProgress
 from nas.training.recipe import Recipe, fixed_part, recipe_from_dict
 from nas.training.runtime import Runtime
+from nas.training.speed import measure_speed
+from nas.training.timebox import RoundBatches, steps_per_round
 
 PROXIES = ("synflow", "naswot", "grad_norm")
 COUNTS = {"params": "params", "FLOPs": "flops"}  # row label: the design's stored count
 TOP = 3  # the overlap of the top TOP designs
 
 
-def make_settings(space: SearchSpace, designs: int, fidelities: str, truth: str, seed: int,
-                  val_images: int, recipe: Recipe, fill: float = 0.0, precision: str = "fp32"
+def make_settings(space: SearchSpace, designs: int, fidelities: str | None, truth: str | None,
+                  seed: int, val_images: int, recipe: Recipe, fill: float = 0.0,
+                  precision: str = "fp32", budget_minutes: float = 0.0, device: str = ""
                   ) -> CalibrationSettings:
-    """The settings of the command line's flags, every one checked (NasError, one line)."""
+    """The settings of the command line's flags, every one checked (NasError, one line); with
+    `budget_minutes`, at equal time (`fidelities` and `truth` None: the defaults of the mode)."""
     if designs < TOP:
         raise NasError(f"--designs {designs}: give at least {TOP}, so that a top {TOP} can be compared")
-    low = [label(parse_fidelity(text, val_images)) for text in fidelities.split(",") if text.strip()]
-    top = label(parse_fidelity(truth, val_images, "--truth"))
-    if not low or len(set(low)) < len(low) or top in low:
+    check_budget(budget_minutes)
+    fidelities = fidelities or ",".join(TIME_FIDELITIES if budget_minutes else CalibrationSettings.fidelities)
+    truth = truth or (TIME_TRUTH if budget_minutes else CalibrationSettings.truth)
+    parsed = [parse_fidelity(text, val_images) for text in fidelities.split(",") if text.strip()]
+    top = parse_fidelity(truth, val_images, "--truth")
+    low = [label(f) for f in parsed]
+    if not low or len(set(low)) < len(low) or label(top) in low:
         raise NasError(f"--fidelities {fidelities}: give one or more different fidelities, "
                        f"none the same as --truth {truth}, e.g. 3x0.1,1x1.0")
+    if any(bool(f.time_share) != bool(budget_minutes) for f in (*parsed, top)):
+        raise NasError(f"--fidelities {fidelities} --truth {truth}: " + (
+            "with --budget-minutes every fidelity is a share of it, e.g. 5%x0.25,100%x1.0"
+            if budget_minutes else "a share of a time budget (PERCENT%xFRACTION) needs --budget-minutes"))
     check_fill(fill)
-    return CalibrationSettings(f"{space.name} {space.digest()}", designs, tuple(low), top, seed,
-                               val_images, Limits(), fixed_part(recipe.to_dict()), fill, precision)
+    return CalibrationSettings(f"{space.name} {space.digest()}", designs, tuple(low), label(top),
+                               seed, val_images, Limits(), fixed_part(recipe.to_dict()), fill,
+                               precision, budget_minutes, device if budget_minutes else "")
 
 
 def pick_designs(space: SearchSpace, limits: Limits, count: int, seed: int, fill: float = 0.0
@@ -93,12 +110,15 @@ def pick_designs(space: SearchSpace, limits: Limits, count: int, seed: int, fill
 
 
 def describe(name: str, config: ArchConfig, verdict: Verdict,
-             batch: tuple[torch.Tensor, torch.Tensor], seed: int) -> dict[str, Any]:
-    """A design as the results file keeps it: its config, counts and zero-cost proxies."""
-    values = scores(config, *batch, seed=seed)
+             batch: tuple[torch.Tensor, torch.Tensor], recipe: Recipe, runtime: Runtime
+             ) -> dict[str, Any]:
+    """A design as the results file keeps it: its config, counts, zero-cost proxies and measured
+    speed (which, at equal time, decides its steps)."""
+    values = scores(config, *batch, seed=recipe.seed)
     return {"label": name, "config": config.to_dict(), "params": verdict.params,
             "flops": verdict.flops, "receptive_field": verdict.receptive_field,
-            "proxies": {p: values[p] for p in PROXIES}, "proxy_seconds": values["proxy_ms"] / 1000}
+            "proxies": {p: values[p] for p in PROXIES}, "proxy_seconds": values["proxy_ms"] / 1000,
+            "speed": measure_speed(config, recipe, runtime).attrs()}
 
 
 def read(path: Path) -> dict[str, Any]:
@@ -130,7 +150,7 @@ def check_results(path: Path, settings: CalibrationSettings) -> dict[str, Any] |
     if not path.exists():
         return None
     state = read(path)
-    stored = ({"fill_budget": 0.0, "precision": "fp32"}  # what files older than the key held
+    stored = ({"fill_budget": 0.0, "precision": "fp32", "budget_minutes": 0.0, "device": ""}  # what files older than the key held
               | state["settings"] | {"recipe": fixed_part(state["settings"].get("recipe", {}))})
     if diff := dict_diff(stored, settings.to_dict()):
         raise NasError(f"{path} was made with other settings ({diff}); rerun with its settings, "
@@ -158,16 +178,20 @@ def calibrate(path: Path, settings: CalibrationSettings, space: SearchSpace, dat
                                     val_images=settings.val_images)
               for fraction in {f.data_fraction for f in settings.runs()}}
     for f in settings.runs():  # every fidelity can fill OneCycle's steps: checked before training
-        check_trainable(replace(recipe, epochs=f.epochs), len(splits[f.data_fraction].train_labels))
+        if f.time_share:  # a round is as many steps as the time buys: one batch will do
+            check_batch(recipe.batch_size, len(splits[f.data_fraction].train_labels))
+        else:
+            check_trainable(replace(recipe, epochs=f.epochs), len(splits[f.data_fraction].train_labels))
     batch = proxy_batch(data, recipe.seed, settings.val_images)  # the batch a search measures on
     state = open_results(path, settings, lambda: [
-        describe(name, config, verdict, batch, recipe.seed)
+        describe(name, config, verdict, batch, recipe, runtime)
         for name, config, verdict in pick_designs(space, settings.limits, settings.designs,
                                                   settings.seed, settings.fill_budget)])
     done = {(r["design"], r["fidelity"]) for r in state["results"]}
     designs = [config_from_dict(d["config"], str(path)) for d in state["designs"]]
     progress = progress or SeriesProgress()
-    progress.series_started("calibration (epochs over 45,000 images)",
+    unit = f"budgets of {settings.budget_minutes:g} min" if settings.budget_minutes else "epochs over 45,000 images"
+    progress.series_started(f"calibration ({unit})",
                             total=sum(cost(f) for f in settings.runs()) * len(designs),
                             done=sum(cost(parse_fidelity(f)) for _, f in done))
     for fidelity in settings.runs():
@@ -176,11 +200,18 @@ def calibrate(path: Path, settings: CalibrationSettings, space: SearchSpace, dat
                                runtime) if todo else None
         for i in todo:
             progress.training_started(f"design {i + 1}/{len(designs)} at {label(fidelity)}")
+            train_batches, eval_batches = batches
+            if fidelity.time_share:  # as the search trains at equal time: steps from the speed
+                steps = steps_per_round(fidelity.time_share * settings.budget_minutes * 60,
+                                        state["designs"][i]["speed"]["train_images_per_s"],
+                                        recipe.batch_size, fidelity.epochs, ONECYCLE_MIN_STEPS)
+                train_batches = RoundBatches(train_batches, steps)
             torch.manual_seed(recipe.seed)  # the same initial weights' seed for every design
-            history = train(build_model(designs[i]), *batches, replace(recipe, epochs=fidelity.epochs),
-                            runtime, progress=progress)
+            history = train(build_model(designs[i]), train_batches, eval_batches,
+                            replace(recipe, epochs=fidelity.epochs), runtime, progress=progress)
             state["results"].append({"design": i, "fidelity": label(fidelity),
                                      "val_acc": history[-1].eval_acc, "epochs": len(history),
+                                     "steps": len(train_batches) * len(history),
                                      "train_seconds": sum(h.seconds for h in history)})
             write(path, state)
             progress.training_done(cost(fidelity))
@@ -222,6 +253,10 @@ def summarise(state: dict[str, Any]) -> list[dict[str, Any]]:
                        proxy_seconds))
     for name, key in COUNTS.items():
         scored.append((name, "count", {i: float(d[key]) for i, d in enumerate(designs)}, 0.0))
+    speed = {i: d["speed"]["train_images_per_s"] for i, d in enumerate(designs) if "speed" in d}
+    if speed:  # files made before speeds were measured have none
+        seconds = sum(d["speed"]["measure_seconds"] for d in designs if "speed" in d) / len(speed)
+        scored.append(("img/s", "speed", speed, seconds))
     rows = []
     for name, kind, values, seconds in scored:
         both = sorted(set(values) & set(truth))
@@ -238,7 +273,9 @@ def caption(state: dict[str, Any]) -> str:
     truth = [r for r in state["results"] if r["fidelity"] == settings["truth"]]
     seconds = sum(r["train_seconds"] for r in truth) / max(len(truth), 1)
     every = len(designs) * (len(settings["fidelities"]) + 1)
-    return (f"truth {settings['truth']} (epochs x share of the 45,000 images): val accuracy on "
+    unit = (f"share of a {settings['budget_minutes']:g}-min budget at each design's measured speed"
+            if settings.get("budget_minutes") else "epochs") + " x share of the 45,000 images"
+    return (f"truth {settings['truth']} ({unit}): val accuracy on "
             f"{settings['val_images']:,} held-out images, {len(truth)} of {len(designs)} designs, "
             f"{seconds:,.0f} s per design; {len(state['results'])} of {every} trainings done. "
             f"Proxies on one batch of 64 training images. rho: Spearman, tau: Kendall's tau-b "

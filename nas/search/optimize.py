@@ -8,6 +8,10 @@ made here (the last two by `nas.search.samplers`) and passed in. Per trial:
                                 └─feasible→ train E epochs on the 45k split (or a fraction),
                                             report val accuracy each epoch → pruner may stop it
 
+With a time budget (`--budget-minutes M`) "train E epochs" becomes "train a share of M at the
+design's measured speed, in E rounds of equal steps" (`nas.training.timebox`): designs are then
+compared at equal time, and a design twice as fast gets twice the steps.
+
 `--trials N` means "until the study holds N finished (complete or pruned) trials": rerunning the
 same command after an interruption runs only the missing ones and never repeats a finished one.
 What the user sees is not made here: the search tells a `SearchEvents` listener what happens.
@@ -25,9 +29,7 @@ from __future__ import annotations
 import functools
 import os
 import socket
-import statistics
 import time
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
@@ -46,16 +48,17 @@ from nas.errors import NasError
 from nas.search.fill import fill_budget
 from nas.search.proxies import proxy_attrs, proxy_batch
 from nas.search.samplers import make_pruner, make_sampler
-from nas.search.settings import SEARCH_SAMPLER, StudySettings
+from nas.search.settings import StudySettings
 from nas.search.space import SearchSpace, baseline_params
 from nas.search.storage import fail_stale_trials, open_storage
 from nas.search.trials import FILLED, check_settings, finished, verdict_constraints
 from nas.training.batches import make_batches
-from nas.training.loop import EpochLog, check_trainable, train
+from nas.training.loop import ONECYCLE_MIN_STEPS, EpochLog, check_batch, check_trainable, train
 from nas.training.progress import TrainingProgress
 from nas.training.recipe import Recipe
 from nas.training.runtime import Runtime
-from nas.training.speed import measure_speed
+from nas.training.speed import SPEED_ATTRS, measure_speed
+from nas.training.timebox import RoundBatches, steps_per_round
 
 
 class SearchEvents(Protocol):
@@ -66,6 +69,8 @@ class SearchEvents(Protocol):
     def trial_finished(self, study: optuna.Study, trial: FrozenTrial) -> None: ...
 
 
+# what `measurements` stores on a trial: a repeated design copies them from its twin
+MEASURED = ("proxy_synflow", "proxy_naswot", "proxy_grad_norm", "proxy_ms", *SPEED_ATTRS)
 SURPLUS = "surplus: the study already had its trials"  # a trial's fail_reason
 
 
@@ -118,13 +123,30 @@ def earlier_twin(trial: optuna.Trial) -> FrozenTrial | None:
         and t.number != trial.number), None)
 
 
+def measurements(trial: optuna.Trial, twin: FrozenTrial | None, config: ArchConfig,
+                 recipe: Recipe, runtime: Runtime,
+                 proxies: tuple[torch.Tensor, torch.Tensor]) -> dict[str, float]:
+    """The design's zero-cost proxies and measured speed, stored on the trial before it trains (so
+    a trial the pruner stops has them too); a repeated design copies its twin's instead of paying
+    for them again (about 5 s on the 2-core CPU)."""
+    if twin is not None:
+        measured = {k: v for k, v in twin.user_attrs.items() if k in MEASURED}
+    else:
+        measured = proxy_attrs(config, proxies, recipe.seed) | measure_speed(config, recipe, runtime).attrs()
+    for key, value in measured.items():
+        trial.set_user_attr(key, value)
+    return measured
+
+
 def objective(trial: optuna.Trial, *, space: SearchSpace, limits: Limits, recipe: Recipe,
               runtime: Runtime, batches: tuple, n_trials: int,
               second: str | None, progress: TrainingProgress | None = None, fill: float = 0.0,
-              proxies: tuple[torch.Tensor, torch.Tensor]) -> float | tuple[float, float]:
+              proxies: tuple[torch.Tensor, torch.Tensor], trial_seconds: float = 0.0
+              ) -> float | tuple[float, float]:
     """Sample, judge, then (if feasible) score the design's proxies on the `proxies` batch, measure
-    its speed, train it and return val accuracy (and, with `second`, the parameters or FLOPs to
-    minimise)."""
+    its speed, train it and return val accuracy (and, with `second`, its parameters, FLOPs or
+    measured seconds per epoch, to minimise). With `trial_seconds` (a time budget) it trains that
+    long at its measured speed, in `recipe.epochs` rounds of equal steps."""
     claim_slot(trial, n_trials)
     trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")  # who ran it
     config, verdict = judge(trial, space, limits, fill)
@@ -140,17 +162,22 @@ def objective(trial: optuna.Trial, *, space: SearchSpace, limits: Limits, recipe
                 raise optuna.TrialPruned(f"pruned at epoch {log.epoch}: val acc {log.eval_acc:.4f}")
 
     try:
-        measured = proxy_attrs(config, proxies, recipe.seed) | measure_speed(config, recipe, runtime).attrs()
-        for key, value in measured.items():
-            trial.set_user_attr(key, value)  # before training: a trial pruned later has them too
-        if (twin := earlier_twin(trial)) is not None:  # never train one design twice
+        twin = earlier_twin(trial)
+        measured = measurements(trial, twin, config, recipe, runtime, proxies)
+        if twin is not None:  # never train one design twice
             trial.set_user_attr("duplicate_of", twin.number)
             if twin.state == TrialState.COMPLETE:
                 return twin.values[0] if not multi else tuple(twin.values)
             raise optuna.TrialPruned(f"same design as trial {twin.number}, which is running")
+        train_batches, eval_batches = batches
+        if trial_seconds:  # equal time: a design twice as fast gets twice the steps
+            steps = steps_per_round(trial_seconds, measured["train_images_per_s"], recipe.batch_size,
+                                    recipe.epochs, ONECYCLE_MIN_STEPS)
+            trial.set_user_attr("train_steps", steps * recipe.epochs)
+            train_batches = RoundBatches(train_batches, steps)
         torch.manual_seed(recipe.seed)  # the same initial weights' seed for every trial: a fair race
-        history = train(build_model(config), *batches, recipe, runtime, on_epoch=report,
-                        progress=progress)
+        history = train(build_model(config), train_batches, eval_batches, recipe, runtime,
+                        on_epoch=report, progress=progress)
     except optuna.TrialPruned:
         raise
     except KeyboardInterrupt:
@@ -160,7 +187,9 @@ def objective(trial: optuna.Trial, *, space: SearchSpace, limits: Limits, recipe
         trial.set_user_attr("fail_reason", f"{type(err).__name__}: {err}")
         raise
     accuracy = history[-1].eval_acc
-    return accuracy if not multi else (accuracy, float(getattr(verdict, second)))
+    if not multi:
+        return accuracy
+    return accuracy, float(measured["epoch_seconds"] if second == "time" else getattr(verdict, second))
 
 
 def open_study(name: str, storage: optuna.storages.BaseStorage, settings: StudySettings, seed: int,
@@ -240,10 +269,13 @@ def start_search(*, study_name: str, storage_url: str, space: SearchSpace, setti
     then the study opened or created: a problem is named before any trial, or any view, starts."""
     limits, fidelity, second = settings.limits, settings.fidelity, settings.second_objective
     check_budget_possible(space, limits)
-    trial_recipe = replace(recipe, epochs=fidelity.epochs)
+    trial_recipe = replace(recipe, epochs=fidelity.epochs)  # at equal time: the rounds
     splits = make_splits(data, final=False, fraction=fidelity.data_fraction, seed=recipe.seed,
                          val_images=fidelity.val_images)
-    check_trainable(trial_recipe, len(splits.train_labels))
+    if settings.budget_minutes:  # a round is as many steps as the time buys: one batch will do
+        check_batch(recipe.batch_size, len(splits.train_labels))
+    else:
+        check_trainable(trial_recipe, len(splits.train_labels))
     proxies = proxy_batch(data, recipe.seed, fidelity.val_images)  # once: the same for all trials
     storage = open_storage(storage_url, create=True)
     pruner = make_pruner("none" if second else pruner_name, fidelity.epochs)
@@ -252,41 +284,6 @@ def start_search(*, study_name: str, storage_url: str, space: SearchSpace, setti
     batches = make_batches(splits, recipe.batch_size, recipe.augment, runtime)
     run = functools.partial(objective, space=space, limits=limits, recipe=trial_recipe,
                             runtime=runtime, batches=batches, n_trials=n_trials, second=second,
-                            progress=progress, fill=settings.fill_budget, proxies=proxies)
+                            progress=progress, fill=settings.fill_budget, proxies=proxies,
+                            trial_seconds=settings.budget_minutes * 60 * fidelity.time_share)
     return Search(study, run, n_trials)
-
-
-def dry_run(space: SearchSpace, limits: Limits, n_trials: int, seed: int,
-            fill: float = 0.0, sampler: str = SEARCH_SAMPLER) -> dict[str, Any]:
-    """Sample `n_trials` designs with the search's own sampler (in memory), the baselines first as
-    in a real search, verdicts only (of the filled designs, with `fill`); the share of infeasible
-    ones, the rules they break, the feasible ones' parameters and FLOPs, how many were filled, and
-    the baselines' verdicts."""
-    study = optuna.create_study(sampler=make_sampler(sampler, seed))
-    for label, params in baseline_params(space):
-        study.enqueue_trial(params, user_attrs={"baseline": label})
-
-    def verdict_only(trial: optuna.Trial) -> float:
-        judge(trial, space, limits, fill)
-        return 0.0
-
-    start = time.perf_counter()
-    study.optimize(verdict_only, n_trials=n_trials, catch=(Exception,))
-    seconds = time.perf_counter() - start
-    broken = dict(Counter(rule for t in study.trials for rule in t.user_attrs.get("broken", [])))
-    feasible = [t.user_attrs for t in study.get_trials(states=(TrialState.COMPLETE,))]
-    quartiles = {key: quantiles([a[key] for a in feasible]) for key in ("n_params", "flops")}
-    infeasible = n_trials - len(feasible)
-    baselines = {t.user_attrs["baseline"]: t.user_attrs.get("broken", []) for t in study.trials
-                 if "baseline" in t.user_attrs}
-    return {"trials": n_trials, "infeasible": infeasible, "infeasible_fraction": infeasible / n_trials,
-            "fill": fill, "filled": sum(FILLED.format(1) in t.user_attrs for t in study.trials),
-            "broken": broken, "quartiles": quartiles, "baselines": baselines, "seconds": round(seconds, 1),
-            "ms_per_verdict": round(1000 * seconds / n_trials, 1)}
-
-
-def quantiles(values: list[int]) -> tuple[int, ...]:
-    """Minimum, quartiles and maximum (empty for no values)."""
-    if len(values) < 2:
-        return tuple(values)
-    return min(values), *map(round, statistics.quantiles(values, n=4)), max(values)

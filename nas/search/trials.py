@@ -37,6 +37,9 @@ FILLED = "filled_c{}_channels"  # user attribute: block b's width after --fill-b
 # study attributes of train-best's results: tested on the test set, or (`--validate`) scored on
 # the validation hold-out after a training at the calibration's truth fidelity, the search's truth
 RESULTS = {"test": "test_results", "val": "val_results"}
+# a second objective's trial attribute (time: the measured seconds per 50,000-image epoch); a
+# study without one is shown against its parameters
+COST_ATTRS = {"params": "n_params", "flops": "flops", "time": "epoch_seconds"}
 
 
 def settings_of(study: optuna.Study) -> StudySettings:
@@ -54,6 +57,11 @@ def check_settings(study: optuna.Study, settings: StudySettings) -> None:
     stored = settings_of(study).to_dict()
     stored["recipe"] = fixed_part(stored["recipe"])  # a study made before a new recipe knob
     wanted = settings.to_dict()
+    if stored["budget_minutes"] and stored["device"] != wanted["device"]:
+        # its speeds, and so every trial's steps, are this device's: minutes elsewhere differ
+        raise NasError(f"study {study.study_name} measures its time budget on {stored['device']}, "
+                       f"this is {wanted['device']}: continue it there, or start a new study here "
+                       "with --study NAME")
     ignore = ("nas_version", "space")  # the space is compared by its digest
     diff = dict_diff({k: v for k, v in stored.items() if k not in ignore},
                      {k: v for k, v in wanted.items() if k not in ignore})

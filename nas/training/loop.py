@@ -108,12 +108,17 @@ def measure_norm_stats(model: nn.Module, batches: Batches, device: torch.device,
     model.train(was_training)
 
 
+def check_batch(batch_size: int, train_images: int) -> None:
+    """NasError when `train_images` make no full batch."""
+    if train_images < batch_size:
+        raise NasError(f"{train_images} training images make no full batch of --batch-size "
+                       f"{batch_size}: use more images or a smaller batch")
+
+
 def check_trainable(recipe: Recipe, train_images: int) -> None:
     """NasError, before anything is trained, when `train_images` cannot fill the schedule."""
+    check_batch(recipe.batch_size, train_images)
     steps = train_images // recipe.batch_size
-    if steps < 1:
-        raise NasError(f"{train_images} training images make no full batch of --batch-size "
-                       f"{recipe.batch_size}: use more images or a smaller batch")
     if recipe.schedule == "onecycle" and steps * recipe.epochs < ONECYCLE_MIN_STEPS:
         raise NasError(f"OneCycle needs at least {ONECYCLE_MIN_STEPS} steps, this run has "
                        f"{steps * recipe.epochs} ({recipe.epochs} epochs of {steps} batches of "

@@ -88,10 +88,12 @@ def writable_folder(out: Path) -> None:
 def train_run(config: ArchConfig, recipe: Recipe, runtime: Runtime, data: Cifar10, out: Path, *,
               resume: bool = False, final: bool = True, fraction: float = 1.0, command: str = "",
               progress: TrainingProgress | None = None, on_epoch=None, on_resume=None,
-              val_images: int = VAL_IMAGES) -> dict[str, Any]:
+              val_images: int = VAL_IMAGES, budget: dict[str, Any] | None = None) -> dict[str, Any]:
     """Train `config` from scratch (or resume it) and write the run folder; returns metrics.
     `on_resume(epoch)` hears from which finished epoch a resumed run continues; `val_images`: the
-    hold-out's size when not `final` (a study's own, for `nas train-best --validate`)."""
+    hold-out's size when not `final` (a study's own, for `nas train-best --validate`); `budget`:
+    the time budget its epochs were derived from (`nas.training.timebox.budget_plan`), kept in
+    the metrics."""
     out = Path(out)
     done = check_run_folder(out, recipe, resume, config)
     ensure_buildable(config)
@@ -118,7 +120,7 @@ def train_run(config: ArchConfig, recipe: Recipe, runtime: Runtime, data: Cifar1
         "epochs": len(history), **result.to_dict(splits.classes),
         "accuracy_flip_tta": result.accuracy_flip_tta,
         "wall_seconds": round(sum(h.seconds for h in history) + time.perf_counter() - start, 1),
-        "machine": runtime.record(),
+        "machine": runtime.record(), **({"budget": budget} if budget else {}),
     }
     (out / "metrics.json").write_text(json.dumps(metrics, indent=1) + "\n")
     (out / "summary.md").write_text(summary_markdown(metrics, history))
@@ -147,5 +149,8 @@ def summary_markdown(metrics: dict[str, Any], history: list[EpochLog]) -> str:
             f"{metrics['epochs']} epochs on {metrics['train_images']:,} training images, evaluated on "
             f"{metrics['eval_images']:,} {split} images; wall time {metrics['wall_seconds'] / 60:.1f} min "
             f"on {m['cpu']} ({m['cores']} cores, {m['device']}, {m['precision']}, torch {m['torch']}).\n\n"
-            f"## Per epoch\n\n{epochs}\n\n## Per class ({split})\n\n{per_class}\n\n"
+            + (f"The epochs are those that fit a budget of {b['budget_minutes']:g} min at "
+               f"{b['epoch_seconds']:.1f} s per epoch ({b['speed']['train_images_per_s']:,.0f} "
+               f"training images/s measured on {b['device']}).\n\n" if (b := metrics.get("budget")) else "")
+            + f"## Per epoch\n\n{epochs}\n\n## Per class ({split})\n\n{per_class}\n\n"
             f"## Confusion matrix ({split})\n\n{confusion}\n")

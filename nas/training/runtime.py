@@ -52,6 +52,13 @@ class Runtime:
         """What the run ran on, for its metrics."""
         return machine(self.device, self.dtype)
 
+    def device_name(self) -> str:
+        """The device and precision a speed is measured with, in words, e.g. "NVIDIA H200, bf16
+        autocast" or "AMD EPYC 9R14 (2 cores), fp32": what a study with a time budget keeps."""
+        m = self.record()
+        where = m["device"] if self.device.type == "cuda" else f"{m['cpu']} ({m['cores']} cores)"
+        return f"{where}, {m['precision']}"
+
 
 def pick_device(name: str = "auto") -> torch.device:
     if name == "auto":

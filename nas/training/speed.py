@@ -17,7 +17,7 @@ from __future__ import annotations
 import statistics
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 
 import torch
 from torch import nn
@@ -69,6 +69,9 @@ class Speed:
     def attrs(self) -> dict[str, float]:
         """The figures as a search stores them on a trial: four significant digits."""
         return {name: float(f"{value:.4g}") for name, value in asdict(self).items()}
+
+
+SPEED_ATTRS = tuple(f.name for f in fields(Speed))  # the attributes `Speed.attrs` stores
 
 
 def measure_speed(config: ArchConfig, recipe: Recipe, runtime: Runtime, *, timing: Timing | None = None,

@@ -1,0 +1,230 @@
+"""The search at equal time (`nas search --budget-minutes`), train-best and calibrate under a
+budget, on tiny synthetic data. Speeds come from a fake `measure_speed` (the real one is tested
+with an injected clock in test_speed.py): no assertion reads a real clock."""
+
+from __future__ import annotations
+
+import json
+
+import optuna
+import pytest
+import torch
+from optuna.trial import TrialState
+
+import nas.search.calibrate
+import nas.search.optimize
+import nas.search.trials
+import nas.training.speed
+from nas.cli.main import main
+from nas.design.files import load_config
+from nas.design.model import build_model
+from nas.search.settings import Fidelity, label, parse_fidelity
+from nas.training.batches import make_batches
+from nas.training.loop import ONECYCLE_MIN_STEPS, train
+from nas.training.recipe import Recipe
+from nas.training.runtime import Runtime
+from nas.training.speed import Speed
+from nas.training.timebox import RoundBatches, budget_plan, epochs_in, steps_per_round
+from tests.conftest import REFERENCE
+from tests.test_calibrate import TINY_SPACE
+from tests.test_search import load, search_args
+
+# Two designs, C1 16 or 24 channels wide; the fake clock makes the narrow one twice as fast.
+TWO = "\n".join([
+    'name = "two"', "channels = [[16, 24], [24], [32], [48]]", 'conv1_kind = ["standard"]',
+    'conv2_kind = ["separable"]', "dilation = [2]", 'downsample = ["stride2"]',
+    'shortcut = ["conv1x1"]', "dropout = [0.0]", 'head = ["conv1x1"]', 'order = ["relu_bn"]'])
+FAST_RATE, SLOW_RATE = 3200.0, 1600.0  # training images/s of the narrow and the wide design
+# 1 minute, 2 % a trial: 1.2 s, 120 steps of 32 images for the narrow design, 60 for the wide
+BUDGET = ["--budget-minutes", "1", "--time-share", "0.02"]
+
+
+def fake_speed(config, recipe, runtime, **_) -> Speed:
+    rate = FAST_RATE if config.blocks[0].channels == 16 else SLOW_RATE
+    return Speed(rate, 50_000 / rate, 4 * rate, 1.0, 0.0)
+
+
+@pytest.fixture
+def measured(monkeypatch) -> list[str]:
+    """The fake speeds wherever a speed is measured; the names of the designs measured."""
+    calls: list[str] = []
+
+    def measure(config, recipe, runtime, **kwargs):
+        calls.append(config.name)
+        return fake_speed(config, recipe, runtime)
+
+    for module in (nas.search.optimize, nas.search.calibrate, nas.training.speed):
+        monkeypatch.setattr(module, "measure_speed", measure)
+    return calls
+
+
+def two_space(tmp_path) -> str:
+    path = tmp_path / "two.toml"
+    path.write_text(TWO)
+    return str(path)
+
+
+def test_steps_grow_with_speed_and_fill_onecycle() -> None:
+    assert steps_per_round(1.2, FAST_RATE, 32, 2) == 60
+    assert steps_per_round(1.2, SLOW_RATE, 32, 2) == 30  # half the speed, half the steps
+    assert steps_per_round(0.001, SLOW_RATE, 32, 2, ONECYCLE_MIN_STEPS) == 4  # 8 steps in all
+    assert epochs_in(60, 25) == 2 and epochs_in(60, 20) == 3 and epochs_in(1, 25) == 1
+
+
+def test_round_batches_cycle_the_source_and_forward_its_seeds() -> None:
+    class Source:
+        def __init__(self) -> None:
+            self.made, self.seeds = 0, []
+
+        def __iter__(self):
+            for i in range(3):
+                self.made += 1
+                yield i
+
+        def seed(self, seed: int) -> None:
+            self.seeds.append(seed)
+
+        def set_epoch(self, epoch: int, seed: int) -> None:
+            self.seeds.append((epoch, seed))
+
+    source = Source()
+    rounds = RoundBatches(source, 7)
+    rounds.seed(5)
+    rounds.set_epoch(2, 0)
+    assert len(rounds) == 7 and list(rounds) == [0, 1, 2, 0, 1, 2, 0]
+    assert source.made == 7, "a batch was made that nobody took"
+    assert source.seeds == [5, (2, 0)]
+
+
+def test_a_schedule_sized_to_the_rounds_ends_at_the_last_step(tiny_data_dir) -> None:
+    from nas.data.cifar10 import load_cifar10
+    from nas.data.splits import make_splits
+
+    recipe = Recipe(epochs=2, batch_size=32)
+    runtime = Runtime.pick("cpu", "fp32", 0)
+    splits = make_splits(load_cifar10(tiny_data_dir), False, 0.25, 0, 200)
+    train_batches, eval_batches = make_batches(splits, 32, recipe.augment, runtime)
+    assert len(train_batches) == 6
+    history = train(build_model(load_config(REFERENCE)), RoundBatches(train_batches, 10),
+                    eval_batches, recipe, runtime)
+    # the lr after the last step is that of a OneCycle over 2 rounds × 10 steps, and no other's
+    def lr_after(steps: int, total: int) -> float:
+        optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=recipe.lr)
+        schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, recipe.lr, total_steps=total,
+                                                       pct_start=recipe.warmup)
+        for _ in range(steps):
+            optimizer.step()
+            schedule.step()
+        return optimizer.param_groups[0]["lr"]
+
+    assert len(history) == 2 and history[-1].lr == pytest.approx(lr_after(20, 20))
+    assert lr_after(20, 21) != pytest.approx(lr_after(20, 20)) != lr_after(19, 20)
+
+
+@pytest.fixture
+def timed_search(tmp_path, tiny_data_dir, measured):
+    """A 4-trial search of the two-design space at equal time, 2 rounds a trial."""
+    args = search_args(tmp_path, tiny_data_dir, 4, "t", "--space", two_space(tmp_path), *BUDGET)
+    assert main(args) == 0
+    return tmp_path, tiny_data_dir, args
+
+
+def test_a_design_twice_as_fast_trains_twice_the_steps(timed_search, measured) -> None:
+    tmp_path, _, _ = timed_search
+    study = load(tmp_path, "t")
+    settings = study.user_attrs["settings"]
+    assert settings["budget_minutes"] == 1.0 and settings["fidelity"]["time_share"] == 0.02
+    assert settings["device"] == Runtime.pick("auto", "auto", 0).device_name()
+    trained = {t.user_attrs["train_images_per_s"]: t for t in study.trials if "train_steps" in t.user_attrs}
+    assert set(trained) == {FAST_RATE, SLOW_RATE}, "both designs trained"
+    assert trained[FAST_RATE].user_attrs["train_steps"] == 120
+    assert trained[SLOW_RATE].user_attrs["train_steps"] == 60
+    for trial in trained.values():  # two rounds, each scored for Hyperband
+        assert trial.user_attrs["epochs_run"] == 2 and sorted(trial.intermediate_values) == [1, 2]
+    # each design measured once: a repeated design copies its twin's figures
+    assert len(measured) == 2
+    for trial in study.get_trials(states=(TrialState.COMPLETE,)):
+        if "duplicate_of" in trial.user_attrs:
+            twin = study.trials[trial.user_attrs["duplicate_of"]]
+            assert trial.user_attrs["train_images_per_s"] == twin.user_attrs["train_images_per_s"]
+            assert trial.user_attrs["proxy_synflow"] == twin.user_attrs["proxy_synflow"]
+
+
+def test_a_study_refuses_another_budget_or_device(timed_search, monkeypatch, capsys) -> None:
+    tmp_path, _, args = timed_search
+    capsys.readouterr()
+    assert main([a if a != "1" else "2" for a in args]) == 2
+    assert "was made with other settings (budget_minutes 1.0 there, 2.0 here)" in capsys.readouterr().err
+    monkeypatch.setattr(Runtime, "device_name", lambda self: "Another CPU (8 cores), fp32")
+    assert main(args) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and "measures its time budget on" in err[0] and "Another CPU" in err[0]
+    assert len(load(tmp_path, "t").trials) == 4, "nothing was run"
+
+
+def test_train_best_fills_the_budget_at_the_measured_speed(timed_search, monkeypatch, capsys) -> None:
+    tmp_path, data_dir, _ = timed_search
+    study = load(tmp_path, "t")
+    best = nas.search.trials.best_trial(study)
+    out = tmp_path / "best"
+    common = ["train-best", "--study", "t", "--storage", f"sqlite:///{tmp_path}/nas.db",
+              "--data-dir", str(data_dir), "--workers", "0", "--batch-size", "32"]
+    record = nas.search.trials.record_result
+    monkeypatch.setattr(nas.search.trials, "record_result", lambda *a, **k: None)  # as if killed
+    # here the design measures 25× slower than it did in the search: 1,000 training images in
+    # 10 s, 200 test images in 0.5 s; 5 such epochs fit the study's minute
+    rate = 100.0
+    monkeypatch.setattr(nas.training.speed, "measure_speed",
+                        lambda *a, **k: Speed(rate, 50_000 / rate, 4 * rate, 1.0, 0.0))
+    assert main([*common, "--out", str(out)]) == 0
+    epoch = 1000 / rate + 200 / (4 * rate)
+    plan = json.loads((out / "budget.json").read_text())
+    assert plan["epochs"] == int(60 / epoch) == 5 and plan["epoch_seconds"] == pytest.approx(epoch, abs=0.01)
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["epochs"] == plan["epochs"] and metrics["budget"] == plan
+    assert "fit a budget of 1 min" in (out / "summary.md").read_text()
+    # a resumed run keeps the epochs it started with, whatever the speed measures now
+    (out / "metrics.json").unlink()
+    monkeypatch.setattr(nas.training.speed, "measure_speed",
+                        lambda *a, **k: Speed(1.0, 50_000.0, 1.0, 1.0, 0.0))
+    monkeypatch.setattr(nas.search.trials, "record_result", record)
+    assert main([*common, "--out", str(out), "--resume"]) == 0
+    assert json.loads((out / "metrics.json").read_text())["epochs"] == plan["epochs"]
+    [result] = nas.search.trials.recorded_results(load(tmp_path, "t"), "test")[best.number]
+    assert result["budget_minutes"] == 1.0
+    # --epochs overrides the budget
+    assert main([*common, "--out", str(tmp_path / "two"), "--epochs", "1"]) == 0
+    assert json.loads((tmp_path / "two" / "metrics.json").read_text())["epochs"] == 1
+    assert not (tmp_path / "two" / "budget.json").exists()
+
+
+def test_time_as_second_objective_is_the_measured_epoch(tmp_path, tiny_data_dir, measured) -> None:
+    args = search_args(tmp_path, tiny_data_dir, 3, "p", "--space", two_space(tmp_path), *BUDGET,
+                       "--second-objective", "time")
+    assert main(args) == 0
+    for trial in load(tmp_path, "p").get_trials(states=(TrialState.COMPLETE,)):
+        assert trial.values[1] == trial.user_attrs["epoch_seconds"]
+
+
+def test_time_fidelities_parse_and_label() -> None:
+    assert parse_fidelity("5%x0.25") == Fidelity(data_fraction=0.25, time_share=0.05)
+    assert label(parse_fidelity("100%x1.0")) == "100%x1.0" and label(parse_fidelity("3x0.1")) == "3x0.1"
+
+
+def test_calibration_at_equal_time_gives_each_design_the_steps_of_its_speed(
+        tmp_path, tiny_data_dir, measured) -> None:
+    space = tmp_path / "tiny.toml"
+    space.write_text(TINY_SPACE)  # C1 8 (the slow fake) or 16 channels wide (the fast one)
+    out = tmp_path / "cal.json"
+    assert main(["calibrate", "--space", str(space), "--data-dir", str(tiny_data_dir),
+                 "--out", str(out), "--designs", "3", "--budget-minutes", "1",
+                 "--fidelities", "2%x0.25", "--truth", "4%x1.0", "--val-images", "200",
+                 "--batch-size", "32", "--workers", "0"]) == 0
+    state = json.loads(out.read_text())
+    assert state["settings"]["budget_minutes"] == 1.0 and state["settings"]["truth"] == "4%x1.0"
+    rates = [d["speed"]["train_images_per_s"] for d in state["designs"]]
+    for result in state["results"]:  # 4 rounds of the share's steps at the design's rate
+        share = {"2%x0.25": 0.02, "4%x1.0": 0.04}[result["fidelity"]]
+        rate = rates[result["design"]]
+        assert result["steps"] == 4 * round(share * 60 * rate / 32 / 4)
+    assert {row["score"] for row in state["summary"]} >= {"2%x0.25", "img/s", "FLOPs"}
