@@ -61,7 +61,9 @@ def quick_speed(monkeypatch) -> None:
     tests the figures with a fake clock; elsewhere the full timing would only cost seconds."""
     from nas.training import speed
 
-    monkeypatch.setattr(speed, "TIMING", speed.Timing(warmup=0, min_steps=1, max_steps=1, seconds=0.0))
+    quick = speed.Timing(warmup=0, min_steps=1, max_steps=1, seconds=0.0)
+    monkeypatch.setattr(speed, "TIMING", quick)
+    monkeypatch.setattr(speed, "PLAN_TIMING", quick)
 
 
 @pytest.fixture(autouse=True)

@@ -155,6 +155,8 @@ def test_a_study_refuses_another_budget_or_device(timed_search, monkeypatch, cap
     capsys.readouterr()
     assert main([a if a != "1" else "2" for a in args]) == 2
     assert "was made with other settings (budget_minutes 1.0 there, 2.0 here)" in capsys.readouterr().err
+    assert main(args[:args.index("--budget-minutes")]) == 2  # without the budget: names it
+    assert "budget_minutes 1.0 there, 0.0 here" in capsys.readouterr().err
     monkeypatch.setattr(Runtime, "device_name", lambda self: "Another CPU (8 cores), fp32")
     assert main(args) == 2
     err = capsys.readouterr().err.splitlines()

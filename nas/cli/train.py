@@ -81,13 +81,14 @@ def read_plan(out: Path) -> dict[str, Any]:
 
 def new_plan(out: Path, minutes: float, config: ArchConfig, recipe: Recipe, runtime: Runtime,
              train_images: int, eval_images: int) -> dict[str, Any]:
-    """The epochs that fit `minutes` at the design's speed measured on this device now (a few
-    seconds), written to the run folder first, so that a resumed run keeps them."""
-    from nas.training.speed import measure_speed
+    """The epochs that fit `minutes` at the design's speed measured on this device now (with
+    `PLAN_TIMING`: at least 20 timed training steps), written to the run folder first, so that a
+    resumed run keeps them."""
+    from nas.training.speed import PLAN_TIMING, measure_speed
     from nas.training.timebox import budget_plan
 
-    plan = budget_plan(minutes, measure_speed(config, recipe, runtime), train_images, eval_images,
-                       runtime.device_name())
+    speed = measure_speed(config, recipe, runtime, timing=PLAN_TIMING)
+    plan = budget_plan(minutes, speed, train_images, eval_images, runtime.device_name())
     out.mkdir(parents=True, exist_ok=True)
     (out / PLAN).write_text(json.dumps(plan, indent=1) + "\n")
     return plan

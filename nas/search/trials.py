@@ -57,7 +57,7 @@ def check_settings(study: optuna.Study, settings: StudySettings) -> None:
     stored = settings_of(study).to_dict()
     stored["recipe"] = fixed_part(stored["recipe"])  # a study made before a new recipe knob
     wanted = settings.to_dict()
-    if stored["budget_minutes"] and stored["device"] != wanted["device"]:
+    if stored["budget_minutes"] and wanted["budget_minutes"] and stored["device"] != wanted["device"]:
         # its speeds, and so every trial's steps, are this device's: minutes elsewhere differ
         raise NasError(f"study {study.study_name} measures its time budget on {stored['device']}, "
                        f"this is {wanted['device']}: continue it there, or start a new study here "

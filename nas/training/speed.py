@@ -54,6 +54,11 @@ class Timing:
 
 
 TIMING = Timing()  # what a search and `nas show --speed` use
+# What `nas train-best` sizes a time budget's epochs with: one measurement decides minutes of
+# training, so it takes longer. With TIMING two measurements of one design 20 minutes apart on the
+# 2-core CPU differed by 12 % (962 and 1,091 images/s; its real epochs ran at 1,017-1,131), which
+# moved its 12.6-minute budget from 15 epochs to 13 (studies/equal-time).
+PLAN_TIMING = Timing(warmup=5, min_steps=20, max_steps=400, seconds=5.0)
 
 
 @dataclass(frozen=True)
