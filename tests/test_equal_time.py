@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 
-import optuna
 import pytest
 import torch
 from optuna.trial import TrialState
@@ -24,7 +23,7 @@ from nas.training.loop import ONECYCLE_MIN_STEPS, train
 from nas.training.recipe import Recipe
 from nas.training.runtime import Runtime
 from nas.training.speed import Speed
-from nas.training.timebox import RoundBatches, budget_plan, epochs_in, steps_per_round
+from nas.training.timebox import RoundBatches, epochs_in, steps_per_round
 from tests.conftest import REFERENCE
 from tests.test_calibrate import TINY_SPACE
 from tests.test_search import load, search_args
@@ -198,6 +197,31 @@ def test_train_best_fills_the_budget_at_the_measured_speed(timed_search, monkeyp
     assert main([*common, "--out", str(tmp_path / "two"), "--epochs", "1"]) == 0
     assert json.loads((tmp_path / "two" / "metrics.json").read_text())["epochs"] == 1
     assert not (tmp_path / "two" / "budget.json").exists()
+
+
+def test_train_fills_a_budget_at_the_measured_speed(tmp_path, tiny_data_dir, monkeypatch, capsys) -> None:
+    out = tmp_path / "run"
+    args = ["train", str(REFERENCE), "--out", str(out), "--data-dir", str(tiny_data_dir), "--workers", "0",
+            "--batch-size", "32", "--budget-minutes", "0.4"]
+    # 1,000 training images in 10 s and 200 test images in 0.5 s: 2 such epochs fit 24 s
+    monkeypatch.setattr(nas.training.speed, "measure_speed",
+                        lambda *a, **k: Speed(100.0, 500.0, 400.0, 1.0, 0.0))
+    assert main(args) == 0
+    plan = json.loads((out / "budget.json").read_text())
+    assert plan["epochs"] == 2 and plan["epoch_seconds"] == 10.5
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["epochs"] == 2 and metrics["budget"] == plan
+    # resumed, it keeps its epochs though the design now measures ten times faster
+    (out / "metrics.json").unlink()
+    monkeypatch.setattr(nas.training.speed, "measure_speed",
+                        lambda *a, **k: Speed(1000.0, 50.0, 4000.0, 1.0, 0.0))
+    assert main([*args, "--resume"]) == 0
+    assert json.loads((out / "metrics.json").read_text())["epochs"] == 2
+    capsys.readouterr()
+    assert main([*args[:3], str(tmp_path / "other"), *args[4:], "--epochs", "3"]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err == ["nas: error: --epochs 3 --budget-minutes 0.4: give one of them"]
+    assert not (tmp_path / "other").exists()
 
 
 def test_time_as_second_objective_is_the_measured_epoch(tmp_path, tiny_data_dir, measured) -> None:

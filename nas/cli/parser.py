@@ -131,6 +131,8 @@ def add_train_parsers(sub) -> None:
                     help="train on 45,000 and evaluate on the 5,000 validation images, not the test set")
     tr.add_argument("--data-fraction", type=float, default=1.0,
                     help="train on a stratified fraction of the training images (default %(default)s)")
+    tr.add_argument("--budget-minutes", type=float, default=None, metavar="M",
+                    help="train as many epochs as fit M minutes at the design's speed measured here")
     add_recipe_args(tr, Recipe(), Recipe().epochs)
     tr.set_defaults(func="nas.cli.train:train")
 

@@ -45,14 +45,21 @@ def train_and_test(args: argparse.Namespace, config: ArchConfig, recipe: Recipe,
 
 
 def train(args: argparse.Namespace) -> int:
+    check_budget_flags(args)
     config = load_config(resolve_design(args.config))
-    recipe = recipe_from(args)
     out = Path(args.out or Path("studies") / config.name)
     runtime = runtime_from(args)
+    minutes = args.budget_minutes or 0.0
+    recipe, plan = resumed_plan(out, minutes, args.resume, recipe_from(args))
     data = checked_data(args, config, recipe, out, args.data_fraction)
+    eval_images = VAL_IMAGES if args.validate else len(data.test_labels)
+    train_images = round((len(data.train_labels) - (VAL_IMAGES if args.validate else 0)) * args.data_fraction)
+    recipe, plan = planned(out, minutes, plan, config, recipe, runtime, train_images, eval_images)
+    if plan:
+        console.print(f"training {config.name}: {plan_line(plan, recipe)}; saving in {out}")
     try:
         metrics = train_and_test(args, config, recipe, runtime, data, out, not args.validate,
-                                 args.data_fraction)
+                                 args.data_fraction, budget=plan)
     except KeyboardInterrupt:
         return interrupted(args, f"every finished epoch is saved in {out}")
     console.print(f"[bold]{metrics['eval_split']} accuracy {metrics['accuracy'] * 100:.2f}%[/] after "
@@ -79,23 +86,48 @@ def read_plan(out: Path) -> dict[str, Any]:
                        "budget gave: resume with --epochs N, or start a new run with another --out") from None
 
 
-def new_plan(out: Path, minutes: float, config: ArchConfig, recipe: Recipe, runtime: Runtime,
-             train_images: int, eval_images: int) -> dict[str, Any]:
-    """The epochs that fit `minutes` at the design's speed measured on this device now (with
-    `PLAN_TIMING`: at least 20 timed training steps), written to the run folder first, so that a
-    resumed run keeps them."""
+def check_budget_flags(args: argparse.Namespace) -> None:
+    """--budget-minutes (None: not given) can be a budget, and is not given with --epochs."""
+    from nas.search.settings import check_budget
+
+    if args.budget_minutes is not None:
+        check_budget(args.budget_minutes)
+        if args.budget_minutes and args.epochs is not None:
+            raise NasError(f"--epochs {args.epochs} --budget-minutes {args.budget_minutes:g}: give one of them")
+
+
+def resumed_plan(out: Path, minutes: float, resume: bool, recipe: Recipe
+                 ) -> tuple[Recipe, dict[str, Any] | None]:
+    """A resumed budgeted run keeps the epochs its budget gave when it started."""
+    plan = read_plan(out) if minutes and resume else None
+    return (replace(recipe, epochs=plan["epochs"]), plan) if plan else (recipe, None)
+
+
+def planned(out: Path, minutes: float, plan: dict[str, Any] | None, config: ArchConfig,
+            recipe: Recipe, runtime: Runtime, train_images: int, eval_images: int
+            ) -> tuple[Recipe, dict[str, Any] | None]:
+    """The recipe at the epochs that fit `minutes` at the design's speed measured on this device
+    now (with `PLAN_TIMING`: at least 20 timed training steps), the plan written to the run
+    folder first, so that a resumed run keeps it; as it is without a budget or with a `plan`."""
     from nas.training.speed import PLAN_TIMING, measure_speed
     from nas.training.timebox import budget_plan
 
+    if not minutes or plan:
+        return recipe, plan
     speed = measure_speed(config, recipe, runtime, timing=PLAN_TIMING)
     plan = budget_plan(minutes, speed, train_images, eval_images, runtime.device_name())
     out.mkdir(parents=True, exist_ok=True)
     (out / PLAN).write_text(json.dumps(plan, indent=1) + "\n")
-    return plan
+    return replace(recipe, epochs=plan["epochs"]), plan
+
+
+def plan_line(plan: dict[str, Any], recipe: Recipe) -> str:
+    return (f"{recipe.epochs} epochs fill a budget of {plan['budget_minutes']:g} min "
+            f"at {plan['epoch_seconds']:.1f} s each, measured here")
 
 
 def train_best(args: argparse.Namespace) -> int:
-    from nas.search.settings import check_budget, truth_epochs
+    from nas.search.settings import truth_epochs
     from nas.search.storage import load_existing
     from nas.search.trials import (best_trial, record_result, recorded_results, settings_of,
                                    trial_design)
@@ -104,10 +136,7 @@ def train_best(args: argparse.Namespace) -> int:
     # the checks that need no study first, so that a bad flag is named whatever the storage holds
     recipe_from(args)
     runtime = runtime_from(args)
-    if args.budget_minutes is not None:
-        check_budget(args.budget_minutes)
-        if args.budget_minutes and args.epochs is not None:
-            raise NasError(f"--epochs {args.epochs} --budget-minutes {args.budget_minutes:g}: give one of them")
+    check_budget_flags(args)
     name, storage = study_args(args)
     split = "val" if args.validate else "test"
     # the twin's folder beside the best's, each truth's beside its test run's
@@ -127,9 +156,7 @@ def train_best(args: argparse.Namespace) -> int:
     # --epochs overrides the study's budget, --budget-minutes replaces it
     minutes = (args.budget_minutes if args.budget_minutes is not None
                else 0.0 if args.epochs is not None else settings.budget_minutes)
-    plan = read_plan(out) if minutes and args.resume else None
-    if plan:
-        recipe = replace(recipe, epochs=plan["epochs"])
+    recipe, plan = resumed_plan(out, minutes, args.resume, recipe)
     check_run_folder(out, recipe, args.resume)
     if any(run["out"] == str(out) for run in recorded_results(study, split).get(trial.number, [])):
         # recorded after the training: refused now, not after hours of it
@@ -137,19 +164,16 @@ def train_best(args: argparse.Namespace) -> int:
                        "choose another --out")
     data = checked_data(args, config, recipe, out, 1.0)
     val_images = settings.fidelity.val_images
-    if minutes and plan is None:
-        plan = new_plan(out, minutes, config, recipe, runtime,
-                        len(data.train_labels) - (val_images if args.validate else 0),
-                        val_images if args.validate else len(data.test_labels))
-        recipe = replace(recipe, epochs=plan["epochs"])
+    recipe, plan = planned(out, minutes, plan, config, recipe, runtime,
+                           len(data.train_labels) - (val_images if args.validate else 0),
+                           val_images if args.validate else len(data.test_labels))
     how = (f"on the {len(data.train_labels) - val_images:,} search-training images for "
            f"{recipe.epochs} epochs with the study's recipe, scored on its {val_images:,} validation "
            "images (its truth; never the test set)" if args.validate else
            f"on all {len(data.train_labels):,} training images for {recipe.epochs} epochs with the "
            f"study's recipe ({knobs_line(recipe)})")
     if plan:
-        how += (f"; {recipe.epochs} epochs fill a budget of {plan['budget_minutes']:g} min "
-                f"at {plan['epoch_seconds']:.1f} s each, measured here")
+        how += f"; {plan_line(plan, recipe)}"
     console.print(f"re-training trial {trial.number} of study {name} (val acc {trial.values[0]:.4f}, "
                   f"{trial.user_attrs['n_params']:,} params) {how}; saving in {out}")
     try:

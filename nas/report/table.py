@@ -10,14 +10,11 @@ from optuna.trial import FrozenTrial, TrialState
 from rich.table import Table
 
 from nas.errors import NasError
-from nas.search.trials import (COST_ATTRS, FILLED, best_trial, is_feasible, pruned_by, recorded_results,
+from nas.search.trials import (COST_ATTRS, FILLED, PROXIES, best_trial, is_feasible, pruned_by, recorded_results,
                                settings_of, trial_counts)
 
 COLUMNS = ("rank", "trial", "state", "val acc", "truth acc", "test acc", "params", "FLOPs", "img/s",
            "RF", "epochs", "seconds", "note")  # img/s: measured training speed (nas.training.speed)
-# The zero-cost proxies of each trial: in the markdown document only, since three more columns
-# would wrap the terminal table's notes over several lines.
-PROXIES = ("synflow", "naswot", "grad_norm")
 
 
 def state_of(trial: FrozenTrial) -> str:
@@ -88,7 +85,8 @@ def rows(study: optuna.Study) -> tuple[list[tuple[str, ...]], int | None, set[in
 
 def with_proxies(study: optuna.Study, table_rows: list[tuple[str, ...]]) -> list[tuple[str, ...]]:
     """The rows with each trial's zero-cost proxies before the note: the document's columns,
-    `COLUMNS[:-1] + PROXIES + COLUMNS[-1:]`."""
+    `COLUMNS[:-1] + PROXIES + COLUMNS[-1:]` (not the terminal's: three more columns would wrap
+    its notes over several lines)."""
     by_number = {str(t.number): t for t in study.get_trials(deepcopy=False)}
     return [row[:-1] + proxy_cells(by_number[row[1]]) + row[-1:] for row in table_rows]
 

@@ -46,15 +46,15 @@ from nas.search.proxies import proxy_batch, scores
 from nas.search.settings import (TIME_FIDELITIES, TIME_TRUTH, CalibrationSettings, check_budget,
                                  check_fill, cost, label, parse_fidelity)
 from nas.search.space import SearchSpace, baseline_params
+from nas.search.trials import PROXIES
 from nas.training.batches import make_batches
-from nas.training.loop import ONECYCLE_MIN_STEPS, check_batch, check_trainable, train
+from nas.training.loop import ONECYCLE_MIN_STEPS, check_trainable, train
 from nas.training.progress import SeriesProgress
 from nas.training.recipe import Recipe, fixed_part, recipe_from_dict
 from nas.training.runtime import Runtime
 from nas.training.speed import measure_speed
 from nas.training.timebox import RoundBatches, steps_per_round
 
-PROXIES = ("synflow", "naswot", "grad_norm")
 COUNTS = {"params": "params", "FLOPs": "flops"}  # row label: the design's stored count
 TOP = 3  # the overlap of the top TOP designs
 
@@ -178,10 +178,8 @@ def calibrate(path: Path, settings: CalibrationSettings, space: SearchSpace, dat
                                     val_images=settings.val_images)
               for fraction in {f.data_fraction for f in settings.runs()}}
     for f in settings.runs():  # every fidelity can fill OneCycle's steps: checked before training
-        if f.time_share:  # a round is as many steps as the time buys: one batch will do
-            check_batch(recipe.batch_size, len(splits[f.data_fraction].train_labels))
-        else:
-            check_trainable(replace(recipe, epochs=f.epochs), len(splits[f.data_fraction].train_labels))
+        check_trainable(replace(recipe, epochs=f.epochs), len(splits[f.data_fraction].train_labels),
+                        timed=bool(f.time_share))
     batch = proxy_batch(data, recipe.seed, settings.val_images)  # the batch a search measures on
     state = open_results(path, settings, lambda: [
         describe(name, config, verdict, batch, recipe, runtime)

@@ -51,9 +51,9 @@ from nas.search.samplers import make_pruner, make_sampler
 from nas.search.settings import StudySettings
 from nas.search.space import SearchSpace, baseline_params
 from nas.search.storage import fail_stale_trials, open_storage
-from nas.search.trials import FILLED, check_settings, finished, verdict_constraints
+from nas.search.trials import FILLED, PROXY_ATTRS, check_settings, finished, verdict_constraints
 from nas.training.batches import make_batches
-from nas.training.loop import ONECYCLE_MIN_STEPS, EpochLog, check_batch, check_trainable, train
+from nas.training.loop import ONECYCLE_MIN_STEPS, EpochLog, check_trainable, train
 from nas.training.progress import TrainingProgress
 from nas.training.recipe import Recipe
 from nas.training.runtime import Runtime
@@ -70,7 +70,7 @@ class SearchEvents(Protocol):
 
 
 # what `measurements` stores on a trial: a repeated design copies them from its twin
-MEASURED = ("proxy_synflow", "proxy_naswot", "proxy_grad_norm", "proxy_ms", *SPEED_ATTRS)
+MEASURED = (*PROXY_ATTRS, *SPEED_ATTRS)
 SURPLUS = "surplus: the study already had its trials"  # a trial's fail_reason
 
 
@@ -272,10 +272,7 @@ def start_search(*, study_name: str, storage_url: str, space: SearchSpace, setti
     trial_recipe = replace(recipe, epochs=fidelity.epochs)  # at equal time: the rounds
     splits = make_splits(data, final=False, fraction=fidelity.data_fraction, seed=recipe.seed,
                          val_images=fidelity.val_images)
-    if settings.budget_minutes:  # a round is as many steps as the time buys: one batch will do
-        check_batch(recipe.batch_size, len(splits.train_labels))
-    else:
-        check_trainable(trial_recipe, len(splits.train_labels))
+    check_trainable(trial_recipe, len(splits.train_labels), timed=bool(settings.budget_minutes))
     proxies = proxy_batch(data, recipe.seed, fidelity.val_images)  # once: the same for all trials
     storage = open_storage(storage_url, create=True)
     pruner = make_pruner("none" if second else pruner_name, fidelity.epochs)

@@ -187,8 +187,8 @@ def short_float(value: float) -> float:
 
 def proxy_attrs(config: ArchConfig, batch: tuple[torch.Tensor, torch.Tensor], seed: int
                 ) -> dict[str, float]:
-    """The design's zero-cost proxies as trial attributes: proxy_synflow, proxy_naswot,
-    proxy_grad_norm, and proxy_ms (the time of all three, building the model included)."""
+    """The design's zero-cost proxies as trial attributes (`PROXY_ATTRS`): proxy_synflow,
+    proxy_naswot, proxy_grad_norm, and proxy_ms (the time of all three, building the model included)."""
     values = scores(config, *batch, seed=seed)
     attrs = {f"proxy_{name}": short_float(v) for name, v in values.items() if name != "proxy_ms"}
     return attrs | {"proxy_ms": round(values["proxy_ms"])}

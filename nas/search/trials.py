@@ -37,6 +37,10 @@ FILLED = "filled_c{}_channels"  # user attribute: block b's width after --fill-b
 # study attributes of train-best's results: tested on the test set, or (`--validate`) scored on
 # the validation hold-out after a training at the calibration's truth fidelity, the search's truth
 RESULTS = {"test": "test_results", "val": "val_results"}
+# the zero-cost proxies every feasible trial stores before it trains, each as "proxy_NAME", with
+# "proxy_ms", the time of all three (nas.search.proxies)
+PROXIES = ("synflow", "naswot", "grad_norm")
+PROXY_ATTRS = (*(f"proxy_{name}" for name in PROXIES), "proxy_ms")
 # a second objective's trial attribute (time: the measured seconds per 50,000-image epoch); a
 # study without one is shown against its parameters
 COST_ATTRS = {"params": "n_params", "flops": "flops", "time": "epoch_seconds"}

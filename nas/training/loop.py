@@ -108,18 +108,15 @@ def measure_norm_stats(model: nn.Module, batches: Batches, device: torch.device,
     model.train(was_training)
 
 
-def check_batch(batch_size: int, train_images: int) -> None:
-    """NasError when `train_images` make no full batch."""
-    if train_images < batch_size:
+def check_trainable(recipe: Recipe, train_images: int, timed: bool = False) -> None:
+    """NasError, before anything is trained, when `train_images` cannot fill the schedule: make no
+    full batch, or (unless `timed`: at equal time a round is as many steps as the time buys, from
+    batches drawn again and again) too few steps for OneCycle."""
+    if train_images < recipe.batch_size:
         raise NasError(f"{train_images} training images make no full batch of --batch-size "
-                       f"{batch_size}: use more images or a smaller batch")
-
-
-def check_trainable(recipe: Recipe, train_images: int) -> None:
-    """NasError, before anything is trained, when `train_images` cannot fill the schedule."""
-    check_batch(recipe.batch_size, train_images)
+                       f"{recipe.batch_size}: use more images or a smaller batch")
     steps = train_images // recipe.batch_size
-    if recipe.schedule == "onecycle" and steps * recipe.epochs < ONECYCLE_MIN_STEPS:
+    if not timed and recipe.schedule == "onecycle" and steps * recipe.epochs < ONECYCLE_MIN_STEPS:
         raise NasError(f"OneCycle needs at least {ONECYCLE_MIN_STEPS} steps, this run has "
                        f"{steps * recipe.epochs} ({recipe.epochs} epochs of {steps} batches of "
                        f"{recipe.batch_size} from {train_images} images): use more epochs or "
