@@ -21,6 +21,7 @@ from nas.search.proxies import proxy_attrs, proxy_batch
 from nas.errors import ConfigError
 from nas.search.space import baseline_params, load_space, space_from_dict, with_widths
 from nas.search.trials import FILLED, settings_of, trial_design
+from tests.conftest import ROOT
 from tests.test_calibrate import TINY_SPACE, one_thread  # noqa: F401 (a fixture, used)
 from tests.test_search import AlwaysPrune, load, search_args
 
@@ -72,6 +73,35 @@ def test_downsample_none_keeps_the_resolution_into_the_next_block() -> None:
     verdict, twin_verdict = check(kept), check(space.design(twin))
     assert verdict.params == twin_verdict.params and verdict.flops > twin_verdict.flops
     assert verdict.passed and verdict.receptive_field < twin_verdict.receptive_field
+
+
+def test_early_stride2_halves_the_resolution_at_conv1() -> None:
+    data = load_space(DEFAULT_SPACE).to_dict()
+    space = space_from_dict(data | {"downsample": [(*d, "early_stride2") for d in data["downsample"]]}, "early")
+    twin = baseline_params(space)[1][1]
+    early = space.design(twin | {"c1_downsample": "early_stride2"})
+    conv1, _, conv3 = early.blocks[0].convs
+    assert conv1.stride == 2 and conv3 == nas.ConvSpec("standard", 1, 1, 1)
+    assert space.params_of(early)["c1_downsample"] == "early_stride2"  # not "none": conv 1 strides
+    model = nas.build_model(early).eval()
+    sizes = []
+    for module in model.c1.modules():
+        if isinstance(module, torch.nn.Conv2d) and module.kernel_size == (3, 3) and module.groups == 1:
+            module.register_forward_hook(lambda m, i, out: sizes.append(out.shape[-1]))
+    with torch.no_grad():
+        assert model(torch.zeros(1, 3, 32, 32)).shape == (1, 10)
+    assert sizes[:3] == [16, 16, 16]  # every conv of C1 at 16×16; the twin's first two at 32×32
+    verdict, twin_verdict = check(early), check(space.design(twin))
+    assert verdict.passed and verdict.params == twin_verdict.params
+    assert verdict.flops < 0.7 * twin_verdict.flops
+
+
+def test_the_fast_space_holds_the_twin_and_cheaper_first_blocks() -> None:
+    space = load_space(ROOT / "search_spaces" / "c1c2c3c4o-fast.toml")
+    twin = space.design(baseline_params(space)[1][1])  # the reference lies inside: its twin is trial 1
+    assert check(twin).passed and check(twin).params == 198_496
+    assert max(space.channels[0]) <= 32 < max(space.channels[3])
+    assert all("early_stride2" in choices for choices in space.downsample)
 
 
 def test_downsample_choices_per_block_or_one_list_for_all() -> None:

@@ -10,7 +10,9 @@ rate means"). Knobs, per block b = 1..4:
     cb_conv2       kind of conv 2 (width-preserving)  (conv2_kind)
     cb_dilation    dilation of conv 2                 (dilation)
     cb_downsample  conv 3 of C1..C3: stride-2, dilated (d=2) stride-2, or none: a stride-1
-                   conv, so that the next block keeps this one's resolution  (downsample[b-1])
+                   conv, so that the next block keeps this one's resolution; or early_stride2:
+                   conv 1 strides instead, so convs 2 and 3 already work at half the resolution
+                   (downsample[b-1])
     c4_conv3       kind of C4's conv 3                (conv1_kind)
     cb_shortcut    residual shortcut                  (shortcut)
 and for the whole network: dropout, head, order.
@@ -32,9 +34,11 @@ from nas.design.config import ArchConfig, ConvSpec, parse_dataclass
 from nas.design.files import REFERENCE, config_from_dict, load_config, read_table
 from nas.errors import ConfigError, NasError
 
-DOWNSAMPLE = {"stride2": {"kind": "standard", "stride": 2},
+DOWNSAMPLE = {"stride2": {"kind": "standard", "stride": 2},  # conv 3 of a block, by choice
               "dilated_stride2": {"kind": "standard", "stride": 2, "dilation": 2, "padding": 2},
-              "none": {"kind": "standard"}}
+              "none": {"kind": "standard"},
+              "early_stride2": {"kind": "standard"}}  # conv 1 strides: fewer activations, faster
+EARLY = "early_stride2"
 
 
 @dataclass(frozen=True)
@@ -72,7 +76,10 @@ class SearchSpace:
                      {"kind": trial.suggest_categorical(f"c{b}_conv2", self.conv2_kind),
                       "dilation": trial.suggest_categorical(f"c{b}_dilation", self.dilation)}]
             if b < len(self.channels):
-                convs.append(DOWNSAMPLE[trial.suggest_categorical(f"c{b}_downsample", self.downsample[b - 1])])
+                choice = trial.suggest_categorical(f"c{b}_downsample", self.downsample[b - 1])
+                convs.append(DOWNSAMPLE[choice])
+                if choice == EARLY:
+                    convs[0]["stride"] = 2
             else:
                 convs.append({"kind": trial.suggest_categorical(f"c{b}_conv3", self.conv1_kind)})
             blocks.append({"channels": trial.suggest_categorical(f"c{b}_channels", widths),
@@ -98,7 +105,8 @@ class SearchSpace:
                        f"c{b}_shortcut": block.shortcut}
             if b < len(config.blocks):
                 params[f"c{b}_downsample"] = next(
-                    (name for name, spec in DOWNSAMPLE.items() if ConvSpec(**spec) == conv3), conv3)
+                    (name for name, spec in DOWNSAMPLE.items()
+                     if ConvSpec(**spec) == conv3 and (conv1.stride == 2) == (name == EARLY)), conv3)
             else:
                 params[f"c{b}_conv3"] = conv3.kind
         params |= {"dropout": config.blocks[0].dropout, "order": config.order,

@@ -6,12 +6,16 @@
 # an interruption: the search resumes, a finished run is skipped, an interrupted one resumes.
 #
 #   nohup bash studies/equal-time/run.sh >> studies/equal-time/run.log 2>&1 &
+#
+# Another study runs the same steps with other search settings: S (its folder, whose name is the
+# study's), SEARCH (more `nas search` flags), e.g. studies/equal-time-v2/run.sh.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source studies/run-lib.sh  # run OUT COMMAND...: skip a finished run, resume an interrupted one
-S=studies/equal-time
+S=${S:-studies/equal-time}
+read -r -a SEARCH <<< "${SEARCH:-}"
 DB="sqlite:///$S/study.db"
-STUDY=(--study equal-time --storage "$DB")
+STUDY=(--study "$(basename "$S")" --storage "$DB")
 
 # 1. The twin, 20 epochs, seed 0, trained from the final study (trial 1 of every study is the twin)
 FINAL_COPY=$(mktemp -d)/study.db
@@ -21,7 +25,7 @@ M=$(python -c "import json; print(round(json.load(open('$S/twin-20ep-seed0/metri
 
 # 2. The search at equal time: each trial trains 5 % of M at its measured speed
 date -u +"search start %F %T UTC, budget $M min"
-nas search --trials 50 --budget-minutes "$M" "${STUDY[@]}"
+nas search --trials 50 --budget-minutes "$M" "${STUDY[@]}" "${SEARCH[@]}"
 date -u +"search end %F %T UTC"
 
 # 3. The proof: the best design for M minutes, the twin for 20 epochs, seeds 0 and 1
