@@ -107,7 +107,7 @@ def planned(out: Path, minutes: float, plan: dict[str, Any] | None, config: Arch
             recipe: Recipe, runtime: Runtime, train_images: int, eval_images: int
             ) -> tuple[Recipe, dict[str, Any] | None]:
     """The recipe at the epochs that fit `minutes` at the design's speed measured on this device
-    now (with `PLAN_TIMING`: at least 20 timed training steps), the plan written to the run
+    now (with `PLAN_TIMING`: at least 30 s of timed training steps), the plan written to the run
     folder first, so that a resumed run keeps it; as it is without a budget or with a `plan`."""
     from nas.training.speed import PLAN_TIMING, measure_speed
     from nas.training.timebox import budget_plan
