@@ -8,6 +8,7 @@ fetches one batch (so loader workers are up), touches MARKER and sleeps. "betwee
 N-th finished trial, touches MARKER and sleeps.
 """
 
+import signal
 import sys
 import time
 from pathlib import Path
@@ -16,6 +17,10 @@ import nas.training.loop
 import nas.training.speed
 import nas.cli.views
 from nas.cli.main import main
+
+# Ctrl-C as in a terminal, even when the suite itself runs in the background (`pytest &`), whose
+# children inherit SIGINT ignored, and Python then installs no KeyboardInterrupt for it
+signal.signal(signal.SIGINT, signal.default_int_handler)
 
 marker, block_at, *args = sys.argv[1:]
 kind, _, count = block_at.partition(":")
