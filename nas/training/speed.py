@@ -60,7 +60,9 @@ TIMING = Timing()  # what a search and `nas show --speed` use
 # moved its 12.6-minute budget from 15 epochs to 13 (studies/equal-time). On the 2-core EPYC the
 # speed drifts by 10-15 % over a minute: 5 s of steps once measured 18.1 s per epoch for a design
 # that three later measurements put at 21.6-24.6 s and whose real epochs took 22-25 s, so 47
-# epochs were planned where 37 fit (studies/equal-time-v2). 30 s of steps spans that drift.
+# epochs were planned where 37 fit (studies/equal-time-v2). 30 s of steps narrows that, but does
+# not hold a budget there: it measured one design at 2,759 and 2,155 images/s for two seeds, and a
+# run took 11.5 of its 8.9 minutes; keeping the budget during the run is what would.
 PLAN_TIMING = Timing(warmup=5, min_steps=20, max_steps=2000, seconds=30.0)
 
 
