@@ -13,6 +13,7 @@ from optuna.trial import TrialState
 import nas.search.calibrate
 import nas.search.optimize
 import nas.search.trials
+import nas.training.run
 import nas.training.speed
 from nas.cli.main import main
 from nas.design.files import load_config
@@ -27,6 +28,7 @@ from nas.training.timebox import RoundBatches, epochs_in, steps_per_round
 from tests.conftest import REFERENCE
 from tests.test_calibrate import TINY_SPACE
 from tests.test_search import load, search_args
+from tests.test_timebox import Scripted
 
 # Two designs, C1 16 or 24 channels wide; the fake clock makes the narrow one twice as fast.
 TWO = "\n".join([
@@ -55,6 +57,20 @@ def measured(monkeypatch) -> list[str]:
     for module in (nas.search.optimize, nas.search.calibrate, nas.training.speed):
         monkeypatch.setattr(module, "measure_speed", measure)
     return calls
+
+
+@pytest.fixture
+def deadlines(monkeypatch) -> list[dict]:
+    """Budgeted runs keep the epochs planned (tests/test_timebox.py tests the re-plan, which here
+    would read the real clock); the plans their deadlines were made from."""
+    plans: list[dict] = []
+
+    def kept(plan: dict) -> Scripted:
+        plans.append(plan)
+        return Scripted({})
+
+    monkeypatch.setattr(nas.training.run, "deadline_of", kept)
+    return plans
 
 
 def two_space(tmp_path) -> str:
@@ -163,7 +179,7 @@ def test_a_study_refuses_another_budget_or_device(timed_search, monkeypatch, cap
     assert len(load(tmp_path, "t").trials) == 4, "nothing was run"
 
 
-def test_train_best_fills_the_budget_at_the_measured_speed(timed_search, monkeypatch, capsys) -> None:
+def test_train_best_fills_the_budget_at_the_measured_speed(timed_search, deadlines, monkeypatch, capsys) -> None:
     tmp_path, data_dir, _ = timed_search
     study = load(tmp_path, "t")
     best = nas.search.trials.best_trial(study)
@@ -178,12 +194,13 @@ def test_train_best_fills_the_budget_at_the_measured_speed(timed_search, monkeyp
     monkeypatch.setattr(nas.training.speed, "measure_speed",
                         lambda *a, **k: Speed(rate, 50_000 / rate, 4 * rate, 1.0, 0.0))
     assert main([*common, "--out", str(out)]) == 0
-    epoch = 1000 / rate + 200 / (4 * rate)
+    epoch, final = 1000 / rate + 200 / (4 * rate), 2 * 200 / (4 * rate)
     plan = json.loads((out / "budget.json").read_text())
-    assert plan["epochs"] == int(60 / epoch) == 5 and plan["epoch_seconds"] == pytest.approx(epoch, abs=0.01)
+    assert plan["epochs"] == int((60 - final) / epoch) == 5 and plan["epoch_seconds"] == pytest.approx(epoch, abs=0.01)
+    assert plan["final_eval_seconds"] == final and deadlines == [plan]  # the run keeps that budget
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["epochs"] == plan["epochs"] and metrics["budget"] == plan
-    assert "fit a budget of 1 min" in (out / "summary.md").read_text()
+    assert "A budget of 1 min: planned at 5 epochs of 10.5 s" in (out / "summary.md").read_text()
     # a resumed run keeps the epochs it started with, whatever the speed measures now
     (out / "metrics.json").unlink()
     monkeypatch.setattr(nas.training.speed, "measure_speed",
@@ -191,6 +208,7 @@ def test_train_best_fills_the_budget_at_the_measured_speed(timed_search, monkeyp
     monkeypatch.setattr(nas.search.trials, "record_result", record)
     assert main([*common, "--out", str(out), "--resume"]) == 0
     assert json.loads((out / "metrics.json").read_text())["epochs"] == plan["epochs"]
+    assert deadlines == [plan, plan]
     [result] = nas.search.trials.recorded_results(load(tmp_path, "t"), "test")[best.number]
     assert result["budget_minutes"] == 1.0
     # --epochs overrides the budget
@@ -199,7 +217,7 @@ def test_train_best_fills_the_budget_at_the_measured_speed(timed_search, monkeyp
     assert not (tmp_path / "two" / "budget.json").exists()
 
 
-def test_train_fills_a_budget_at_the_measured_speed(tmp_path, tiny_data_dir, monkeypatch, capsys) -> None:
+def test_train_fills_a_budget_at_the_measured_speed(tmp_path, tiny_data_dir, deadlines, monkeypatch, capsys) -> None:
     out = tmp_path / "run"
     args = ["train", str(REFERENCE), "--out", str(out), "--data-dir", str(tiny_data_dir), "--workers", "0",
             "--batch-size", "32", "--budget-minutes", "0.4"]

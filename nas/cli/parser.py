@@ -132,7 +132,8 @@ def add_train_parsers(sub) -> None:
     tr.add_argument("--data-fraction", type=float, default=1.0,
                     help="train on a stratified fraction of the training images (default %(default)s)")
     tr.add_argument("--budget-minutes", type=float, default=None, metavar="M",
-                    help="train as many epochs as fit M minutes at the design's speed measured here")
+                    help="train for M minutes here: the epochs planned at the design's measured "
+                         "speed, re-planned after every epoch from the real ones")
     add_recipe_args(tr, Recipe(), Recipe().epochs)
     tr.set_defaults(func="nas.cli.train:train")
 
@@ -147,11 +148,11 @@ def add_train_parsers(sub) -> None:
     add_run_args(tb, "run folder (default studies/<study>/best, or .../trial-N with --trial; "
                      "with --validate best-val or trial-N-val)")
     tb.add_argument("--budget-minutes", type=float, default=None, metavar="M",
-                    help="train as many epochs as fit M minutes at the design's speed measured here "
-                         "(default: the study's --budget-minutes, if it has one)")
+                    help="train for M minutes here, the epochs re-planned after every epoch from "
+                         "the real ones (default: the study's --budget-minutes, if it has one)")
     add_recipe_args(tb, None, f"{FINAL['epochs']}; with --validate {truth_epochs()}, the "
                               f"calibration's truth fidelity {CalibrationSettings.truth}; for a study "
-                              "with a time budget, the epochs that fit it")
+                              "with a time budget, the epochs that fit it here")
     tb.set_defaults(func="nas.cli.train:train_best")
 
 

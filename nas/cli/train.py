@@ -107,8 +107,9 @@ def planned(out: Path, minutes: float, plan: dict[str, Any] | None, config: Arch
             recipe: Recipe, runtime: Runtime, train_images: int, eval_images: int
             ) -> tuple[Recipe, dict[str, Any] | None]:
     """The recipe at the epochs that fit `minutes` at the design's speed measured on this device
-    now (with `PLAN_TIMING`: at least 30 s of timed training steps), the plan written to the run
-    folder first, so that a resumed run keeps it; as it is without a budget or with a `plan`."""
+    now (`PLAN_TIMING`), the plan the run starts with (its `Deadline` re-plans it after every
+    epoch), written to the run folder first, so that a resumed run keeps it; as it is without a
+    budget or with a `plan`."""
     from nas.training.speed import PLAN_TIMING, measure_speed
     from nas.training.timebox import budget_plan
 
@@ -122,8 +123,8 @@ def planned(out: Path, minutes: float, plan: dict[str, Any] | None, config: Arch
 
 
 def plan_line(plan: dict[str, Any], recipe: Recipe) -> str:
-    return (f"{recipe.epochs} epochs fill a budget of {plan['budget_minutes']:g} min "
-            f"at {plan['epoch_seconds']:.1f} s each, measured here")
+    return (f"a budget of {plan['budget_minutes']:g} min, planned at {recipe.epochs} epochs of "
+            f"{plan['epoch_seconds']:.1f} s measured here, re-planned after every epoch")
 
 
 def train_best(args: argparse.Namespace) -> int:

@@ -58,6 +58,7 @@ class TrainingBars(TrainingProgress):
         self.run = self.bars.add_task("epochs", total=epochs, completed=done, stats="")
 
     def epoch_started(self, epoch: int, epochs: int, steps: int) -> None:
+        self.bars.update(self.run, total=epochs)  # a budgeted run's epochs are re-planned
         self.epoch = self.bars.add_task(f"epoch {epoch}/{epochs}", total=steps, stats="")
 
     def step_done(self, step: int, loss: float, accuracy: float, images_per_s: float) -> None:

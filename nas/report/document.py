@@ -203,8 +203,9 @@ def train_best_section(run: Run, path: Path) -> Section:
             f"`{made_by(metrics)}`: {metrics['epochs']} epochs on "
             f"{metrics['train_images']:,} images, {metrics['wall_seconds'] / 60:.1f} min "
             f"on {metrics['machine']['cpu']} ({metrics['machine']['device']})"
-            + (f", the epochs that fit the study's {b['budget_minutes']:g}-min budget at "
-               f"{b['epoch_seconds']:.1f} s each" if (b := metrics.get("budget")) else "") + ".\n",
+            + (f", in the study's {b['budget_minutes']:g}-min budget (planned at {b['epochs']} "
+               f"epochs of {b['epoch_seconds']:.1f} s, re-planned from the real epochs)"
+               if (b := metrics.get("budget")) else "") + ".\n",
             f"![training curves]({curves.name})\n", "### Per class (test)\n", per_class + "\n",
             f"![confusion matrix]({confusion.name})\n"], [curves, confusion]
 

@@ -13,7 +13,7 @@ import math
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -27,6 +27,9 @@ from nas.training.metrics import evaluate
 from nas.training.progress import TrainingProgress
 from nas.training.recipe import Recipe
 from nas.training.runtime import Runtime, autocast, keep_freed_memory
+
+if TYPE_CHECKING:
+    from nas.training.timebox import Deadline
 
 ONECYCLE_MIN_STEPS = 8  # fewer steps than this and OneCycle's phases are empty
 
@@ -132,6 +135,32 @@ def make_schedule(optimizer: torch.optim.Optimizer, recipe: Recipe, steps_per_ep
     return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total)
 
 
+def schedule_steps(schedule: torch.optim.lr_scheduler.LRScheduler) -> int:
+    """The steps `schedule` ends after (as made, or as last resized)."""
+    if isinstance(schedule, torch.optim.lr_scheduler.OneCycleLR):
+        return schedule.total_steps
+    return schedule.T_max
+
+
+def resize_schedule(schedule: torch.optim.lr_scheduler.LRScheduler, recipe: Recipe, total: int) -> None:
+    """Make `schedule` end after `total` steps (a `Deadline`'s re-plan), going on from the lr it
+    stands at: the steps taken keep their lrs, and the rest of the annealing is stretched or
+    squeezed to end at `total` (past its peak a resized OneCycle only falls; in its warm-up, the
+    peak moves to `recipe.warmup` of the new total). OneCycle keeps its phases' ends in
+    `_schedule_phases`, set only when it is made; tests/test_timebox.py holds this to torch's."""
+    if isinstance(schedule, torch.optim.lr_scheduler.OneCycleLR):
+        rise, fall = schedule._schedule_phases
+        step, end = schedule.last_epoch, float(total) - 1
+        if step <= rise["end_step"]:
+            rise["end_step"] = max(float(recipe.warmup * total) - 1, float(step))
+        else:  # the share of the fall done so far stays done: the new fall starts where it is
+            done = (step - rise["end_step"]) / (fall["end_step"] - rise["end_step"])
+            rise["end_step"] = (step - done * end) / (1 - done)
+        fall["end_step"], schedule.total_steps = end, total
+    else:  # cosine's recursive form anneals from the lr it stands at to 0 at the new T_max
+        schedule.T_max = total
+
+
 def make_learner(model: nn.Module, recipe: Recipe, runtime: Runtime, steps_per_epoch: int) -> Learner:
     """`model` moved to the runtime's device and layout, with the recipe's optimizer, schedule
     (over `steps_per_epoch` × its epochs) and EMA."""
@@ -155,7 +184,8 @@ def train(model: nn.Module, train_batches: Batches, eval_batches: Batches, recip
           runtime: Runtime, *,
           run_dir: Path | None = None, resume: bool = False,
           on_epoch: Callable[[EpochLog], None] | None = None,
-          progress: TrainingProgress | None = None) -> list[EpochLog]:
+          progress: TrainingProgress | None = None,
+          deadline: Deadline | None = None) -> list[EpochLog]:
     """Train `model` on `train_batches`, evaluating on `eval_batches` after every epoch.
 
     With `run_dir`, each epoch writes `checkpoint.pt` and `log.jsonl` (`nas.training.checkpoints`);
@@ -164,7 +194,10 @@ def train(model: nn.Module, train_batches: Batches, eval_batches: Batches, recip
     recipe must match, the runtime may differ. With `recipe.ema` the averaged weights are
     evaluated every epoch, and `model` ends holding them (the raw ones stay in the checkpoint).
     `on_epoch` may raise (the search raises optuna.TrialPruned) to stop early; `progress` hears
-    of every epoch and every 20th step.
+    of every epoch and every 20th step. With a `deadline` the run's epochs are re-planned after
+    every epoch from the real epochs' time, and the schedule resized to end at the last of them:
+    `recipe.epochs` is then the plan the run starts with, and the checkpoint's schedule the plan
+    a resumed run continues.
     """
     keep_freed_memory()
     check_trainable(recipe, len(train_batches) * recipe.batch_size)
@@ -174,12 +207,14 @@ def train(model: nn.Module, train_batches: Batches, eval_batches: Batches, recip
     criterion = nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing)
     mix = MixBatch(recipe.mixup, recipe.cutmix) if recipe.mixup or recipe.cutmix else None
     history = restore(run_dir, recipe, device, learner) if resume else []
+    epochs = schedule_steps(learner.schedule) // len(train_batches)  # recipe.epochs, or re-planned
     progress = progress or TrainingProgress()
-    progress.run_started(recipe.epochs, len(history))
+    progress.run_started(epochs, len(history))
     try:  # a pruned or interrupted run tells `progress` too: it leaves no stale bars behind
-        for epoch in range(len(history) + 1, recipe.epochs + 1):
+        while len(history) < epochs:
+            epoch = len(history) + 1
             seed_epoch(recipe, epoch, train_batches, mix)
-            progress.epoch_started(epoch, recipe.epochs, len(train_batches))
+            progress.epoch_started(epoch, epochs, len(train_batches))
             start = time.perf_counter()
             train_loss, train_acc, seen = train_epoch(
                 learner, train_batches, criterion, mix, device, dtype, epoch, progress)
@@ -192,6 +227,9 @@ def train(model: nn.Module, train_batches: Batches, eval_batches: Batches, recip
                            time.perf_counter() - start, seen / train_seconds)
             history.append(log)
             progress.epoch_ended(log)
+            if deadline is not None and (replanned := deadline.epochs(history, epochs)) != epochs:
+                epochs = replanned
+                resize_schedule(learner.schedule, recipe, epochs * len(train_batches))
             if run_dir:
                 save(run_dir, learner, recipe, history)
             if on_epoch:

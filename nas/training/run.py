@@ -34,6 +34,7 @@ from nas.training.modelfile import save_model
 from nas.training.progress import TrainingProgress
 from nas.training.recipe import Recipe, as_written_today
 from nas.training.runtime import Runtime
+from nas.training.timebox import deadline_of
 
 
 def check_run_folder(out: Path, recipe: Recipe | None, resume: bool,
@@ -92,8 +93,8 @@ def train_run(config: ArchConfig, recipe: Recipe, runtime: Runtime, data: Cifar1
     """Train `config` from scratch (or resume it) and write the run folder; returns metrics.
     `on_resume(epoch)` hears from which finished epoch a resumed run continues; `val_images`: the
     hold-out's size when not `final` (a study's own, for `nas train-best --validate`); `budget`:
-    the time budget its epochs were derived from (`nas.training.timebox.budget_plan`), kept in
-    the metrics."""
+    the time budget the run's epochs were planned from (`nas.training.timebox.budget_plan`),
+    kept during the run (`nas.training.timebox.Deadline`) and in the metrics."""
     out = Path(out)
     done = check_run_folder(out, recipe, resume, config)
     ensure_buildable(config)
@@ -110,7 +111,7 @@ def train_run(config: ArchConfig, recipe: Recipe, runtime: Runtime, data: Cifar1
         save_config(config, out / "config.json")
         (out / "recipe.json").write_text(json.dumps(recipe.to_dict(), indent=2) + "\n")
     history = train(model, train_batches, eval_batches, recipe, runtime, run_dir=out, resume=resume,
-                    progress=progress, on_epoch=on_epoch)
+                    progress=progress, on_epoch=on_epoch, deadline=deadline_of(budget) if budget else None)
     save_model(out / "model.pt", config, model, *splits.stats, splits.classes)
     start = time.perf_counter()
     result = evaluate(model, eval_batches, runtime.device, runtime.dtype, flip_tta=True)
@@ -149,8 +150,9 @@ def summary_markdown(metrics: dict[str, Any], history: list[EpochLog]) -> str:
             f"{metrics['epochs']} epochs on {metrics['train_images']:,} training images, evaluated on "
             f"{metrics['eval_images']:,} {split} images; wall time {metrics['wall_seconds'] / 60:.1f} min "
             f"on {m['cpu']} ({m['cores']} cores, {m['device']}, {m['precision']}, torch {m['torch']}).\n\n"
-            + (f"The epochs are those that fit a budget of {b['budget_minutes']:g} min at "
-               f"{b['epoch_seconds']:.1f} s per epoch ({b['speed']['train_images_per_s']:,.0f} "
-               f"training images/s measured on {b['device']}).\n\n" if (b := metrics.get("budget")) else "")
+            + (f"A budget of {b['budget_minutes']:g} min: planned at {b['epochs']} epochs of "
+               f"{b['epoch_seconds']:.1f} s ({b['speed']['train_images_per_s']:,.0f} training "
+               f"images/s measured on {b['device']}), re-planned after every epoch from the real "
+               f"epochs' time.\n\n" if (b := metrics.get("budget")) else "")
             + f"## Per epoch\n\n{epochs}\n\n## Per class ({split})\n\n{per_class}\n\n"
             f"## Confusion matrix ({split})\n\n{confusion}\n")

@@ -1,0 +1,115 @@
+"""A budget kept during the run (`nas.training.timebox.Deadline`): the re-plan from the real
+epochs' time, the learning-rate schedule resized to end at the last epoch, and a resumed run that
+continues the re-planned schedule. The deadline is fed made-up epoch times: no real clock."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from nas.training.checkpoints import EpochLog
+from nas.training.loop import make_schedule, resize_schedule, train
+from nas.training.recipe import Recipe
+from nas.training.timebox import Deadline, deadline_of
+from tests.test_train import CPU, small_model, synthetic_sets
+
+
+def epochs_of(*seconds: float) -> list[EpochLog]:
+    return [EpochLog(i, 1.0, 0.5, 1.0, 0.5, 0.1, s, 100.0) for i, s in enumerate(seconds, 1)]
+
+
+def test_the_deadline_replans_from_the_recent_epochs() -> None:
+    deadline = Deadline(seconds=100.0, reserve=4.0)
+    # 96 s for the epochs; 3 of 10 s done: 66 s left, 6 more at 10 s
+    assert deadline.epochs(epochs_of(10, 10, 10), planned=8) == 9
+    # the machine slowed down: 25 s left at the last three epochs' median, 20 s: one more
+    assert deadline.epochs(epochs_of(10, 20, 20, 21), planned=9) == 5
+    # one slow epoch (another process's burst) is not the machine's speed: 36 s left at 10 s
+    assert deadline.epochs(epochs_of(10, 40, 10), planned=9) == 6
+
+
+def test_the_deadline_finishes_the_schedule_and_never_extends_a_finished_one() -> None:
+    deadline = Deadline(seconds=30.0)
+    # past the deadline with the schedule unfinished: one more epoch, so that the lr anneals
+    assert deadline.epochs(epochs_of(10, 10, 15), planned=4) == 4
+    # a finished schedule stays finished, however much time is left
+    assert Deadline(seconds=1000.0).epochs(epochs_of(10, 10), planned=2) == 2
+
+
+def test_a_budget_file_gives_its_deadline() -> None:
+    assert deadline_of({"budget_minutes": 2.0, "final_eval_seconds": 3.5}) == Deadline(120.0, 3.5)
+    assert deadline_of({"budget_minutes": 1.0}) == Deadline(60.0, 0.0)  # saved before the reserve
+
+
+@pytest.mark.parametrize("schedule", ["onecycle", "cosine"])
+def test_a_resized_schedule_ends_as_one_made_at_the_new_size(schedule) -> None:
+    recipe = Recipe(epochs=10, schedule=schedule)
+
+    def lrs(made: int, resized_at: int, total: int) -> list[float]:
+        optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=recipe.lr)
+        sched = make_schedule(optimizer, recipe, made // recipe.epochs)
+        out = []
+        for step in range(total):
+            if step == resized_at:
+                resize_schedule(sched, recipe, total)
+            out.append(optimizer.param_groups[0]["lr"])
+            optimizer.step()
+            sched.step()
+        return out + [optimizer.param_groups[0]["lr"]]
+
+    fresh = lrs(60, 0, 60)
+    assert lrs(100, 0, 60) == pytest.approx(fresh)  # resized before the first step: the same
+    longer, shorter = lrs(100, 70, 130), lrs(100, 70, 80)
+    assert longer[:70] == pytest.approx(lrs(100, 0, 100)[:70])  # the steps taken keep their lrs
+    # and the schedule still ends where a made one does: OneCycle's last step takes its least lr,
+    # cosine reaches 0 after its last
+    end = -2 if schedule == "onecycle" else -1
+    for resized in (longer, shorter):
+        assert resized[end] == pytest.approx(fresh[end], rel=1e-6, abs=1e-9)
+        assert max(resized[70:]) <= resized[69] + 1e-12  # past the peak, it only falls
+
+
+class Scripted:
+    """A deadline whose re-plans are given (the real one is tested above): after epoch k it says
+    `plan[k]` epochs in all, or keeps the plan."""
+
+    def __init__(self, plan: dict[int, int]) -> None:
+        self.plan = plan
+
+    def epochs(self, history, planned: int) -> int:
+        return self.plan.get(len(history), planned)
+
+
+def test_the_loop_runs_the_replanned_epochs_and_its_schedule_ends_with_them(tmp_path) -> None:
+    train_set, eval_set = synthetic_sets()  # 6 steps an epoch
+    recipe = Recipe(epochs=3, batch_size=32)
+    history = train(small_model(), train_set, eval_set, recipe, CPU, run_dir=tmp_path,
+                    deadline=Scripted({1: 5, 3: 4}))
+    assert [h.epoch for h in history] == [1, 2, 3, 4]
+    # planned at 3 epochs, re-planned to 5, then 4: the schedule ends at the 24th step, the last
+    schedule = torch.load(tmp_path / "checkpoint.pt", weights_only=False)["scheduler"]
+    assert schedule["total_steps"] == schedule["last_epoch"] == 24
+    assert schedule["_schedule_phases"][-1]["end_step"] == 23
+
+
+def test_a_resumed_budgeted_run_continues_its_replanned_schedule(tmp_path) -> None:
+    train_set, eval_set = synthetic_sets()
+    recipe = Recipe(epochs=3, batch_size=32)
+    straight = small_model()
+    deadline = Scripted({1: 5, 3: 4})
+    history = train(straight, train_set, eval_set, recipe, CPU, deadline=deadline)
+
+    def stop_after_2(log) -> None:
+        if log.epoch == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(small_model(), train_set, eval_set, recipe, CPU, run_dir=tmp_path, on_epoch=stop_after_2,
+              deadline=deadline)
+    resumed = small_model()
+    again = train(resumed, train_set, eval_set, recipe, CPU, run_dir=tmp_path, resume=True, deadline=deadline)
+    assert [h.epoch for h in again] == [1, 2, 3, 4]
+    assert again[-1].train_loss == history[-1].train_loss
+    for key, value in straight.state_dict().items():
+        assert torch.equal(value, resumed.state_dict()[key]), key
+
