@@ -72,7 +72,7 @@ class Deadline:
             return done
         epoch = statistics.median(h.seconds for h in history[-RECENT_EPOCHS:])
         left = self.seconds - self.reserve - sum(h.seconds for h in history)
-        return done + max(1, math.floor(left / epoch + 1e-9))
+        return done + epochs_in(left, epoch)
 
 
 def deadline_of(plan: dict[str, Any]) -> Deadline:
