@@ -15,6 +15,7 @@ import nas.search.optimize
 import nas.search.trials
 import nas.training.run
 import nas.training.speed
+import nas.training.timebox
 from nas.cli.main import main
 from nas.design.files import load_config
 from nas.design.model import build_model
@@ -46,8 +47,24 @@ def fake_speed(config, recipe, runtime, **_) -> Speed:
 
 
 @pytest.fixture
-def measured(monkeypatch) -> list[str]:
-    """The fake speeds wherever a speed is measured; the names of the designs measured."""
+def clocks(monkeypatch) -> dict:
+    """Search and calibration trials keep the steps their measured speed bought, or take the
+    re-plans a test writes here (`Scripted`'s); each clock's seconds are kept under "seconds".
+    tests/test_timebox.py tests the real `TrialClock`, which here would read the real clock."""
+    plans: dict = {"seconds": []}
+
+    def clock(seconds: float, batch_size: int) -> Scripted:
+        plans["seconds"].append(seconds)
+        return Scripted(plans)
+
+    monkeypatch.setattr(nas.training.timebox, "TrialClock", clock)
+    return plans
+
+
+@pytest.fixture
+def measured(monkeypatch, clocks) -> list[str]:
+    """The fake speeds wherever a speed is measured (and the trials' clocks scripted); the names
+    of the designs measured."""
     calls: list[str] = []
 
     def measure(config, recipe, runtime, **kwargs):
@@ -163,6 +180,19 @@ def test_a_design_twice_as_fast_trains_twice_the_steps(timed_search, measured) -
             twin = study.trials[trial.user_attrs["duplicate_of"]]
             assert trial.user_attrs["train_images_per_s"] == twin.user_attrs["train_images_per_s"]
             assert trial.user_attrs["proxy_synflow"] == twin.user_attrs["proxy_synflow"]
+
+
+def test_a_trial_keeps_its_time_with_the_steps_its_clock_replans(tmp_path, tiny_data_dir, measured,
+                                                                  clocks) -> None:
+    clocks[1] = (2, 10)  # after the first round, whatever the design: 10 steps for the second
+    args = search_args(tmp_path, tiny_data_dir, 4, "c", "--space", two_space(tmp_path), *BUDGET)
+    assert main(args) == 0
+    study = load(tmp_path, "c")
+    trained = {t.user_attrs["train_images_per_s"]: t for t in study.trials
+               if "train_steps" in t.user_attrs and "duplicate_of" not in t.user_attrs}
+    assert trained[FAST_RATE].user_attrs["train_steps"] == 60 + 10  # the first round as bought
+    assert trained[SLOW_RATE].user_attrs["train_steps"] == 30 + 10
+    assert set(clocks["seconds"]) == {1.2}  # each clock keeps the trial's share: 2 % of a minute
 
 
 def test_a_study_refuses_another_budget_or_device(timed_search, monkeypatch, capsys) -> None:

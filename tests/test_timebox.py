@@ -1,6 +1,7 @@
-"""A budget kept during the run (`nas.training.timebox.Deadline`): the re-plan from the real
-epochs' time, the learning-rate schedule resized to end at the last epoch, and a resumed run that
-continues the re-planned schedule. The deadline is fed made-up epoch times: no real clock."""
+"""A budget kept during the run (`nas.training.timebox`): a run's `Deadline` re-plans its epochs
+and a search trial's `TrialClock` its steps per round, from the real epochs' time; the
+learning-rate schedule is resized to end at the last step, and a resumed run continues the
+re-planned schedule. Both are fed made-up epoch times: no real clock."""
 
 from __future__ import annotations
 
@@ -10,12 +11,13 @@ import torch
 from nas.training.checkpoints import EpochLog
 from nas.training.loop import make_schedule, resize_schedule, train
 from nas.training.recipe import Recipe
-from nas.training.timebox import Deadline, deadline_of
+from nas.training.timebox import Deadline, RoundBatches, TrialClock, deadline_of
 from tests.test_train import CPU, small_model, synthetic_sets
 
 
-def epochs_of(*seconds: float) -> list[EpochLog]:
-    return [EpochLog(i, 1.0, 0.5, 1.0, 0.5, 0.1, s, 100.0) for i, s in enumerate(seconds, 1)]
+def epochs_of(*seconds: float, images_per_s: float = 100.0, steps: int = 0) -> list[EpochLog]:
+    return [EpochLog(i, 1.0, 0.5, 1.0, 0.5, 0.1, s, images_per_s, steps)
+            for i, s in enumerate(seconds, 1)]
 
 
 def test_the_deadline_replans_from_the_recent_epochs() -> None:
@@ -34,6 +36,19 @@ def test_the_deadline_finishes_the_schedule_and_never_extends_a_finished_one() -
     assert deadline.epochs(epochs_of(10, 10, 15), planned=4) == 4
     # a finished schedule stays finished, however much time is left
     assert Deadline(seconds=1000.0).epochs(epochs_of(10, 10), planned=2) == 2
+
+
+def test_a_trial_clock_replans_the_steps_of_the_rounds_left() -> None:
+    clock = TrialClock(seconds=100.0, batch_size=10)
+    # 10 steps at 50 images/s: 2 s of training, 1 s of evaluation. 97 s left for 3 rounds,
+    # each 1 s of evaluation and 31.3 s of steps at 0.2 s: 157 steps
+    assert clock.plan(epochs_of(3, images_per_s=50, steps=10), epochs=4, steps=10) == (4, 157)
+    # rounds of 100 steps (20 s) and 1 s of evaluation: 58 s left for 2 rounds, (29 - 1) / 0.2
+    history = epochs_of(21, 21, images_per_s=50, steps=100)
+    assert clock.plan(history, epochs=4, steps=100) == (4, 140)
+    # past its share: one step a round, so that its lr anneals; a finished trial keeps its plan
+    assert clock.plan(epochs_of(120, images_per_s=50, steps=10), epochs=4, steps=10) == (4, 1)
+    assert clock.plan(epochs_of(3, 3, images_per_s=50, steps=10), epochs=2, steps=10) == (2, 10)
 
 
 def test_a_budget_file_gives_its_deadline() -> None:
@@ -70,14 +85,15 @@ def test_a_resized_schedule_ends_as_one_made_at_the_new_size(schedule) -> None:
 
 
 class Scripted:
-    """A deadline whose re-plans are given (the real one is tested above): after epoch k it says
-    `plan[k]` epochs in all, or keeps the plan."""
+    """A re-plan given in advance (the real ones are tested above): after epoch k it says
+    `plans[k]`, epochs in all or (epochs, steps per epoch), or keeps the plan."""
 
-    def __init__(self, plan: dict[int, int]) -> None:
-        self.plan = plan
+    def __init__(self, plans: dict[int, int | tuple[int, int]]) -> None:
+        self.plans = plans
 
-    def epochs(self, history, planned: int) -> int:
-        return self.plan.get(len(history), planned)
+    def plan(self, history, epochs: int, steps: int) -> tuple[int, int]:
+        plan = self.plans.get(len(history), epochs)
+        return plan if isinstance(plan, tuple) else (plan, steps)
 
 
 def test_the_loop_runs_the_replanned_epochs_and_its_schedule_ends_with_them(tmp_path) -> None:
@@ -113,3 +129,16 @@ def test_a_resumed_budgeted_run_continues_its_replanned_schedule(tmp_path) -> No
     for key, value in straight.state_dict().items():
         assert torch.equal(value, resumed.state_dict()[key]), key
 
+
+
+def test_a_trial_runs_its_replanned_steps_and_its_schedule_ends_with_them(tmp_path) -> None:
+    train_set, eval_set = synthetic_sets()
+    recipe = Recipe(epochs=3, batch_size=32)
+    steps: list[int] = []
+    history = train(small_model(), RoundBatches(train_set, 10), eval_set, recipe, CPU, run_dir=tmp_path,
+                    deadline=Scripted({1: (3, 4), 2: (3, 7)}), on_epoch=lambda log: steps.append(log.steps))
+    # rounds of 10, then 4, then 7 steps: the schedule ends at the 21st step, the last
+    assert [h.steps for h in history] == steps == [10, 4, 7]
+    schedule = torch.load(tmp_path / "checkpoint.pt", weights_only=False)["scheduler"]
+    assert schedule["total_steps"] == schedule["last_epoch"] == 21
+    assert schedule["_schedule_phases"][-1]["end_step"] == 20

@@ -9,8 +9,9 @@ K designs: Spearman's ρ and Kendall's τ (`scipy.stats`), how many of the truth
 are in its own top 3, and what it costs per design.
 
 With a time budget (`--budget-minutes M`) every fidelity is a share of M ("5%x0.25": 5 % of M on
-25 % of the images; the truth "100%x1.0"), trained at the steps the design's measured speed buys,
-as the search at equal time trains its trials; the measured speed is one more score.
+25 % of the images; the truth "100%x1.0"), trained at the steps the design's measured speed buys
+and kept to that time by its `TrialClock`, as the search at equal time trains its trials; the
+measured speed is one more score.
 
 Training is the search's own: `nas.training.loop.train` on `make_splits(..., final=False, fraction)`
 batches, the fixed recipe (only the epochs change) and the same initial-weight seed for every
@@ -53,7 +54,7 @@ from nas.training.progress import SeriesProgress
 from nas.training.recipe import Recipe, fixed_part, recipe_from_dict
 from nas.training.runtime import Runtime
 from nas.training.speed import measure_speed
-from nas.training.timebox import RoundBatches, steps_per_round
+from nas.training.timebox import equal_time
 
 COUNTS = {"params": "params", "FLOPs": "flops"}  # row label: the design's stored count
 TOP = 3  # the overlap of the top TOP designs
@@ -199,17 +200,19 @@ def calibrate(path: Path, settings: CalibrationSettings, space: SearchSpace, dat
         for i in todo:
             progress.training_started(f"design {i + 1}/{len(designs)} at {label(fidelity)}")
             train_batches, eval_batches = batches
+            clock = None
             if fidelity.time_share:  # as the search trains at equal time: steps from the speed
-                steps = steps_per_round(fidelity.time_share * settings.budget_minutes * 60,
-                                        state["designs"][i]["speed"]["train_images_per_s"],
-                                        recipe.batch_size, fidelity.epochs, ONECYCLE_MIN_STEPS)
-                train_batches = RoundBatches(train_batches, steps)
+                train_batches, clock = equal_time(
+                    train_batches, fidelity.time_share * settings.budget_minutes * 60,
+                    state["designs"][i]["speed"]["train_images_per_s"], recipe.batch_size,
+                    fidelity.epochs, ONECYCLE_MIN_STEPS)
             torch.manual_seed(recipe.seed)  # the same initial weights' seed for every design
             history = train(build_model(designs[i]), train_batches, eval_batches,
-                            replace(recipe, epochs=fidelity.epochs), runtime, progress=progress)
+                            replace(recipe, epochs=fidelity.epochs), runtime, progress=progress,
+                            deadline=clock)
             state["results"].append({"design": i, "fidelity": label(fidelity),
                                      "val_acc": history[-1].eval_acc, "epochs": len(history),
-                                     "steps": len(train_batches) * len(history),
+                                     "steps": sum(h.steps for h in history),
                                      "train_seconds": sum(h.seconds for h in history)})
             write(path, state)
             progress.training_done(cost(fidelity))

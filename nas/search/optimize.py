@@ -9,8 +9,9 @@ made here (the last two by `nas.search.samplers`) and passed in. Per trial:
                                             report val accuracy each epoch → pruner may stop it
 
 With a time budget (`--budget-minutes M`) "train E epochs" becomes "train a share of M at the
-design's measured speed, in E rounds of equal steps" (`nas.training.timebox`): designs are then
-compared at equal time, and a design twice as fast gets twice the steps.
+design's measured speed, in E rounds" (`nas.training.timebox`), the steps of the rounds left
+re-planned after each from the real rounds' time: designs are then compared at equal time, and a
+design twice as fast gets twice the steps.
 
 `--trials N` means "until the study holds N finished (complete or pruned) trials": rerunning the
 same command after an interruption runs only the missing ones and never repeats a finished one.
@@ -58,7 +59,7 @@ from nas.training.progress import TrainingProgress
 from nas.training.recipe import Recipe
 from nas.training.runtime import Runtime
 from nas.training.speed import SPEED_ATTRS, measure_speed
-from nas.training.timebox import RoundBatches, steps_per_round
+from nas.training.timebox import equal_time
 
 
 class SearchEvents(Protocol):
@@ -146,7 +147,7 @@ def objective(trial: optuna.Trial, *, space: SearchSpace, limits: Limits, recipe
     """Sample, judge, then (if feasible) score the design's proxies on the `proxies` batch, measure
     its speed, train it and return val accuracy (and, with `second`, its parameters, FLOPs or
     measured seconds per epoch, to minimise). With `trial_seconds` (a time budget) it trains that
-    long at its measured speed, in `recipe.epochs` rounds of equal steps."""
+    long at its measured speed, in `recipe.epochs` rounds, and keeps that time (`TrialClock`)."""
     claim_slot(trial, n_trials)
     trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")  # who ran it
     config, verdict = judge(trial, space, limits, fill)
@@ -155,6 +156,7 @@ def objective(trial: optuna.Trial, *, space: SearchSpace, limits: Limits, recipe
     def report(log: EpochLog) -> None:
         trial.set_user_attr("epochs_run", log.epoch)
         trial.set_user_attr("train_seconds", trial.user_attrs.get("train_seconds", 0) + log.seconds)
+        trial.set_user_attr("train_steps", trial.user_attrs.get("train_steps", 0) + log.steps)
         if not multi:  # Optuna's pruners support single-objective studies only
             trial.report(log.eval_acc, log.epoch)
             # At the last epoch the training is paid for: keep the result, whatever the pruner says.
@@ -170,14 +172,13 @@ def objective(trial: optuna.Trial, *, space: SearchSpace, limits: Limits, recipe
                 return twin.values[0] if not multi else tuple(twin.values)
             raise optuna.TrialPruned(f"same design as trial {twin.number}, which is running")
         train_batches, eval_batches = batches
+        clock = None
         if trial_seconds:  # equal time: a design twice as fast gets twice the steps
-            steps = steps_per_round(trial_seconds, measured["train_images_per_s"], recipe.batch_size,
-                                    recipe.epochs, ONECYCLE_MIN_STEPS)
-            trial.set_user_attr("train_steps", steps * recipe.epochs)
-            train_batches = RoundBatches(train_batches, steps)
+            train_batches, clock = equal_time(train_batches, trial_seconds, measured["train_images_per_s"],
+                                              recipe.batch_size, recipe.epochs, ONECYCLE_MIN_STEPS)
         torch.manual_seed(recipe.seed)  # the same initial weights' seed for every trial: a fair race
         history = train(build_model(config), train_batches, eval_batches, recipe, runtime,
-                        on_epoch=report, progress=progress)
+                        on_epoch=report, progress=progress, deadline=clock)
     except optuna.TrialPruned:
         raise
     except KeyboardInterrupt:

@@ -30,8 +30,9 @@ class EpochLog:
     eval_loss: float
     eval_acc: float
     lr: float
-    seconds: float
-    images_per_s: float
+    seconds: float  # training and evaluation
+    images_per_s: float  # training only
+    steps: int = 0  # optimizer steps (0: a log written before they were kept)
 
 
 @dataclass(frozen=True)

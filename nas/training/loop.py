@@ -29,7 +29,7 @@ from nas.training.recipe import Recipe
 from nas.training.runtime import Runtime, autocast, keep_freed_memory
 
 if TYPE_CHECKING:
-    from nas.training.timebox import Deadline
+    from nas.training.timebox import Replan
 
 ONECYCLE_MIN_STEPS = 8  # fewer steps than this and OneCycle's phases are empty
 
@@ -185,7 +185,7 @@ def train(model: nn.Module, train_batches: Batches, eval_batches: Batches, recip
           run_dir: Path | None = None, resume: bool = False,
           on_epoch: Callable[[EpochLog], None] | None = None,
           progress: TrainingProgress | None = None,
-          deadline: Deadline | None = None) -> list[EpochLog]:
+          deadline: Replan | None = None) -> list[EpochLog]:
     """Train `model` on `train_batches`, evaluating on `eval_batches` after every epoch.
 
     With `run_dir`, each epoch writes `checkpoint.pt` and `log.jsonl` (`nas.training.checkpoints`);
@@ -194,10 +194,10 @@ def train(model: nn.Module, train_batches: Batches, eval_batches: Batches, recip
     recipe must match, the runtime may differ. With `recipe.ema` the averaged weights are
     evaluated every epoch, and `model` ends holding them (the raw ones stay in the checkpoint).
     `on_epoch` may raise (the search raises optuna.TrialPruned) to stop early; `progress` hears
-    of every epoch and every 20th step. With a `deadline` the run's epochs are re-planned after
-    every epoch from the real epochs' time, and the schedule resized to end at the last of them:
-    `recipe.epochs` is then the plan the run starts with, and the checkpoint's schedule the plan
-    a resumed run continues.
+    of every epoch and every 20th step. With a `deadline` (`nas.training.timebox`) the run's
+    epochs, or a search trial's steps per round, are re-planned after every epoch from the real
+    epochs' time, and the schedule resized to end at the last step: `recipe.epochs` is then the
+    plan the run starts with, and the checkpoint's schedule the plan a resumed run continues.
     """
     keep_freed_memory()
     check_trainable(recipe, len(train_batches) * recipe.batch_size)
@@ -224,12 +224,17 @@ def train(model: nn.Module, train_batches: Batches, eval_batches: Batches, recip
             result = evaluate(learner.evaluated, eval_batches, device, dtype)
             log = EpochLog(epoch, train_loss, train_acc, result.loss,
                            result.accuracy, optimizer.param_groups[0]["lr"],
-                           time.perf_counter() - start, seen / train_seconds)
+                           time.perf_counter() - start, seen / train_seconds, len(train_batches))
             history.append(log)
             progress.epoch_ended(log)
-            if deadline is not None and (replanned := deadline.epochs(history, epochs)) != epochs:
-                epochs = replanned
-                resize_schedule(learner.schedule, recipe, epochs * len(train_batches))
+            if deadline is not None:
+                replanned, steps = deadline.plan(history, epochs, len(train_batches))
+                if (replanned, steps) != (epochs, len(train_batches)):
+                    if steps != len(train_batches):  # a search trial's rounds (RoundBatches)
+                        train_batches.resize(steps)
+                    epochs = replanned
+                    resize_schedule(learner.schedule, recipe,  # last_epoch: the steps taken
+                                    learner.schedule.last_epoch + (epochs - epoch) * steps)
             if run_dir:
                 save(run_dir, learner, recipe, history)
             if on_epoch:
