@@ -257,6 +257,8 @@ def test_train_fills_a_budget_at_the_measured_speed(tmp_path, tiny_data_dir, dea
     assert main(args) == 0
     plan = json.loads((out / "budget.json").read_text())
     assert plan["epochs"] == 2 and plan["epoch_seconds"] == 10.5
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("epoch")]
+    assert [line.split("  train loss")[0] for line in lines] == ["epoch   1/2", "epoch   2/2"]
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["epochs"] == 2 and metrics["budget"] == plan
     # resumed, it keeps its epochs though the design now measures ten times faster

@@ -10,7 +10,7 @@ from typing import Any
 
 from nas.cli.arguments import (check_creatable, check_run, interrupted, recipe_from, runtime_from,
                                study_args)
-from nas.cli.views import TrainingBars, console, epoch_printer
+from nas.cli.views import TrainingBars, console
 from nas.data.cifar10 import Cifar10, load_cifar10
 from nas.data.settings import VAL_IMAGES, resolve_data_dir
 from nas.design.config import ArchConfig
@@ -36,11 +36,10 @@ def train_and_test(args: argparse.Namespace, config: ArchConfig, recipe: Recipe,
     hold-out), with bars and a line per epoch; `budget`: the time budget its epochs fill."""
     from nas.training.run import train_run
 
-    with TrainingBars(console) as progress:
+    with TrainingBars(console, "test" if final else "val") as progress:
         return train_run(config, recipe, runtime, data, out, resume=args.resume, final=final,
                          fraction=fraction, command=args.command_line, progress=progress,
                          val_images=val_images, budget=budget,
-                         on_epoch=epoch_printer(console, "test" if final else "val"),
                          on_resume=lambda epoch: console.print(f"resuming from epoch {epoch}"))
 
 

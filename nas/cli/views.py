@@ -34,14 +34,17 @@ console = make_console()  # every command prints through this one
 
 class TrainingBars(TrainingProgress):
     """Bars for the run and the current epoch: loss, accuracy, images/s, ETA. Shown while `with`
-    holds, or inside the search's live view (`bars`, a rich Progress, is part of it)."""
+    holds, or inside the search's live view (`bars`, a rich Progress, is part of it). With
+    `split` ("test" or "val"), also one console line per finished epoch, which stays in a log."""
 
-    def __init__(self, console: Console) -> None:
+    def __init__(self, console: Console, split: str | None = None) -> None:
         self.bars = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                              TextColumn("{task.fields[stats]}"), TimeElapsedColumn(),
                              TextColumn("ETA"), TimeRemainingColumn(), console=console)
+        self.split = split
         self.run: TaskID | None = None
         self.epoch: TaskID | None = None
+        self.epochs = 0  # the run's epochs as planned when the current one started
 
     def __enter__(self) -> TrainingBars:
         # Drawn only where they are redrawn in place: to a file or pipe rich writes their final
@@ -58,6 +61,7 @@ class TrainingBars(TrainingProgress):
         self.run = self.bars.add_task("epochs", total=epochs, completed=done, stats="")
 
     def epoch_started(self, epoch: int, epochs: int, steps: int) -> None:
+        self.epochs = epochs
         self.bars.update(self.run, total=epochs)  # a budgeted run's epochs are re-planned
         self.epoch = self.bars.add_task(f"epoch {epoch}/{epochs}", total=steps, stats="")
 
@@ -70,6 +74,11 @@ class TrainingBars(TrainingProgress):
         self.epoch = None
         self.bars.update(self.run, completed=log.epoch,
                          stats=f"eval acc {log.eval_acc:.4f} (epoch {log.epoch}: {log.seconds:.0f} s)")
+        if self.split:  # the epochs' total as planned at its start: a budget re-plans it after
+            self.bars.console.print(
+                f"epoch {log.epoch:>3}/{self.epochs}  train loss {log.train_loss:.4f} acc "
+                f"{log.train_acc:.4f}  {self.split} loss {log.eval_loss:.4f} acc {log.eval_acc:.4f}  "
+                f"{log.seconds:.0f} s  {log.images_per_s:,.0f} img/s", soft_wrap=True)
 
     def run_ended(self) -> None:
         for task in (self.epoch, self.run):  # a pruned or interrupted run leaves no stale bars
@@ -91,15 +100,6 @@ class SeriesBars(TrainingBars, SeriesProgress):
 
     def training_done(self, work: float) -> None:
         self.bars.advance(self.series, work)
-
-
-def epoch_printer(console: Console, split: str):
-    """One console line per finished epoch."""
-    def report(log: EpochLog) -> None:
-        console.print(f"epoch {log.epoch:>3}  train loss {log.train_loss:.4f} acc {log.train_acc:.4f}"
-                      f"  {split} loss {log.eval_loss:.4f} acc {log.eval_acc:.4f}  "
-                      f"{log.seconds:.0f} s  {log.images_per_s:,.0f} img/s", soft_wrap=True)
-    return report
 
 
 def counts_line(counts: dict[str, int]) -> str:

@@ -88,7 +88,7 @@ def writable_folder(out: Path) -> None:
 
 def train_run(config: ArchConfig, recipe: Recipe, runtime: Runtime, data: Cifar10, out: Path, *,
               resume: bool = False, final: bool = True, fraction: float = 1.0, command: str = "",
-              progress: TrainingProgress | None = None, on_epoch=None, on_resume=None,
+              progress: TrainingProgress | None = None, on_resume=None,
               val_images: int = VAL_IMAGES, budget: dict[str, Any] | None = None) -> dict[str, Any]:
     """Train `config` from scratch (or resume it) and write the run folder; returns metrics.
     `on_resume(epoch)` hears from which finished epoch a resumed run continues; `val_images`: the
@@ -111,7 +111,7 @@ def train_run(config: ArchConfig, recipe: Recipe, runtime: Runtime, data: Cifar1
         save_config(config, out / "config.json")
         (out / "recipe.json").write_text(json.dumps(recipe.to_dict(), indent=2) + "\n")
     history = train(model, train_batches, eval_batches, recipe, runtime, run_dir=out, resume=resume,
-                    progress=progress, on_epoch=on_epoch, deadline=deadline_of(budget) if budget else None)
+                    progress=progress, deadline=deadline_of(budget) if budget else None)
     save_model(out / "model.pt", config, model, *splits.stats, splits.classes)
     start = time.perf_counter()
     result = evaluate(model, eval_batches, runtime.device, runtime.dtype, flip_tta=True)
