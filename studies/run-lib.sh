@@ -5,3 +5,15 @@ run() {  # run OUT COMMAND...: skip a finished run, resume an interrupted one
     if [ -f "$out/metrics.json" ]; then echo "done: $out"; return; fi
     if [ -f "$out/checkpoint.pt" ]; then "$@" --out "$out" --resume; else "$@" --out "$out"; fi
 }
+
+proof() {  # proof FOLDER STUDY-ARGS...: the equal-time proof. The twin (trial 1) for 20 epochs,
+    # whose minutes are M (set here), then the study's best design for M minutes, the budget kept;
+    # seed 0, then seed 1. M is measured in the same run because the machine's speed drifts.
+    local s=$1; shift
+    run "$s/twin-20ep-seed0" nas train-best "$@" --trial 1 --epochs 20 --seed 0
+    M=$(python -c "import json; print(round(json.load(open('$s/twin-20ep-seed0/metrics.json'))['wall_seconds'] / 60, 1))")
+    date -u +"M = $M min %F %T UTC"
+    run "$s/best-${M}min-seed0" nas train-best "$@" --budget-minutes "$M" --seed 0
+    run "$s/twin-20ep-seed1" nas train-best "$@" --trial 1 --epochs 20 --seed 1
+    run "$s/best-${M}min-seed1" nas train-best "$@" --budget-minutes "$M" --seed 1
+}

@@ -21,15 +21,9 @@ nas search --trials 50 --budget-minutes 14.9 --time-share 0.1 --space search_spa
     --fill-budget 0 "${STUDY[@]}"
 date -u +"search end %F %T UTC"
 
-# 2. The proof: the twin (trial 1) for 20 epochs, whose minutes are M, and the best design for M
-# minutes, kept; seed 0, then seed 1
-minutes() { python -c "import json; print(round(json.load(open('$1/metrics.json'))['wall_seconds'] / 60, 1))"; }
-run "$S/twin-20ep-seed0" nas train-best "${STUDY[@]}" --trial 1 --epochs 20 --seed 0
-M=$(minutes "$S/twin-20ep-seed0")
-date -u +"M = $M min %F %T UTC"
-run "$S/best-${M}min-seed0" nas train-best "${STUDY[@]}" --budget-minutes "$M" --seed 0
-run "$S/twin-20ep-seed1" nas train-best "${STUDY[@]}" --trial 1 --epochs 20 --seed 1
-run "$S/best-${M}min-seed1" nas train-best "${STUDY[@]}" --budget-minutes "$M" --seed 1
+# 2. The proof (studies/run-lib.sh): the twin's 20 epochs, whose minutes are M, and the best
+# design for M minutes, kept; seed 0, then seed 1
+proof "$S" "${STUDY[@]}"
 nas report "${STUDY[@]}" --markdown "$S/REPORT.md" --compare "$S/twin-20ep-seed0" --compare "$S/twin-20ep-seed1"
 
 # 3. Time to 85 %: v2's winner (trial 45, 85.63 % in its 14.9 min) at 0.8 M, kept
