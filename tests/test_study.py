@@ -17,8 +17,9 @@ from nas.training.runtime import Runtime
 from nas.report.table import pareto_numbers
 from nas.search.space import load_space
 from nas.design.budget import Verdict
-from nas.search.trials import (CONSTRAINTS, best_trial, is_feasible, trial_design,
-                               verdict_constraints)
+from nas.search.settings import StudySettings
+from nas.search.trials import (CONSTRAINTS, best_trial, is_feasible, record_result, trial_design,
+                               truths, verdict_constraints)
 from tests.conftest import ROOT
 from tests.test_search import finished, load, search_args
 
@@ -135,6 +136,27 @@ def test_verdicts_stored_before_optuna_5_still_read() -> None:
         study.add_trial(trial(accuracy, broken))
     assert [is_feasible(t) for t in study.trials] == [False, True, True]
     assert best_trial(study).number == 1  # the most accurate breaks a rule
+
+
+@pytest.mark.parametrize("minutes", [0.0, 12.5])
+def test_the_final_rung_picks_the_best_truth_made_alike(minutes) -> None:
+    # trials 0-2 by search score 0.70 > 0.60 > 0.50; truths (train-best --validate) for 1 and 2
+    # decide, whatever the scores; a truth trained otherwise (other epochs or minutes) does not
+    study = optuna.create_study(direction="maximize")
+    study.set_user_attr("settings", StudySettings(load_space(DEFAULT_SPACE).to_dict(),
+                                                  budget_minutes=minutes).to_dict())
+    for accuracy in (0.7, 0.6, 0.5):
+        study.add_trial(optuna.trial.create_trial(state=TrialState.COMPLETE, value=accuracy))
+    assert best_trial(study).number == 0 and truths(study) == {}
+    alike = {"budget_minutes": minutes} if minutes else {}
+    runs = ((1, 0.80, 10, alike), (2, 0.83, 10, alike), (2, 0.79, 10, alike),  # 2: mean 0.81
+            (1, 0.95, 30, {"budget_minutes": 2 * minutes} if minutes else {}))  # not alike
+    for number, accuracy, epochs, extra in runs:
+        record_result(study, study.trials[number], {"accuracy": accuracy, "epochs": epochs,
+                                                    "out": f"runs/{number}-{accuracy}", **extra}, "val")
+    assert truths(study) == pytest.approx({1: 0.80, 2: 0.81})
+    assert best_trial(study).number == 2
+    assert best_trial(study, 0).number == 0  # --trial still picks any complete trial
 
 
 def test_suggest_and_design_round_trip_over_sampled_designs() -> None:

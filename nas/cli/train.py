@@ -130,7 +130,7 @@ def train_best(args: argparse.Namespace) -> int:
     from nas.search.settings import truth_epochs
     from nas.search.storage import load_existing
     from nas.search.trials import (best_trial, record_result, recorded_results, settings_of,
-                                   trial_design)
+                                   trial_design, truths)
     from nas.training.run import check_run_folder
 
     # the checks that need no study first, so that a bad flag is named whatever the storage holds
@@ -174,7 +174,9 @@ def train_best(args: argparse.Namespace) -> int:
            f"study's recipe ({knobs_line(recipe)})")
     if plan:
         how += f"; {plan_line(plan, recipe)}"
-    console.print(f"re-training trial {trial.number} of study {name} (val acc {trial.values[0]:.4f}, "
+    truth = truths(study).get(trial.number)
+    console.print(f"re-training trial {trial.number} of study {name} (val acc {trial.values[0]:.4f}"
+                  f"{'' if truth is None else f', truth {truth:.4f}'}, "
                   f"{trial.user_attrs['n_params']:,} params) {how}; saving in {out}")
     try:
         metrics = train_and_test(args, config, recipe, runtime, data, out, not args.validate, 1.0,

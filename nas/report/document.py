@@ -130,7 +130,8 @@ def trials_section(study: optuna.Study, table_rows: list[tuple[str, ...]]) -> Se
     """Every trial, with its zero-cost proxies."""
     return ["## Trials\n", "val acc: at the search's fidelity; truth acc: on the same hold-out after "
             "`nas train-best --validate` (all 45,000 search-training images, the study's recipe); "
-            "test acc: after `nas train-best`.\n",
+            "test acc: after `nas train-best`. ★ best: the highest truth where truths were made "
+            "with the study's defaults (the final rung), the highest val acc otherwise.\n",
             "synflow, naswot, grad_norm: zero-cost proxies at initialisation, on "
             "one fixed batch of 64 training images (`nas calibrate` says how far they rank "
             "designs as the trainings do).\n",

@@ -24,7 +24,7 @@ from optuna.trial import FrozenTrial, TrialState
 from nas.design.config import ArchConfig, dict_diff, parse_dataclass
 from nas.design.limits import Limits
 from nas.errors import NasError
-from nas.search.settings import StudySettings
+from nas.search.settings import StudySettings, truth_epochs
 from nas.search.space import with_widths
 from nas.training.recipe import fixed_part
 
@@ -127,7 +127,10 @@ def filled_widths(attrs: dict[str, Any], blocks: int) -> tuple[int, ...] | None:
 
 
 def best_trial(study: optuna.Study, number: int | None = None) -> FrozenTrial:
-    """The complete, feasible trial with the highest validation accuracy (or trial `number`)."""
+    """Trial `number`, or the best design: where some complete feasible trials have a truth (the
+    final rung: `nas train-best --validate --trial N` for the search's top few), the one with the
+    highest (`truths`); otherwise the one with the highest validation accuracy at the search's
+    fidelity."""
     complete = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
                 if is_feasible(t) and "duplicate_of" not in t.user_attrs]
     if number is not None:
@@ -139,7 +142,29 @@ def best_trial(study: optuna.Study, number: int | None = None) -> FrozenTrial:
     if not complete:
         raise NasError(f"study {study.study_name} has no complete feasible trial yet: "
                        f"run nas search --study {study.study_name} first")
+    known = truths(study)
+    if ranked := [t for t in complete if t.number in known]:
+        return max(ranked, key=lambda t: known[t.number])
     return max(complete, key=lambda t: t.values[0])
+
+
+def truths(study: optuna.Study) -> dict[int, float]:
+    """Each trial's truth: the mean val accuracy of its `nas train-best --validate` runs made with
+    the study's defaults (the study's time budget, else the calibration's truth epochs), so that
+    the designs compared trained alike; runs with other --epochs or --budget-minutes do not count."""
+    results = recorded_results(study, "val")
+    minutes = settings_of(study).budget_minutes if results else 0.0
+
+    def alike(run: dict[str, Any]) -> bool:
+        if minutes:
+            return run.get("budget_minutes") == minutes
+        return "budget_minutes" not in run and run["epochs"] == truth_epochs()
+
+    out = {}
+    for number, runs in results.items():
+        if accuracies := [run["accuracy"] for run in runs if alike(run)]:
+            out[number] = sum(accuracies) / len(accuracies)
+    return out
 
 
 def record_result(study: optuna.Study, trial: FrozenTrial, result: dict[str, Any], split: str) -> None:
