@@ -16,6 +16,7 @@ import nas.search.dry_run
 import nas.search.optimize
 from nas.cli.main import main
 from nas.data.cifar10 import load_cifar10
+from nas.report.runs import made_by
 from nas.search.settings import truth_epochs
 from nas.search.trials import best_trial, pruned_by, record_result, recorded_results
 from tests.test_search import load, search_args
@@ -105,6 +106,8 @@ def test_train_best_validate_records_the_truth_and_never_reads_the_test_set(
     table = capsys.readouterr().out
     assert "truth acc" in table and f"{metrics['accuracy']:.4f}" in table
     assert "5 trials (random sampler)" in table
+    assert main(["report", "--study", "r", "--storage", storage, "--markdown", "doc.md"]) == 0
+    assert f"- `{made_by(metrics)}`" in (tmp_path / "doc.md").read_text()  # the truth's command
     assert main([*args, "--epochs", "2"]) == 2  # one folder, one run
     assert "studies/r/best-val already holds a run" in capsys.readouterr().err
 

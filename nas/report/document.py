@@ -44,6 +44,7 @@ def write_markdown(study: optuna.Study, path: Path, storage: str = DEFAULT_STORA
     shown = finals.get(best, []) + [run for number, runs in finals.items() if number != best for run in runs]
     shown += [run for run in compare if run not in shown]
     read = {run: read_run(run) for run in shown}
+    truths = [made_by(read_run(run)[0]) for runs in train_best_runs(study, "val").values() for run in runs]
     sections = [trials_section(study, table_rows), search_section(study, pareto, path),
                 speed_section(study, path)]
     if best is not None:
@@ -53,7 +54,8 @@ def write_markdown(study: optuna.Study, path: Path, storage: str = DEFAULT_STORA
     if shown and shown != finals.get(best, [])[-1:]:  # runs besides the best's latest
         sections.append(epochs_section(read, path))
     parts = [f"# Study `{study.study_name}`\n", summary_line(study) + ".\n",
-             reproduce(study, storage, path, compare, [made_by(metrics) for metrics, _ in read.values()])]
+             reproduce(study, storage, path, compare,
+                       truths + [made_by(metrics) for metrics, _ in read.values()])]
     written = [path]
     for lines, files in sections:
         parts += lines
@@ -74,7 +76,7 @@ def writable_document(path: Path) -> None:
 def reproduce(study: optuna.Study, storage: str, path: Path, compare: tuple[Path, ...],
               runs: list[str]) -> str:
     """The commands that remake the document, in order: the search, the command that made each
-    run it shows, and the report."""
+    run (the truths first: they pick the best trial), and the report."""
     where = "" if storage == DEFAULT_STORAGE else f" --storage {storage}"
     report = f"nas report --study {study.study_name}{where} --markdown {path}"
     report += "".join(f" --compare {run}" for run in compare)

@@ -33,9 +33,10 @@ def read_run(run_dir: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
                        "metrics.json, log.jsonl and config.json") from None
 
 
-def train_best_runs(study: optuna.Study) -> dict[int, list[Path]]:
-    """Every finished train-best run of each trial that is still on disk, oldest first."""
-    return {number: on_disk for number, runs in recorded_results(study, "test").items()
+def train_best_runs(study: optuna.Study, split: str = "test") -> dict[int, list[Path]]:
+    """Every finished train-best run of each trial that is still on disk, oldest first: the
+    tested ones, or with `split` "val" the truths (`--validate`)."""
+    return {number: on_disk for number, runs in recorded_results(study, split).items()
             if (on_disk := [Path(run["out"]) for run in runs
                             if (Path(run["out"]) / "metrics.json").exists()])}
 
