@@ -44,7 +44,7 @@ def write_markdown(study: optuna.Study, path: Path, storage: str = DEFAULT_STORA
     shown = finals.get(best, []) + [run for number, runs in finals.items() if number != best for run in runs]
     shown += [run for run in compare if run not in shown]
     read = {run: read_run(run) for run in shown}
-    truths = [made_by(read_run(run)[0]) for runs in train_best_runs(study, "val").values() for run in runs]
+    truth_commands = [made_by(read_run(run)[0]) for runs in train_best_runs(study, "val").values() for run in runs]
     sections = [trials_section(study, table_rows), search_section(study, pareto, path),
                 speed_section(study, path)]
     if best is not None:
@@ -55,7 +55,7 @@ def write_markdown(study: optuna.Study, path: Path, storage: str = DEFAULT_STORA
         sections.append(epochs_section(read, path))
     parts = [f"# Study `{study.study_name}`\n", summary_line(study) + ".\n",
              reproduce(study, storage, path, compare,
-                       truths + [made_by(metrics) for metrics, _ in read.values()])]
+                       truth_commands + [made_by(metrics) for metrics, _ in read.values()])]
     written = [path]
     for lines, files in sections:
         parts += lines
