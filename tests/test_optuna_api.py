@@ -41,7 +41,7 @@ def test_a_search_and_its_report_use_no_deprecated_api(tmp_path, tiny_data_dir) 
                  "--markdown", str(tmp_path / "REPORT.md")]) == 0
 
 
-@pytest.mark.parametrize("folder", ["c1c2c3c4o-v1", "c1c2c3c4o-final"])
+@pytest.mark.parametrize("folder", ["archive/c1c2c3c4o-v1", "c1c2c3c4o-final"])
 def test_a_study_stored_by_the_old_api_still_reads(tmp_path, capsys, folder) -> None:
     # its verdicts are one list in the `constraints` system attribute (Optuna 4's constraints_func)
     db = tmp_path / "study.db"

@@ -5,12 +5,12 @@
 # then time to 85 %: the best design at shorter budgets, two seeds each. Rerun it to continue after
 # an interruption: the search resumes, a finished run is skipped, an interrupted one resumes.
 #
-#   nohup bash studies/equal-time/run.sh >> studies/equal-time/run.log 2>&1 &
+#   nohup bash studies/archive/equal-time/run.sh >> studies/archive/equal-time/run.log 2>&1 &
 #
 # Another study runs the same steps with other search settings: S (its folder, whose name is the
-# study's), SEARCH (more `nas search` flags), e.g. studies/equal-time-v2/run.sh.
+# study's), SEARCH (more `nas search` flags), e.g. studies/archive/equal-time-v2/run.sh.
 set -euo pipefail
-cd "$(dirname "$0")/../.."
+cd "$(dirname "$0")/../../.."
 source studies/run-lib.sh  # run OUT COMMAND...: skip a finished run, resume an interrupted one
 S=${S:-studies/equal-time}
 read -r -a SEARCH <<< "${SEARCH:-}"

@@ -4,5 +4,5 @@
 # of commit 4f0157a (`git show 4f0157a:search_spaces/c1c2c3c4o.toml`). Today this repeats it on
 # the current space.
 #
-#   nohup bash studies/c1c2c3c4o-v1/run.sh > studies/c1c2c3c4o-v1/run.log 2>&1 &
-S=studies/c1c2c3c4o-v1 exec bash "$(dirname "$0")/../c1c2c3c4o-v2/run.sh"
+#   nohup bash studies/archive/c1c2c3c4o-v1/run.sh > studies/archive/c1c2c3c4o-v1/run.log 2>&1 &
+S=studies/archive/c1c2c3c4o-v1 exec bash "$(dirname "$0")/../../c1c2c3c4o-v2/run.sh"

@@ -7,12 +7,12 @@
 # Then time to 85 %: v2's winner (trial 45) at 0.8 of that M. Run it alone on the machine; rerun
 # to continue after an interruption.
 #
-#   nohup bash studies/equal-time-v3/run.sh >> studies/equal-time-v3/run.log 2>&1 &
+#   nohup bash studies/archive/equal-time-v3/run.sh >> studies/archive/equal-time-v3/run.log 2>&1 &
 set -euo pipefail
-cd "$(dirname "$0")/../.."
+cd "$(dirname "$0")/../../.."
 source studies/run-lib.sh  # run OUT COMMAND...: skip a finished run, resume an interrupted one
-S=studies/equal-time-v3
-V2=studies/equal-time-v2
+S=studies/archive/equal-time-v3
+V2=studies/archive/equal-time-v2
 STUDY=(--study equal-time-v3 --storage "sqlite:///$S/study.db")
 date -u +"start %F %T UTC on $(python -c 'from nas.training.runtime import Runtime; print(Runtime.pick("auto").device_name())')"
 

@@ -1,6 +1,6 @@
 """Print this folder's runs as a Markdown table, one row per recipe (seeds pooled).
 
-    python studies/gpu-h100/tabulate.py studies/gpu-h100
+    python studies/archive/gpu-h100/tabulate.py studies/archive/gpu-h100
 """
 
 import json
