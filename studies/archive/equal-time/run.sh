@@ -12,7 +12,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
 source studies/run-lib.sh  # run OUT COMMAND...: skip a finished run, resume an interrupted one
-S=${S:-studies/equal-time}
+S=${S:-studies/archive/equal-time}
 read -r -a SEARCH <<< "${SEARCH:-}"
 DB="sqlite:///$S/study.db"
 STUDY=(--study "$(basename "$S")" --storage "$DB")
