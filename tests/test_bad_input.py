@@ -479,6 +479,10 @@ CASES: list[Case] = [
          folder("docs")),
     Case("report-markdown-under-a-file", ("report", "--markdown", "{tmp}/afile/x.md"),
          "afile is a file, not a folder", AFILE),
+    # /proc takes no new file even from root, whom os.access lets write anywhere: refused before the table
+    *(Case(f"{cmd[0]}-markdown-in-proc", (*cmd, "--storage", "sqlite:///{tmp}/s.db", "--markdown",
+                                          "/proc/nope/REPORT.md"), "cannot write in /proc", nas_study())
+      for cmd in (("report", "--study", "s"), ("compare", "s"))),
     Case("report-compare-without-markdown", ("report", "--compare", "{tmp}/run"),
          "--compare adds a plot to the results document: give --markdown too"),
     Case("report-compare-not-a-run", ("report", "--markdown", "{tmp}/r.md", "--compare", "{tmp}/empty"),

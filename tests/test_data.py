@@ -13,19 +13,20 @@ from PIL import Image
 
 import nas.data.cifar10 as data
 import nas.data.download as download
-from nas.data.cifar10 import (BIN_DIR, CLASSES, FILES, PY_DIR, TRAIN_FILES, NasError, load_cifar10, verify_cifar10)
-from nas.data.settings import DEFAULT_DATA_DIR, resolve_data_dir
+from nas.data.cifar10 import (BIN_DIR, CLASSES, FILES, PY_DIR, TRAIN_FILES, NasError, load_cifar10,
+                              verify_cifar10)
 from nas.data.download import decode_png_batch, download_cifar10
+from nas.data.settings import DEFAULT_DATA_DIR, resolve_data_dir
 from nas.data.splits import channel_stats, split_train_val
 from tests.conftest import REAL_DATA
 
 N = 20  # records per synthetic file
 
 
-def synthetic(seed: int = 0) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+def synthetic(seed: int = 0, n: int = N) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Per file: (HWC uint8 images, labels cycling through the ten classes)."""
     rng = np.random.default_rng(seed)
-    return {name: (rng.integers(0, 256, (N, 32, 32, 3), dtype=np.uint8), (np.arange(N) + i) % 10)
+    return {name: (rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8), (np.arange(n) + i) % 10)
             for i, name in enumerate(FILES)}
 
 
@@ -137,6 +138,72 @@ def test_verify_rejects_a_non_official_copy(tmp_path: Path) -> None:
     with pytest.raises(NasError) as err:
         verify_cifar10(tmp_path)
     assert "30,730,000" in assert_one_line_with_fetch(err, tmp_path)
+
+
+def as_official(monkeypatch: pytest.MonkeyPatch, files: dict) -> None:
+    """Let the synthetic `files` stand for the official release: their size and md5s become the
+    official ones (the real files are 180 MB each; the check is the same at any size)."""
+    blobs = {name: as_records(*files[name]) for name in FILES}
+    monkeypatch.setattr(data, "OFFICIAL_FILE_BYTES", len(blobs[FILES[0]]))
+    monkeypatch.setattr(data, "MD5", {name: hashlib.md5(blob).hexdigest() for name, blob in blobs.items()})
+
+
+def flip_two_pixels(files: dict) -> dict:
+    """`files` with two pixel bytes of data_batch_2 flipped: sizes intact, md5 not."""
+    images, labels = files["data_batch_2.bin"]
+    images = images.copy()
+    images[3, 5, 7, 1] ^= 0xFF
+    images[11, 30, 2, 0] ^= 0x01
+    return files | {"data_batch_2.bin": (images, labels)}
+
+
+@pytest.mark.parametrize("writer", [write_bin, write_py])
+def test_a_corrupt_copy_is_refused_by_every_load_as_by_verify(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                              writer) -> None:
+    """A file of the official size must match its md5 wherever the data is read (issue 35 §6):
+    load_cifar10 (train, train-best, search, calibrate) says what `nas data check` says."""
+    files = synthetic()
+    as_official(monkeypatch, files)
+    writer(tmp_path / "good", files)
+    check_matches(load_cifar10(tmp_path / "good"), files)  # the intact copy loads and verifies
+    verify_cifar10(tmp_path / "good")
+    writer(tmp_path / "bad", flip_two_pixels(files))
+    with pytest.raises(NasError) as loaded:
+        load_cifar10(tmp_path / "bad")
+    msg = assert_one_line_with_fetch(loaded, tmp_path / "bad")
+    assert "data_batch_2" in msg and f"expected {data.MD5['data_batch_2.bin']}: corrupt" in msg
+    with pytest.raises(NasError) as verified:
+        verify_cifar10(tmp_path / "bad")
+    assert str(verified.value) == msg
+
+
+@pytest.mark.parametrize("command", [
+    ["data", "check"],
+    ["train", "reference", "--epochs", "1", "--batch-size", "16", "--out", "run"],
+    ["search", "--trials", "1", "--epochs", "1", "--batch-size", "16", "--schedule", "cosine",
+     "--val-images", "20"],
+    ["calibrate", "--designs", "3", "--fidelities", "1x0.5", "--truth", "1x1", "--batch-size", "16",
+     "--val-images", "20", "--out", "calibration.json"],
+], ids=lambda command: command[0])
+def test_commands_refuse_a_corrupt_copy_in_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys,
+                                                    command: list[str]) -> None:
+    """`nas train --data-dir D` on a copy whose md5 fails trained on it and exited 0, while
+    `nas data check` refused it: now each refuses it with the same line, and writes nothing."""
+    from nas.cli.main import main
+
+    files = synthetic(n=100)  # enough for one epoch at --batch-size 16, as today's code trained on it
+    as_official(monkeypatch, files)
+    write_bin(tmp_path / "data", flip_two_pixels(files))
+    monkeypatch.chdir(tmp_path)
+    before = sorted(tmp_path.rglob("*"))
+    code = main([*command, "--data-dir", str(tmp_path / "data")])
+    out, err = capsys.readouterr()
+    md5 = hashlib.md5(as_records(*flip_two_pixels(files)["data_batch_2.bin"])).hexdigest()
+    assert code == 2 and out == "", (code, out, err)
+    assert err == (f"nas: error: {tmp_path / 'data' / BIN_DIR / 'data_batch_2.bin'}: md5 {md5}, expected "
+                   f"{data.MD5['data_batch_2.bin']}: corrupt; fetch it with: nas data download --data-dir "
+                   f"{tmp_path / 'data'}\n")
+    assert sorted(tmp_path.rglob("*")) == before
 
 
 def test_decode_png_batch(tmp_path: Path) -> None:

@@ -75,7 +75,8 @@ def check_creatable(folder: Path, flag: str, given: Path) -> None:
         existing = existing.parent
     if not existing.is_dir():
         raise NasError(f"{flag} {given}: {existing} is a file, not a folder; choose another {flag}")
-    if not os.access(existing, os.W_OK | os.X_OK):
+    # root passes os.access everywhere, but not /proc or /sys (mode r-x for all): no write bit is refused too
+    if not os.access(existing, os.W_OK | os.X_OK) or not existing.stat().st_mode & 0o222:
         raise NasError(f"{flag} {given}: cannot write in {existing}; choose another {flag}")
 
 
