@@ -27,8 +27,8 @@ os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # no PyPI version check 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from nas.data.augment_config import AugmentConfig, mean_fill
 from nas.data.augment import train_transform
+from nas.data.augment_config import AugmentConfig, mean_fill
 from nas.data.batch_augment import BatchAugment  # noqa: E402
 
 MEAN = (0.4914, 0.4822, 0.4465)  # CIFAR-10's

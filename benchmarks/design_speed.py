@@ -14,8 +14,8 @@ import argparse
 import statistics
 
 import nas  # noqa: F401  (the package's thread settings)
-from nas.design.budget import check
 from nas.design.files import load_config, resolve_design
+from nas.design.rules import check
 from nas.training.recipe import Recipe
 from nas.training.runtime import Runtime
 from nas.training.speed import PLAN_TIMING, measure_speed

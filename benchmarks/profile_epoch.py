@@ -19,12 +19,12 @@ import nas
 from nas.data.augment_config import AugmentConfig
 from nas.data.cifar10 import load_cifar10
 from nas.data.settings import resolve_data_dir
-from nas.design.files import REFERENCE
-from nas.training.runtime import Runtime, autocast, keep_freed_memory
-from nas.training.recipe import Recipe
-from nas.training.batches import make_batches
 from nas.data.splits import make_splits
+from nas.design.files import REFERENCE
+from nas.training.batches import make_batches
 from nas.training.loop import make_optimizer
+from nas.training.recipe import Recipe
+from nas.training.runtime import Runtime, autocast, keep_freed_memory
 
 # op-name fragments → category, first match wins (self time, so nothing is counted twice)
 CATEGORIES = (("convolution_backward", "conv backward"), ("convolution", "conv forward"),
@@ -52,7 +52,7 @@ def main() -> None:
     config = nas.load_config(args.config)
     runtime = Runtime.pick(channels_last=args.channels_last)
     recipe = Recipe(epochs=1, augment=AugmentConfig(engine=args.augment))
-    splits = make_splits(load_cifar10(resolve_data_dir()), final=True)
+    splits = make_splits(load_cifar10(resolve_data_dir()), "test")
     train_batches, _ = make_batches(splits, recipe.batch_size, recipe.augment, runtime)
     torch.manual_seed(0)
     model = nas.build_model(config).to(runtime.device, memory_format=runtime.layout).train()

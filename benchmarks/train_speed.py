@@ -24,18 +24,19 @@ from torch.utils.data import DataLoader
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-import nas  # noqa: E402
 from layout import images_per_s  # noqa: E402
-from nas.data.augment_config import AugmentConfig
+
+import nas  # noqa: E402
 from nas.data.augment import AugmentedDataset, train_transform
+from nas.data.augment_config import AugmentConfig
 from nas.data.cifar10 import load_cifar10
 from nas.data.settings import resolve_data_dir
-from nas.design.files import REFERENCE  # noqa: E402
-from nas.training.runtime import Runtime, keep_freed_memory, sync  # noqa: E402
-from nas.training.recipe import Recipe  # noqa: E402
 from nas.data.splits import Splits
+from nas.design.files import REFERENCE  # noqa: E402
 from nas.training.batches import make_batches
 from nas.training.loop import train  # noqa: E402
+from nas.training.recipe import Recipe  # noqa: E402
+from nas.training.runtime import Runtime, keep_freed_memory, sync  # noqa: E402
 
 
 def baseline_images_per_s(config: nas.ArchConfig, splits: Splits, device: torch.device) -> float:

@@ -1,4 +1,4 @@
-"""How long one budget verdict (build + fvcore counts + every rule) takes, against building alone.
+"""How long one verdict (build + fvcore counts + every rule) takes, against building alone.
 
     python benchmarks/verdict.py
 """

@@ -5,7 +5,7 @@ The public API, for notebooks and scripts:
     import nas
     config = nas.load_config("search_spaces/reference.toml")
     model = nas.build_model(config)           # an nn.Module returning logits
-    verdict = nas.check(config)               # every budget rule, measured
+    verdict = nas.check(config)               # every rule, measured
     print(verdict.params, verdict.passed, verdict.broken)
 
 The names are imported on first use (PEP 562), so that `import nas` and the command line's help
@@ -17,7 +17,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-_HOMES = {"Limits": "nas.design.limits", "Verdict": "nas.design.budget", "check": "nas.design.budget",
+_HOMES = {"Limits": "nas.design.limits", "Verdict": "nas.design.rules", "check": "nas.design.rules",
           "ArchConfig": "nas.design.config", "BlockSpec": "nas.design.config",
           "ConvSpec": "nas.design.config", "OutputSpec": "nas.design.config",
           "config_from_dict": "nas.design.files", "load_config": "nas.design.files",
@@ -27,12 +27,12 @@ _HOMES = {"Limits": "nas.design.limits", "Verdict": "nas.design.budget", "check"
 __all__ = sorted(_HOMES)
 
 if TYPE_CHECKING:
-    from nas.design.budget import Verdict, check
     from nas.design.config import ArchConfig, BlockSpec, ConvSpec, OutputSpec
     from nas.design.files import config_from_dict, load_config, save_config
     from nas.design.geometry import param_count, receptive_field, trace
     from nas.design.limits import Limits
     from nas.design.model import build_model
+    from nas.design.rules import Verdict, check
 
 
 def __getattr__(name: str) -> Any:

@@ -59,11 +59,11 @@ def tiny_data_dir(tmp_path_factory) -> Path:
 def quick_speed(monkeypatch) -> None:
     """One timed step per figure where a search measures its designs' speed: tests/test_speed.py
     tests the figures with a fake clock; elsewhere the full timing would only cost seconds."""
-    from nas.training import speed
+    from nas.training import budget, speed
 
     quick = speed.Timing(warmup=0, min_steps=1, max_steps=1, seconds=0.0)
     monkeypatch.setattr(speed, "TIMING", quick)
-    monkeypatch.setattr(speed, "PLAN_TIMING", quick)
+    monkeypatch.setattr(budget, "PLAN_TIMING", quick)
 
 
 @pytest.fixture(autouse=True)

@@ -11,8 +11,8 @@ import pytest
 import torch
 
 import nas.data.augment as augment
-from nas.data.augment_config import AugmentConfig, mean_fill
 from nas.data.augment import AugmentedDataset, eval_transform, train_transform
+from nas.data.augment_config import AugmentConfig, mean_fill
 
 MEAN = (0.4914, 0.4822, 0.4465)
 STD = (0.2470, 0.2435, 0.2616)

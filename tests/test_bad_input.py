@@ -5,7 +5,7 @@ exit with code 2, show no traceback, and leave every file as it was.
 
 A case is (id, arguments, a fragment of the error line, optional setup, exit code). In the
 arguments, {tmp} is the case's folder (also the current folder, so a default such as
-studies/nas.db would land there) and {data} the tiny CIFAR-10 look-alike of tests/conftest.py.
+runs/nas.db would land there) and {data} the tiny CIFAR-10 look-alike of tests/conftest.py.
 $NAS_DATA_DIR points at a folder that does not exist: a command that reads data before a check
 that needs none shows the wrong error. A setup gets (tmp folder, tiny data folder) and writes its
 files before the snapshot.
@@ -180,17 +180,16 @@ def nas_study(*, tested_out: str | None = None) -> Setup:
         import optuna
 
         from nas.design.files import DEFAULT_SPACE
-        from nas.training.runtime import Runtime
-        from nas.search.settings import SEARCH_FILL
-        from nas.training.recipe import Recipe
+        from nas.search.settings import SEARCH_FILL, Fidelity, StudySettings
         from nas.search.space import baseline_params, load_space
-        from nas.search.settings import Fidelity, StudySettings
+        from nas.training.recipe import Recipe
+        from nas.training.runtime import Runtime
 
         optuna.logging.set_verbosity(optuna.logging.ERROR)
         space, recipe = load_space(DEFAULT_SPACE), Recipe(batch_size=64)
         fixed = {k: v for k, v in recipe.to_dict().items() if k != "epochs"}
         settings = StudySettings(space.to_dict(), fidelity=Fidelity(1, 1.0, 100), recipe=fixed,
-                                 fill_budget=SEARCH_FILL, precision=Runtime.pick().precision)
+                                 fill_params=SEARCH_FILL, precision=Runtime.pick().precision)
         s = optuna.create_study(study_name="s", storage=f"sqlite:///{tmp / 's.db'}", direction="maximize")
         s.set_user_attr("settings", settings.to_dict())
         s.add_trial(optuna.trial.create_trial(
@@ -327,6 +326,12 @@ CASES: list[Case] = [
       for value in ("-1", "nan", "inf")),
     Case("search--time-share-without-budget", ("search", "--time-share", "0.1"),
          "--time-share needs --budget-minutes"),
+    Case("search--rounds-without-budget", ("search", "--rounds", "3"),
+         "--rounds needs --budget-minutes: at equal epochs give --epochs"),
+    Case("search--epochs-with-budget", ("search", "--budget-minutes", "10", "--epochs", "3"),
+         "--epochs 3 --budget-minutes 10: at equal time a trial trains in rounds: give --rounds"),
+    Case("search--rounds=0", ("search", "--budget-minutes", "10", "--rounds", "0"),
+         "--rounds 0: must be a positive whole number"),
     Case("search--time-share=0", ("search", "--budget-minutes", "10", "--time-share", "0"),
          "--time-share 0.0: give a share of the budget in (0, 1]"),
     Case("search--time-share=2", ("search", "--budget-minutes", "10", "--time-share", "2"),
@@ -407,8 +412,8 @@ CASES: list[Case] = [
     Case("search-impossible-fidelity", ("search", "--data-dir", "{data}", "--val-images", "100",
                                         "--trials", "4", "--epochs", "1", "--data-fraction", "0.02"),
          "make no full batch of --batch-size 256"),
-    Case("search-impossible-budget", ("search", "--data-dir", "{data}", "--val-images", "100",
-                                      "--trials", "4", "--max-params", "10"), "impossible budget"),
+    Case("search-impossible-limits", ("search", "--data-dir", "{data}", "--val-images", "100",
+                                      "--trials", "4", "--max-params", "10"), "impossible limits"),
 
     # storage URLs
     *(Case(f"{cmd[0]}-storage-{cid}", (*cmd, "--storage", url), fragment, setup)
@@ -429,7 +434,7 @@ CASES: list[Case] = [
     *(Case(f"{cmd}-storage-{cid}", (cmd, *args), fragment, setup)
       for cmd in ("report", "train-best")
       for cid, args, setup, fragment in [
-          ("default-missing", (), None, "no study storage at studies/nas.db"),
+          ("default-missing", (), None, "no study storage at runs/nas.db"),
           ("sqlite-folder-missing", ("--storage", "sqlite:///{tmp}/nowhere/nas.db"), None,
            "no study storage at"),
           ("sqlite-file-missing", ("--storage", "sqlite:///{tmp}/nas.db"), None, "no study storage at"),
@@ -461,7 +466,7 @@ CASES: list[Case] = [
            "no study storage at", text("empty.db", ""))
       for cmd in ("report", "train-best")),
     Case("compare-no-study", ("compare",), "the following arguments are required: STUDY", usage=True),
-    Case("compare-storage-default-missing", ("compare", "s"), "no study storage at studies/nas.db"),
+    Case("compare-storage-default-missing", ("compare", "s"), "no study storage at runs/nas.db"),
     Case("compare-unknown-study", ("compare", "s", "nope", "--storage", "sqlite:///{tmp}/s.db"),
          "no study named 'nope' in sqlite:///{tmp}/s.db; studies there: s", nas_study()),
     Case("compare-a-study-twice", ("compare", "s", "s", "--storage", "sqlite:///{tmp}/s.db"),

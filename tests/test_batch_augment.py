@@ -11,8 +11,8 @@ import pytest
 import torch
 
 import nas.data.batch_augment as batch_augment
-from nas.data.augment_config import AugmentConfig, mean_fill
 from nas.data.augment import eval_transform, train_transform
+from nas.data.augment_config import AugmentConfig, mean_fill
 from nas.data.batch_augment import BatchAugment, DeviceBatches, normalise
 
 MEAN = (0.4914, 0.4822, 0.4465)

@@ -16,7 +16,6 @@ import pytest
 import torch
 
 import nas
-
 from nas.cli.main import main
 from nas.training.recipe import Recipe
 from tests.conftest import ROOT
@@ -80,12 +79,12 @@ def test_train_best_then_report(study, tiny_data_dir, tmp_path, capsys) -> None:
                             f"nas report {' '.join(common(study, tiny_data_dir))} --markdown {doc} "
                             f"--compare {reference}"]
     for flag in ("--trials 5", f"--storage sqlite:///{study}/nas.db", "--epochs 2",
-                 "--data-fraction 0.25", "--val-images 200", "--batch-size 32", "--fill-budget 0.0"):
+                 "--data-fraction 0.25", "--val-images 200", "--batch-size 32", "--fill-params 0.0"):
         assert f"{flag} " in commands[0] + " ", flag
 
 
 def test_report_plots_every_train_best_run(study, tiny_data_dir, tmp_path, monkeypatch, capsys) -> None:
-    """`--trial N` trains into studies/<study>/trial-N by default, beside the best's `best/`, and
+    """`--trial N` trains into runs/<study>/trial-N by default, beside the best's `best/`, and
     the report plots it against epochs with no --compare; a second seed of it is plotted too, and
     the two give a mean and spread."""
     trials = optuna.load_study(study_name="tiny", storage=common(study, None)[3]).trials
@@ -94,15 +93,15 @@ def test_report_plots_every_train_best_run(study, tiny_data_dir, tmp_path, monke
     monkeypatch.chdir(tmp_path)
     assert main(["train-best", *common(study, tiny_data_dir), "--trial", str(other), "--epochs", "1",
                  "--data-dir", str(tiny_data_dir), *TRAIN]) == 0
-    assert (tmp_path / "studies" / "tiny" / f"trial-{other}" / "metrics.json").is_file()
-    seed1 = tmp_path / "studies" / "tiny" / f"trial-{other}-seed1"
+    assert (tmp_path / "runs" / "tiny" / f"trial-{other}" / "metrics.json").is_file()
+    seed1 = tmp_path / "runs" / "tiny" / f"trial-{other}-seed1"
     assert main(["train-best", *common(study, tiny_data_dir), "--trial", str(other), "--epochs", "1",
                  "--seed", "1", "--out", str(seed1), "--data-dir", str(tiny_data_dir), *TRAIN]) == 0
     capsys.readouterr()
     assert main(["report", *common(study, tiny_data_dir), "--markdown", "doc/REPORT.md"]) == 0
     text = (tmp_path / "doc" / "REPORT.md").read_text()
-    assert "## Test accuracy against epochs" in text and f"[trial-{other}](../studies/tiny/trial-{other})" in text
-    assert f"[trial-{other}-seed1](../studies/tiny/trial-{other}-seed1)" in text
+    assert "## Test accuracy against epochs" in text and f"[trial-{other}](../runs/tiny/trial-{other})" in text
+    assert f"[trial-{other}-seed1](../runs/tiny/trial-{other}-seed1)" in text
     metrics = [json.loads((run / "metrics.json").read_text()) for run in (seed1.with_name(f"trial-{other}"), seed1)]
     accuracies = [m["accuracy"] * 100 for m in metrics]
     spread = next(line for line in text.splitlines() if line.startswith(f"{metrics[0]['design']}, 1 epochs, 2 runs"))

@@ -4,6 +4,7 @@ resumed without retraining anything stored, other settings refused, the rank sta
 from __future__ import annotations
 
 import json
+from pathlib import Path
 import math
 from dataclasses import replace
 
@@ -12,15 +13,15 @@ import torch
 from scipy import stats
 
 import nas.search.calibrate
-from nas.design.limits import Limits
-from nas.search.calibrate import agreement, pick_designs
-from nas.search.settings import parse_fidelity
 from nas.cli.main import main
 from nas.design.files import DEFAULT_SPACE
-from nas.training.runtime import Runtime
+from nas.design.limits import Limits
 from nas.errors import NasError
-from nas.training.recipe import Recipe
+from nas.search.calibrate import agreement, pick_designs
+from nas.search.settings import CalibrationSettings, parse_fidelity
 from nas.search.space import load_space, with_widths
+from nas.training.recipe import Recipe
+from nas.training.runtime import Runtime
 
 # A space of narrow designs (8 to 24 channels): a training step costs milliseconds
 TINY_SPACE = "\n".join([
@@ -30,7 +31,7 @@ TINY_SPACE = "\n".join([
     'shortcut = ["none", "conv1x1"]', "dropout = [0.0]", 'head = ["conv1x1", "fc"]',
     'order = ["relu_bn", "bn_relu"]'])
 # 800 training images outside a 200-image hold-out; batch 32 gives OneCycle its 8 steps at 2x0.25
-CHEAP = ["--fidelities", "2x0.25,1x0.75", "--truth", "1x1.0", "--val-images", "200",
+CHEAP = ["--fidelities", "2x0.25,1x0.75", "--truth-fidelity", "1x1.0", "--val-images", "200",
          "--batch-size", "32", "--workers", "0", "--designs", "3"]
 REAL_TRAIN = nas.search.calibrate.train
 
@@ -109,9 +110,9 @@ def test_calibration_is_written_at_once_and_resumes_without_retraining(
     assert "synflow" in shown and "top-3 overlap" in shown and "9 of 9 trainings done" in shown
 
     # the same file with other settings is refused, before the data is read
-    assert main(calibrate_args(tmp_path, tmp_path / "no-data", "--truth", "2x1.0")) == 2
+    assert main(calibrate_args(tmp_path, tmp_path / "no-data", "--truth-fidelity", "2x1.0")) == 2
     err = capsys.readouterr().err
-    assert "was made with other settings" in err and "truth 1x1.0 there, 2x1.0 here" in err
+    assert "was made with other settings" in err and "truth_fidelity 1x1.0 there, 2x1.0 here" in err
     assert err.count("\n") == 1 and not calls
     here = Runtime.pick().precision  # trainings in bf16 and in fp32 are not mixed in one file
     other = {"fp32": "bf16", "bf16": "fp32"}[here]
@@ -123,10 +124,10 @@ def test_calibration_is_written_at_once_and_resumes_without_retraining(
 @pytest.mark.parametrize("extra,message", [
     (["--fidelities", "0x0.1"], "give EPOCHSxFRACTION"),
     (["--fidelities", "3x1.5"], "give EPOCHSxFRACTION"),
-    (["--truth", "ten"], "--truth ten: give EPOCHSxFRACTION"),
-    (["--fidelities", "1x1.0"], "none the same as --truth"),
+    (["--truth-fidelity", "ten"], "--truth-fidelity ten: give EPOCHSxFRACTION"),
+    (["--fidelities", "1x1.0"], "none the same as --truth-fidelity"),
     (["--designs", "2"], "give at least 3"),
-    (["--fill-budget", "1.5"], "--fill-budget 1.5: give a share of the parameter budget"),
+    (["--fill-params", "1.5"], "--fill-params 1.5: give a share of the parameter limit"),
     (["--fidelities", "1x0.1"], "OneCycle needs at least 8 steps"),
 ])
 def test_bad_input_is_one_line_exit_2(tmp_path, tiny_data_dir, capsys, extra, message) -> None:
@@ -159,7 +160,7 @@ def test_fidelity_labels() -> None:
 
 
 def test_a_filled_calibration_widens_the_same_draws() -> None:
-    """`--fill-budget` gives the unfilled calibration's designs, each only wider: a paired test."""
+    """`--fill-params` gives the unfilled calibration's designs, each only wider: a paired test."""
     space = load_space(DEFAULT_SPACE)
     plain = pick_designs(space, Limits(), 5, seed=0)
     filled = pick_designs(space, Limits(), 5, seed=0, fill=0.9)
@@ -172,13 +173,36 @@ def test_a_filled_calibration_widens_the_same_draws() -> None:
     assert sum(now.params > was.params for (_, _, was), (_, _, now) in zip(plain, filled)) >= 3
 
 
-def test_a_file_made_before_fill_budget_existed_is_an_unfilled_one(tmp_path) -> None:
+def test_a_file_made_before_filling_existed_is_an_unfilled_one(tmp_path) -> None:
     space = load_space(DEFAULT_SPACE)
-    settings = nas.search.calibrate.make_settings(space, 3, "1x0.5", "2x1.0", 0, 5000, Recipe())
+    settings = nas.search.calibrate.make_settings(space, Recipe(), "1x0.5", "2x1.0",
+                                                  CalibrationSettings(space="", designs=3))
     older = settings.to_dict()
-    del older["fill_budget"]
+    del older["fill_params"]
     path = tmp_path / "calibration.json"
     path.write_text(json.dumps({"settings": older, "designs": [], "results": []}))
     assert nas.search.calibrate.check_results(path, settings) is not None
-    with pytest.raises(NasError, match="fill_budget 0.0 there, 0.9 here"):
-        nas.search.calibrate.check_results(path, replace(settings, fill_budget=0.9))
+    with pytest.raises(NasError, match="fill_params 0.0 there, 0.9 here"):
+        nas.search.calibrate.check_results(path, replace(settings, fill_params=0.9))
+
+
+def test_a_file_written_under_the_old_names_still_reads(tmp_path, capsys) -> None:
+    """A calibration file whose settings say `truth` and `fill_budget` (the names before #35) reads
+    as this version names them: compared, resumed and shown."""
+    space = load_space(DEFAULT_SPACE)
+    settings = nas.search.calibrate.make_settings(space, Recipe(), "1x0.5", "2x1.0",
+                                                  CalibrationSettings(space="", designs=3, fill_params=0.9))
+    older = settings.to_dict()
+    older["truth"], older["fill_budget"] = older.pop("truth_fidelity"), older.pop("fill_params")
+    path = tmp_path / "calibration.json"
+    path.write_text(json.dumps({"settings": older, "designs": [], "results": []}))
+    assert nas.search.calibrate.check_results(path, settings)["settings"]["truth_fidelity"] == "2x1.0"
+    assert main(["calibrate", "--show", "--out", str(path)]) == 0
+    assert "truth fidelity 2x1.0" in capsys.readouterr().out
+
+
+def test_the_committed_calibration_still_shows() -> None:
+    path = Path(__file__).parents[1] / "studies" / "calibration" / "calibration.json"
+    state = nas.search.calibrate.read(path)
+    assert state["settings"]["truth_fidelity"] == "10x1.0" and state["settings"]["fill_params"] == 0.0
+    assert nas.search.calibrate.summarise(state)  # every row computed from the stored results

@@ -12,9 +12,10 @@ import pytest
 
 from nas.cli.parser import build_parser
 from nas.design.limits import Limits
-from nas.search.settings import (DEFAULT_CALIBRATION, DEFAULT_STORAGE, DEFAULT_TRIALS, SEARCH_FILL,
-                                 SEARCH_SAMPLER, TIME_FIDELITIES, TIME_SHARE, TIME_TRUTH,
-                                 CalibrationSettings, Fidelity, truth_epochs)
+from nas.search.settings import (DEFAULT_CALIBRATION, DEFAULT_RUNS, DEFAULT_STORAGE, DEFAULT_TRIALS,
+                                 SEARCH_FILL, SEARCH_PRUNER, SEARCH_SAMPLER, TIME_FIDELITIES,
+                                 TIME_SHARE, TIME_TRUTH_FIDELITY, CalibrationSettings, Fidelity,
+                                 StudySettings, truth_epochs)
 from nas.training.recipe import FINAL, OPTIMIZER_DEFAULTS, Recipe
 
 
@@ -43,9 +44,11 @@ def test_search_help_and_defaults_are_the_settings():
     assert f"default {fidelity.data_fraction}" in help_of("search", "--data-fraction")
     assert f"default {fidelity.val_images}" in help_of("search", "--val-images")
     assert f"default {DEFAULT_TRIALS}" in help_of("search", "--trials")
-    assert f"default {SEARCH_FILL}" in help_of("search", "--fill-budget")
+    assert f"default {SEARCH_FILL}" in help_of("search", "--fill-params")
     assert f"default {SEARCH_SAMPLER}" in help_of("search", "--sampler")
     assert f"default {TIME_SHARE}" in help_of("search", "--time-share")
+    assert f"default {fidelity.rounds}" in help_of("search", "--rounds")
+    assert f"default {SEARCH_PRUNER}" in help_of("search", "--pruner")
     assert f"default {limits.max_params}" in help_of("search", "--max-params")
     assert f"default {limits.max_flops}" in help_of("search", "--max-flops")
     assert f"default {limits.min_rf}" in help_of("search", "--min-rf")
@@ -53,10 +56,31 @@ def test_search_help_and_defaults_are_the_settings():
     assert f"default {OPTIMIZER_DEFAULTS['sgd']['lr']} sgd" in help_of("search", "--lr")
     assert f"default {Recipe().batch_size}" in help_of("search", "--batch-size")
     given = defaults("search")
-    assert (given["trials"], given["fill_budget"], given["data_fraction"], given["val_images"],
+    assert (given["trials"], given["fill_params"], given["data_fraction"], given["val_images"],
             given["sampler"]) == (DEFAULT_TRIALS, SEARCH_FILL, fidelity.data_fraction,
                                   fidelity.val_images, SEARCH_SAMPLER)
-    assert given["epochs"] is None  # None: the fidelity's own, not a copy of it
+    assert given["epochs"] is None and given["rounds"] is None  # None: the fidelity's own
+    assert given["pruner"] == SEARCH_PRUNER
+    # a study made with no flag stores the parser's defaults: StudySettings reads the same homes
+    study = StudySettings({})
+    assert (study.fill_params, study.sampler, study.fidelity) == (SEARCH_FILL, SEARCH_SAMPLER, fidelity)
+
+
+def test_outputs_go_to_the_ignored_runs_folder():
+    assert DEFAULT_STORAGE == f"sqlite:///{DEFAULT_RUNS}/nas.db"
+    assert DEFAULT_CALIBRATION.parent == DEFAULT_RUNS
+    assert f"default {DEFAULT_RUNS}/<design name>" in help_of("train", "--out")
+    assert f"default {DEFAULT_RUNS}/<study>/best" in help_of("train-best", "--out")
+
+
+def test_renamed_flags_still_read_and_are_not_shown():
+    given = vars(build_parser().parse_args(["search", "--fill-budget", "0.5"]))
+    assert given["fill_params"] == 0.5 and "--fill-budget" not in build_parser().format_help()
+    calibrate = vars(build_parser().parse_args(["calibrate", "--truth", "3x1.0"]))
+    assert calibrate["truth_fidelity"] == "3x1.0"
+    for command, old in (("search", "--fill-budget"), ("calibrate", "--truth ")):
+        sub = next(a for a in build_parser()._actions if a.dest == "command").choices[command]
+        assert old not in sub.format_help()
 
 
 def test_train_and_train_best_show_their_own_epochs():
@@ -64,7 +88,7 @@ def test_train_and_train_best_show_their_own_epochs():
     assert f"default {FINAL['epochs']}" in help_of("train-best", "--epochs")
     assert f"default {Recipe().batch_size}" in help_of("show", "--batch-size")  # what --speed measures
     assert defaults("show")["batch_size"] == Recipe().batch_size
-    truth = next(f.default for f in fields(CalibrationSettings) if f.name == "truth")
+    truth = next(f.default for f in fields(CalibrationSettings) if f.name == "truth_fidelity")
     assert f"with --validate {truth_epochs()}, the calibration's truth fidelity {truth}" in \
         help_of("train-best", "--epochs")
     assert truth_epochs() == int(truth.split("x")[0])  # the epochs of EPOCHSxFRACTION
@@ -82,12 +106,12 @@ def test_calibrate_help_and_defaults_are_its_settings():
     settings = {f.name: f.default for f in fields(CalibrationSettings)}
     given = defaults("calibrate")
     # the fidelities and truth depend on --budget-minutes: the help names both modes' defaults
-    assert given["designs"] == settings["designs"] and given["truth"] is given["fidelities"] is None
-    assert f"default {settings['truth']}" in help_of("calibrate", "--truth")
-    assert f"--budget-minutes {TIME_TRUTH}" in help_of("calibrate", "--truth")
+    assert given["designs"] == settings["designs"] and given["truth_fidelity"] is given["fidelities"] is None
+    assert f"default {settings['truth_fidelity']}" in help_of("calibrate", "--truth-fidelity")
+    assert f"--budget-minutes {TIME_TRUTH_FIDELITY}" in help_of("calibrate", "--truth-fidelity")
     assert ",".join(settings["fidelities"]) in help_of("calibrate", "--fidelities")
     assert ",".join(TIME_FIDELITIES) in help_of("calibrate", "--fidelities")
-    assert given["fill_budget"] == settings["fill_budget"] and given["out"] == str(DEFAULT_CALIBRATION)
+    assert given["fill_params"] == settings["fill_params"] and given["out"] == str(DEFAULT_CALIBRATION)
     assert f"default {settings['designs']}" in help_of("calibrate", "--designs")
     assert str(DEFAULT_CALIBRATION) in help_of("calibrate", "--out")
 

@@ -6,8 +6,8 @@ import re
 
 import optuna
 
-from nas.design.files import DEFAULT_SPACE, REFERENCE, load_config
 from nas.design.diagram import mermaid
+from nas.design.files import DEFAULT_SPACE, REFERENCE, load_config
 from nas.search.space import load_space
 
 

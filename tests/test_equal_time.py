@@ -13,23 +13,22 @@ from optuna.trial import TrialState
 import nas.search.calibrate
 import nas.search.optimize
 import nas.search.trials
-import nas.training.run
+import nas.training.budget
 import nas.training.speed
-import nas.training.timebox
 from nas.cli.main import main
 from nas.design.files import load_config
 from nas.design.model import build_model
 from nas.search.settings import Fidelity, label, parse_fidelity
 from nas.training.batches import make_batches
+from nas.training.budget import Plan, RoundBatches, epochs_in, steps_per_round
 from nas.training.loop import ONECYCLE_MIN_STEPS, train
 from nas.training.recipe import Recipe
 from nas.training.runtime import Runtime
 from nas.training.speed import Speed
-from nas.training.timebox import RoundBatches, epochs_in, steps_per_round
 from tests.conftest import REFERENCE
 from tests.test_calibrate import TINY_SPACE
+from tests.test_budget import Scripted
 from tests.test_search import load, search_args
-from tests.test_timebox import Scripted
 
 # Two designs, C1 16 or 24 channels wide; the fake clock makes the narrow one twice as fast.
 TWO = "\n".join([
@@ -41,6 +40,13 @@ FAST_RATE, SLOW_RATE = 3200.0, 1600.0  # training images/s of the narrow and the
 BUDGET = ["--budget-minutes", "1", "--time-share", "0.02"]
 
 
+def timed_args(tmp_path, data_dir, trials: int, study: str, *extra: str) -> list[str]:
+    """`search_args` at equal time: 2 rounds a trial where they give 2 epochs, under BUDGET."""
+    args = search_args(tmp_path, data_dir, trials, study, *extra, *BUDGET)
+    at = args.index("--epochs")
+    return [*args[:at], "--rounds", *args[at + 1:]]
+
+
 def fake_speed(config, recipe, runtime, **_) -> Speed:
     rate = FAST_RATE if config.blocks[0].channels == 16 else SLOW_RATE
     return Speed(rate, 50_000 / rate, 4 * rate, 1.0, 0.0)
@@ -50,14 +56,14 @@ def fake_speed(config, recipe, runtime, **_) -> Speed:
 def clocks(monkeypatch) -> dict:
     """Search and calibration trials keep the steps their measured speed bought, or take the
     re-plans a test writes here (`Scripted`'s); each clock's seconds are kept under "seconds".
-    tests/test_timebox.py tests the real `TrialClock`, which here would read the real clock."""
+    tests/test_budget.py tests the real `TrialClock`, which here would read the real clock."""
     plans: dict = {"seconds": []}
 
     def clock(seconds: float, batch_size: int) -> Scripted:
         plans["seconds"].append(seconds)
         return Scripted(plans)
 
-    monkeypatch.setattr(nas.training.timebox, "TrialClock", clock)
+    monkeypatch.setattr(nas.training.budget, "TrialClock", clock)
     return plans
 
 
@@ -71,22 +77,22 @@ def measured(monkeypatch, clocks) -> list[str]:
         calls.append(config.name)
         return fake_speed(config, recipe, runtime)
 
-    for module in (nas.search.optimize, nas.search.calibrate, nas.training.speed):
+    for module in (nas.search.optimize, nas.search.calibrate, nas.training.budget):
         monkeypatch.setattr(module, "measure_speed", measure)
     return calls
 
 
 @pytest.fixture
 def deadlines(monkeypatch) -> list[dict]:
-    """Budgeted runs keep the epochs planned (tests/test_timebox.py tests the re-plan, which here
+    """Budgeted runs keep the epochs planned (tests/test_budget.py tests the re-plan, which here
     would read the real clock); the plans their deadlines were made from."""
     plans: list[dict] = []
 
-    def kept(plan: dict) -> Scripted:
-        plans.append(plan)
+    def kept(plan: Plan) -> Scripted:
+        plans.append(plan.to_dict())
         return Scripted({})
 
-    monkeypatch.setattr(nas.training.run, "deadline_of", kept)
+    monkeypatch.setattr(Plan, "deadline", kept)
     return plans
 
 
@@ -134,11 +140,11 @@ def test_a_schedule_sized_to_the_rounds_ends_at_the_last_step(tiny_data_dir) -> 
 
     recipe = Recipe(epochs=2, batch_size=32)
     runtime = Runtime.pick("cpu", "fp32", 0)
-    splits = make_splits(load_cifar10(tiny_data_dir), False, 0.25, 0, 200)
+    splits = make_splits(load_cifar10(tiny_data_dir), "val", 0.25, 0, 200)
     train_batches, eval_batches = make_batches(splits, 32, recipe.augment, runtime)
     assert len(train_batches) == 6
-    history = train(build_model(load_config(REFERENCE)), RoundBatches(train_batches, 10),
-                    eval_batches, recipe, runtime)
+    history = train(build_model(load_config(REFERENCE)), (RoundBatches(train_batches, 10), eval_batches),
+                    recipe, runtime)
     # the lr after the last step is that of a OneCycle over 2 rounds × 10 steps, and no other's
     def lr_after(steps: int, total: int) -> float:
         optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=recipe.lr)
@@ -156,7 +162,7 @@ def test_a_schedule_sized_to_the_rounds_ends_at_the_last_step(tiny_data_dir) -> 
 @pytest.fixture
 def timed_search(tmp_path, tiny_data_dir, measured):
     """A 4-trial search of the two-design space at equal time, 2 rounds a trial."""
-    args = search_args(tmp_path, tiny_data_dir, 4, "t", "--space", two_space(tmp_path), *BUDGET)
+    args = timed_args(tmp_path, tiny_data_dir, 4, "t", "--space", two_space(tmp_path))
     assert main(args) == 0
     return tmp_path, tiny_data_dir, args
 
@@ -172,7 +178,7 @@ def test_a_design_twice_as_fast_trains_twice_the_steps(timed_search, measured) -
     assert trained[FAST_RATE].user_attrs["train_steps"] == 120
     assert trained[SLOW_RATE].user_attrs["train_steps"] == 60
     for trial in trained.values():  # two rounds, each scored for Hyperband
-        assert trial.user_attrs["epochs_run"] == 2 and sorted(trial.intermediate_values) == [1, 2]
+        assert trial.user_attrs["rounds_run"] == 2 and sorted(trial.intermediate_values) == [1, 2]
     # each design measured once: a repeated design copies its twin's figures
     assert len(measured) == 2
     for trial in study.get_trials(states=(TrialState.COMPLETE,)):
@@ -185,7 +191,7 @@ def test_a_design_twice_as_fast_trains_twice_the_steps(timed_search, measured) -
 def test_a_trial_keeps_its_time_with_the_steps_its_clock_replans(tmp_path, tiny_data_dir, measured,
                                                                   clocks) -> None:
     clocks[1] = (2, 10)  # after the first round, whatever the design: 10 steps for the second
-    args = search_args(tmp_path, tiny_data_dir, 4, "c", "--space", two_space(tmp_path), *BUDGET)
+    args = timed_args(tmp_path, tiny_data_dir, 4, "c", "--space", two_space(tmp_path))
     assert main(args) == 0
     study = load(tmp_path, "c")
     trained = {t.user_attrs["train_images_per_s"]: t for t in study.trials
@@ -200,7 +206,8 @@ def test_a_study_refuses_another_budget_or_device(timed_search, monkeypatch, cap
     capsys.readouterr()
     assert main([a if a != "1" else "2" for a in args]) == 2
     assert "was made with other settings (budget_minutes 1.0 there, 2.0 here)" in capsys.readouterr().err
-    assert main(args[:args.index("--budget-minutes")]) == 2  # without the budget: names it
+    at = args.index("--rounds")  # without the budget (and its rounds): names it
+    assert main([*args[:at], "--epochs", *args[at + 1:args.index("--budget-minutes")]]) == 2
     assert "budget_minutes 1.0 there, 0.0 here" in capsys.readouterr().err
     monkeypatch.setattr(Runtime, "device_name", lambda self: "Another CPU (8 cores), fp32")
     assert main(args) == 2
@@ -221,7 +228,7 @@ def test_train_best_fills_the_budget_at_the_measured_speed(timed_search, deadlin
     # here the design measures 25× slower than it did in the search: 1,000 training images in
     # 10 s, 200 test images in 0.5 s; 5 such epochs fit the study's minute
     rate = 100.0
-    monkeypatch.setattr(nas.training.speed, "measure_speed",
+    monkeypatch.setattr(nas.training.budget, "measure_speed",
                         lambda *a, **k: Speed(rate, 50_000 / rate, 4 * rate, 1.0, 0.0))
     assert main([*common, "--out", str(out)]) == 0
     epoch, final = 1000 / rate + 200 / (4 * rate), 2 * 200 / (4 * rate)
@@ -230,10 +237,10 @@ def test_train_best_fills_the_budget_at_the_measured_speed(timed_search, deadlin
     assert plan["final_eval_seconds"] == final and deadlines == [plan]  # the run keeps that budget
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["epochs"] == plan["epochs"] and metrics["budget"] == plan
-    assert "A budget of 1 min: planned at 5 epochs of 10.5 s" in (out / "summary.md").read_text()
+    assert "Trained in a budget of 1 min, planned at 5 epochs of 10.5 s" in (out / "summary.md").read_text()
     # a resumed run keeps the epochs it started with, whatever the speed measures now
     (out / "metrics.json").unlink()
-    monkeypatch.setattr(nas.training.speed, "measure_speed",
+    monkeypatch.setattr(nas.training.budget, "measure_speed",
                         lambda *a, **k: Speed(1.0, 50_000.0, 1.0, 1.0, 0.0))
     monkeypatch.setattr(nas.search.trials, "record_result", record)
     assert main([*common, "--out", str(out), "--resume"]) == 0
@@ -252,7 +259,7 @@ def test_train_fills_a_budget_at_the_measured_speed(tmp_path, tiny_data_dir, dea
     args = ["train", str(REFERENCE), "--out", str(out), "--data-dir", str(tiny_data_dir), "--workers", "0",
             "--batch-size", "32", "--budget-minutes", "0.4"]
     # 1,000 training images in 10 s and 200 test images in 0.5 s: 2 such epochs fit 24 s
-    monkeypatch.setattr(nas.training.speed, "measure_speed",
+    monkeypatch.setattr(nas.training.budget, "measure_speed",
                         lambda *a, **k: Speed(100.0, 500.0, 400.0, 1.0, 0.0))
     assert main(args) == 0
     plan = json.loads((out / "budget.json").read_text())
@@ -263,7 +270,7 @@ def test_train_fills_a_budget_at_the_measured_speed(tmp_path, tiny_data_dir, dea
     assert metrics["epochs"] == 2 and metrics["budget"] == plan
     # resumed, it keeps its epochs though the design now measures ten times faster
     (out / "metrics.json").unlink()
-    monkeypatch.setattr(nas.training.speed, "measure_speed",
+    monkeypatch.setattr(nas.training.budget, "measure_speed",
                         lambda *a, **k: Speed(1000.0, 50.0, 4000.0, 1.0, 0.0))
     assert main([*args, "--resume"]) == 0
     assert json.loads((out / "metrics.json").read_text())["epochs"] == 2
@@ -275,8 +282,8 @@ def test_train_fills_a_budget_at_the_measured_speed(tmp_path, tiny_data_dir, dea
 
 
 def test_time_as_second_objective_is_the_measured_epoch(tmp_path, tiny_data_dir, measured) -> None:
-    args = search_args(tmp_path, tiny_data_dir, 3, "p", "--space", two_space(tmp_path), *BUDGET,
-                       "--second-objective", "time")
+    args = timed_args(tmp_path, tiny_data_dir, 3, "p", "--space", two_space(tmp_path),
+                      "--second-objective", "time")
     assert main(args) == 0
     for trial in load(tmp_path, "p").get_trials(states=(TrialState.COMPLETE,)):
         assert trial.values[1] == trial.user_attrs["epoch_seconds"]
@@ -294,10 +301,10 @@ def test_calibration_at_equal_time_gives_each_design_the_steps_of_its_speed(
     out = tmp_path / "cal.json"
     assert main(["calibrate", "--space", str(space), "--data-dir", str(tiny_data_dir),
                  "--out", str(out), "--designs", "3", "--budget-minutes", "1",
-                 "--fidelities", "2%x0.25", "--truth", "4%x1.0", "--val-images", "200",
+                 "--fidelities", "2%x0.25", "--truth-fidelity", "4%x1.0", "--val-images", "200",
                  "--batch-size", "32", "--workers", "0"]) == 0
     state = json.loads(out.read_text())
-    assert state["settings"]["budget_minutes"] == 1.0 and state["settings"]["truth"] == "4%x1.0"
+    assert state["settings"]["budget_minutes"] == 1.0 and state["settings"]["truth_fidelity"] == "4%x1.0"
     rates = [d["speed"]["train_images_per_s"] for d in state["designs"]]
     for result in state["results"]:  # 4 rounds of the share's steps at the design's rate
         share = {"2%x0.25": 0.02, "4%x1.0": 0.04}[result["fidelity"]]

@@ -9,6 +9,7 @@ import shutil
 import warnings
 
 import pytest
+from optuna import load_study
 from optuna.trial import TrialState
 
 import nas.cli.main
@@ -49,3 +50,18 @@ def test_a_study_stored_by_the_old_api_still_reads(tmp_path, capsys, folder) -> 
     assert main(["report", "--study", "c1c2c3c4o", "--storage", f"sqlite:///{db}"]) == 0
     out = capsys.readouterr().out
     assert "pruned: constraint" in out and "★ best" in out
+
+
+def test_a_study_stored_under_the_old_names_still_reads(tmp_path, capsys) -> None:
+    """equal-time-v4 was stored before #35's renames: `fill_budget`, and its trials' rounds as the
+    fidelity's `epochs`. It reads as this version names them, and its report counts rounds."""
+    from nas.search.trials import settings_of
+
+    db = tmp_path / "study.db"
+    shutil.copy(ROOT / "studies" / "equal-time-v4" / "study.db", db)
+    settings = settings_of(load_study(study_name="equal-time-v4", storage=f"sqlite:///{db}"))
+    assert settings.fill_params == 0.0 and settings.budget_minutes == 14.7
+    assert (settings.fidelity.time_share, settings.fidelity.rounds, settings.fidelity.passes) == (0.1, 4, 4)
+    assert main(["report", "--study", "equal-time-v4", "--storage", f"sqlite:///{db}"]) == 0
+    out = capsys.readouterr().out
+    assert "rounds" in out and "in 4 rounds" in out and "★ best" in out

@@ -12,16 +12,16 @@ import pytest
 import torch
 
 import nas
+from nas.cli.main import main
 from nas.data.augment_config import AugmentConfig
 from nas.data.batch_augment import DeviceBatches, MixBatch, normalise
-from nas.cli.main import main
 from nas.data.cifar10 import load_cifar10
+from nas.data.splits import make_splits
 from nas.errors import NasError
+from nas.training.batches import make_batches
+from nas.training.loop import Hooks, make_optimizer, make_schedule, mixed_loss, train
 from nas.training.metrics import evaluate
 from nas.training.recipe import Recipe, as_written_today
-from nas.training.batches import make_batches
-from nas.data.splits import make_splits
-from nas.training.loop import make_optimizer, make_schedule, mixed_loss, train
 from tests.conftest import REFERENCE
 from tests.test_train import CPU, MEAN, STD, small_model, synthetic_splits
 
@@ -50,7 +50,7 @@ def test_ema_weights_are_the_ones_evaluated_and_saved(tmp_path, tiny_data_dir) -
     saved = torch.load(out / "model.pt", weights_only=True)["state_dict"]
     assert all(torch.equal(saved[k], ema[k]) for k in raw), "model.pt holds the averaged weights"
 
-    splits = make_splits(load_cifar10(tiny_data_dir), final=True, fraction=0.1, seed=0)
+    splits = make_splits(load_cifar10(tiny_data_dir), "test", fraction=0.1, seed=0)
     _, eval_batches = make_batches(splits, 10, AugmentConfig(), CPU)
     losses = {}
     for name, weights in (("ema", ema), ("raw", raw)):
@@ -100,17 +100,18 @@ def test_resume_with_every_knob_ends_identical(tmp_path, monkeypatch) -> None:
     for run in ("straight", "cut"):
         (tmp_path / run).mkdir()
     straight = small_model()
-    history = train(straight, *batches, ALL_KNOBS, CPU, run_dir=tmp_path / "straight")
+    history = train(straight, batches, ALL_KNOBS, CPU, run_dir=tmp_path / "straight")
     assert epochs_told == [(1, 0), (2, 0)]  # the loop tells the batches the epoch
 
     def stop_after_1(log) -> None:
         raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        train(small_model(), *batches, ALL_KNOBS, CPU, run_dir=tmp_path / "cut", on_epoch=stop_after_1)
+        train(small_model(), batches, ALL_KNOBS, CPU, run_dir=tmp_path / "cut",
+              hooks=Hooks(on_epoch=stop_after_1))
     batches = make_batches(synthetic_splits(96), 16, ALL_KNOBS.augment, CPU)  # a fresh process's
     resumed = small_model()
-    history2 = train(resumed, *batches, ALL_KNOBS, CPU, run_dir=tmp_path / "cut", resume=True)
+    history2 = train(resumed, batches, ALL_KNOBS, CPU, run_dir=tmp_path / "cut", resume=True)
     assert history2[-1].train_loss == history[-1].train_loss
     for key, value in straight.state_dict().items():  # the averaged weights, which both end with
         assert torch.equal(value, resumed.state_dict()[key]), key
@@ -278,8 +279,8 @@ def test_mixing_reaches_the_loop_after_the_ramp() -> None:
     assert [recipe.mix_probability(e) for e in (1, 2)] == [0.0, 1.0]
     assert Recipe(epochs=10, mix_ramp=0.5).mix_probability(3) == pytest.approx(0.4)
     batches = make_batches(synthetic_splits(64), 16, AugmentConfig(), CPU)
-    plain = train(small_model(), *batches, replace(recipe, mixup=0.0, cutmix=0.0), CPU)
-    mixed = train(small_model(), *batches, recipe, CPU)
+    plain = train(small_model(), batches, replace(recipe, mixup=0.0, cutmix=0.0), CPU)
+    mixed = train(small_model(), batches, recipe, CPU)
     assert mixed[0].train_loss == plain[0].train_loss  # the ramp's first epoch: no mixing
     assert mixed[1].train_loss != plain[1].train_loss
 

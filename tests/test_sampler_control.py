@@ -26,7 +26,7 @@ SMALL = ("--max-params", "120000")  # the baselines and some sampled designs bre
 
 @pytest.fixture(scope="module")
 def random_search(tmp_path_factory, tiny_data_dir):
-    """A 5-trial random-sampler study (seed 0) whose parameter budget some designs break, and the
+    """A 5-trial random-sampler study (seed 0) whose parameter limit some designs break, and the
     samplers the search made."""
     root = tmp_path_factory.mktemp("random")
     made = []
@@ -79,26 +79,26 @@ def test_train_best_validate_records_the_truth_and_never_reads_the_test_set(
             str(tiny_data_dir), "--batch-size", "32", "--workers", "0"]
     seen = {}
 
-    def interrupted_at_once(args, config, recipe, runtime, data, out, final, *_):
-        seen.update(recipe=recipe, final=final)  # the default epochs, without training 10 of them
+    def interrupted_at_once(spec, data, runtime):
+        seen.update(recipe=spec.recipe, split=spec.split)  # the default epochs, without training 10
         raise KeyboardInterrupt
 
     real = nas.cli.train.train_and_test
     monkeypatch.setattr(nas.cli.train, "train_and_test", interrupted_at_once)
     assert main([*args, "--out", "first"]) == 130
     stored = load(root, "r").user_attrs["settings"]["recipe"]
-    assert seen["final"] is False and seen["recipe"].epochs == truth_epochs() == 10
+    assert seen["split"] == "val" and seen["recipe"].epochs == truth_epochs() == 10
     assert seen["recipe"].to_dict() == stored | {"epochs": 10}  # as searched: no final knob
     monkeypatch.setattr(nas.cli.train, "train_and_test", real)
     assert main([*args, "--epochs", "2"]) == 0
-    out = tmp_path / "studies" / "r" / "best-val"
+    out = tmp_path / "runs" / "r" / "best-val"
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["eval_split"] == "val" and metrics["eval_images"] == 200
     assert metrics["train_images"] == 800 and metrics["epochs"] == 2
     study = load(root, "r")
     best = best_trial(study).number
     assert recorded_results(study, "val") == {best: [{
-        "accuracy": metrics["accuracy"], "epochs": 2, "out": "studies/r/best-val",
+        "accuracy": metrics["accuracy"], "epochs": 2, "out": "runs/r/best-val",
         "wall_seconds": metrics["wall_seconds"]}]}
     assert "test_results" not in study.user_attrs
     capsys.readouterr()
@@ -109,7 +109,7 @@ def test_train_best_validate_records_the_truth_and_never_reads_the_test_set(
     assert main(["report", "--study", "r", "--storage", storage, "--markdown", "doc.md"]) == 0
     assert f"- `{made_by(metrics)}`" in (tmp_path / "doc.md").read_text()  # the truth's command
     assert main([*args, "--epochs", "2"]) == 2  # one folder, one run
-    assert "studies/r/best-val already holds a run" in capsys.readouterr().err
+    assert "runs/r/best-val already holds a run" in capsys.readouterr().err
 
 
 SEEDS = {"tpe-0": ("tpe", 0), "tpe-1": ("tpe", 1), "random-0": ("random", 0), "random-1": ("random", 1)}

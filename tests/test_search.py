@@ -23,7 +23,7 @@ from tests.conftest import ROOT
 
 # 200 of the 800 non-validation tiny images, 2 epochs: enough to learn the tiny task, cheap for CI
 FAST = ["--epochs", "2", "--data-fraction", "0.25", "--val-images", "200", "--batch-size", "32",
-        "--workers", "0", "--fill-budget", "0"]  # designs as sampled: narrow, fast; filling has its own tests
+        "--workers", "0", "--fill-params", "0"]  # designs as sampled: narrow, fast; filling has its own tests
 
 
 def search_args(tmp_path, data_dir, trials: int, study: str = "s", *extra: str) -> list[str]:
@@ -70,7 +70,7 @@ def test_search_prunes_infeasible_without_training_and_resumes(tmp_path, tiny_da
     assert sum("baseline" in t.user_attrs for t in study.trials) == 2
 
 
-def test_tight_budget_prunes_by_constraint(tmp_path, tiny_data_dir) -> None:
+def test_tight_limits_prune_by_constraint(tmp_path, tiny_data_dir) -> None:
     assert main(search_args(tmp_path, tiny_data_dir, 3, "tight", "--max-params", "60000")) == 0
     for trial in load(tmp_path, "tight").trials:
         assert trial.state == TrialState.PRUNED and "params" in trial.user_attrs["broken"]
@@ -95,7 +95,7 @@ def test_dry_run_prints_its_figures_and_nothing_on_stderr() -> None:
 
 @pytest.mark.parametrize("args,message", [
     (["--space", "nowhere.toml"], "no such search-space file"),
-    (["--max-params", "5000"], "impossible budget"),
+    (["--max-params", "5000"], "impossible limits"),
     (["--max-params", "-1"], "impossible: give a positive number"),
     (["--storage", "postgresql://nobody@127.0.0.1:9/none"], "cannot open storage"),
     (["--storage", "nosuchdb://x"], "cannot open storage"),

@@ -1,5 +1,5 @@
 """The default space and what a search stores per trial: the suggest ↔ params round trip,
-filling a design to the budget (every rule kept, as far as one common factor goes), the zero-cost
+filling a design to the parameter limit (every rule kept, as far as one common factor goes), the zero-cost
 proxies on every feasible trial, and the dry run's quartiles."""
 
 from __future__ import annotations
@@ -10,15 +10,15 @@ import torch
 from optuna.trial import TrialState
 
 import nas
-from nas.design.limits import Limits
-from nas.design.budget import check
 from nas.cli.main import main
 from nas.data.cifar10 import load_cifar10
 from nas.data.settings import resolve_data_dir
 from nas.design.files import DEFAULT_SPACE, REFERENCE
-from nas.search.fill import WIDTH_STEP, fill_budget, width_ladder
-from nas.search.proxies import proxy_attrs, proxy_batch
+from nas.design.limits import Limits
+from nas.design.rules import check
 from nas.errors import ConfigError
+from nas.search.fill import WIDTH_STEP, fill_params, width_ladder
+from nas.search.proxies import proxy_attrs, proxy_batch
 from nas.search.space import baseline_params, load_space, space_from_dict, with_widths
 from nas.search.trials import FILLED, settings_of, trial_design
 from tests.conftest import ROOT
@@ -128,13 +128,13 @@ def test_filling_keeps_every_rule_and_reaches_the_share_where_it_can() -> None:
     feasible = reached = 0
     for config in sampled_designs(60):
         before = check(config, limits)
-        filled, verdict = fill_budget(config, limits, share)
+        filled, verdict = fill_params(config, limits, share)
         assert verdict == check(filled, limits)  # the verdict returned is the filled design's
         if not before.passed:  # a design that breaks a rule is left as sampled
             assert filled == config
             continue
         feasible += 1
-        assert verdict.passed and verdict.params < limits.max_params  # within the budget, every rule
+        assert verdict.passed and verdict.params < limits.max_params  # within the limit, every rule
         assert verdict.params >= before.params
         if before.params >= share * limits.max_params:
             assert filled == config
@@ -156,7 +156,7 @@ def test_filling_stops_at_the_flop_limit() -> None:
     params = dict(space.params_of(nas.load_config(REFERENCE)), c2_conv2="separable",
                   c1_channels=16, c2_channels=16, c3_channels=16, c4_channels=32)
     narrow = space.design(params)
-    filled, verdict = fill_budget(narrow, limits, 0.9)
+    filled, verdict = fill_params(narrow, limits, 0.9)
     assert verdict.passed and verdict.flops <= limits.max_flops and widths(filled) != widths(narrow)
     ladder = width_ladder(widths(narrow))
     rung = ladder.index(widths(filled))
@@ -195,11 +195,11 @@ def test_proxies_are_stored_on_every_feasible_trial_before_training(tmp_path, ti
 def test_a_filled_search_stores_and_rebuilds_the_filled_design(tmp_path, tiny_data_dir,
                                                                capsys) -> None:
     args = search_args(tmp_path, tiny_data_dir, 2, "f", "--space", tiny_space(tmp_path),
-                       "--max-params", "40000", "--fill-budget", "0.8", "--epochs", "1",
+                       "--max-params", "40000", "--fill-params", "0.8", "--epochs", "1",
                        "--batch-size", "16")
     assert main(args) == 0
     study = load(tmp_path, "f")
-    assert settings_of(study).fill_budget == 0.8
+    assert settings_of(study).fill_params == 0.8
     filled = [t for t in study.trials if FILLED.format(1) in t.user_attrs]
     assert filled
     for trial in filled:
@@ -211,23 +211,23 @@ def test_a_filled_search_stores_and_rebuilds_the_filled_design(tmp_path, tiny_da
     # a study cannot mix filled and unfilled trials
     assert main(search_args(tmp_path, tiny_data_dir, 3, "f", "--space", tiny_space(tmp_path),
                             "--max-params", "40000", "--epochs", "1", "--batch-size", "16",
-                            "--fill-budget", "0.9")) == 2
-    assert "fill_budget 0.8 there, 0.9 here" in capsys.readouterr().err
+                            "--fill-params", "0.9")) == 2
+    assert "fill_params 0.8 there, 0.9 here" in capsys.readouterr().err
 
 
 def test_dry_run_prints_the_quartiles_of_the_filled_designs(capsys) -> None:
-    assert main(["search", "--dry-run", "--trials", "12", "--fill-budget", "0"]) == 0
+    assert main(["search", "--dry-run", "--trials", "12", "--fill-params", "0"]) == 0
     plain = capsys.readouterr().out
     assert "feasible designs' parameters: min, quartiles, max = " in plain and "widened" not in plain
-    assert main(["search", "--dry-run", "--trials", "12", "--fill-budget", "0.9"]) == 0
+    assert main(["search", "--dry-run", "--trials", "12", "--fill-params", "0.9"]) == 0
     filled = capsys.readouterr().out
-    assert "--fill-budget 0.9:" in filled and "designs widened" in filled
+    assert "--fill-params 0.9:" in filled and "designs widened" in filled
     assert "feasible designs' parameters: min, quartiles, max = " in filled
     assert "FLOPs (MACs): min, quartiles, max = " in filled
 
 
 @pytest.mark.parametrize("value", ["1", "-0.1", "1.5"])
-def test_fill_budget_out_of_range_is_one_line(value, capsys) -> None:
-    assert main(["search", "--dry-run", "--trials", "2", "--fill-budget", value]) == 2
+def test_fill_params_out_of_range_is_one_line(value, capsys) -> None:
+    assert main(["search", "--dry-run", "--trials", "2", "--fill-params", value]) == 2
     err = capsys.readouterr().err
-    assert f"--fill-budget {value}" in err and err.count("\n") == 1
+    assert f"--fill-params {value}" in err and err.count("\n") == 1

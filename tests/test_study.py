@@ -13,13 +13,13 @@ import nas
 import nas.search.optimize
 from nas.cli.main import main
 from nas.design.files import DEFAULT_SPACE, REFERENCE
-from nas.training.runtime import Runtime
+from nas.design.rules import Verdict
 from nas.report.table import pareto_numbers
-from nas.search.space import load_space
-from nas.design.budget import Verdict
 from nas.search.settings import StudySettings
+from nas.search.space import load_space
 from nas.search.trials import (CONSTRAINTS, best_trial, is_feasible, record_result, trial_design,
                                truths, verdict_constraints)
+from nas.training.runtime import Runtime
 from tests.conftest import ROOT
 from tests.test_search import finished, load, search_args
 
@@ -47,7 +47,8 @@ def test_trials_2_on_a_new_study_trains_the_enqueued_twin(tmp_path, tiny_data_di
 def test_a_study_refuses_other_settings_and_keeps_its_own(tmp_path, tiny_data_dir, capsys) -> None:
     assert main(search_args(tmp_path, tiny_data_dir, 1, "s", *TIGHT)) == 0
     stored = load(tmp_path, "s").user_attrs["settings"]
-    assert stored["fidelity"] == {"epochs": 2, "data_fraction": 0.25, "val_images": 200, "time_share": 0.0}
+    assert stored["fidelity"] == {"epochs": 2, "data_fraction": 0.25, "val_images": 200, "time_share": 0.0,
+                                  "rounds": 4}
     assert stored["budget_minutes"] == 0.0 and stored["device"] == ""  # equal epochs
     assert stored["limits"]["max_params"] == 60_000 and stored["space"]["name"] == "c1c2c3c4o"
     assert stored["space_digest"] == load_space(DEFAULT_SPACE).digest() and "nas_version" in stored

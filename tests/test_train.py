@@ -10,16 +10,16 @@ import pytest
 import torch
 
 import nas
-from nas.data.augment_config import AugmentConfig
 from nas.cli.main import main
-from nas.training.runtime import Runtime, autocast, autocast_dtype, pick_device
-from nas.errors import NasError
-from nas.training.metrics import Evaluation
-from nas.training.recipe import Recipe
+from nas.data.augment_config import AugmentConfig
 from nas.data.splits import Splits
+from nas.errors import NasError
 from nas.training.batches import make_batches
-from nas.training.loop import NonFiniteLoss, train
+from nas.training.loop import Hooks, NonFiniteLoss, train
+from nas.training.metrics import Evaluation
 from nas.training.progress import TrainingProgress
+from nas.training.recipe import Recipe
+from nas.training.runtime import Runtime, autocast, autocast_dtype, pick_device
 from tests.conftest import REAL_DATA, REFERENCE
 
 MEAN, STD = (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)
@@ -50,18 +50,18 @@ def test_resume_after_interruption_gives_identical_weights(tmp_path, engine, wor
     runtime = Runtime.pick("cpu", workers=workers)
     train_set, eval_set = synthetic_sets(runtime=runtime, engine=engine)
     straight = small_model()
-    history = train(straight, train_set, eval_set, recipe, runtime)
+    history = train(straight, (train_set, eval_set), recipe, runtime)
 
     def stop_after_2(log) -> None:
         if log.epoch == 2:
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        train(small_model(), train_set, eval_set, recipe, runtime, run_dir=tmp_path,
-              on_epoch=stop_after_2)
+        train(small_model(), (train_set, eval_set), recipe, runtime, run_dir=tmp_path,
+              hooks=Hooks(on_epoch=stop_after_2))
     assert len((tmp_path / "log.jsonl").read_text().splitlines()) == 2
     resumed = small_model()
-    history2 = train(resumed, train_set, eval_set, recipe, runtime, run_dir=tmp_path, resume=True)
+    history2 = train(resumed, (train_set, eval_set), recipe, runtime, run_dir=tmp_path, resume=True)
     assert [h.epoch for h in history2] == [1, 2, 3]
     for key, value in straight.state_dict().items():
         assert torch.equal(value, resumed.state_dict()[key]), key
@@ -70,18 +70,18 @@ def test_resume_after_interruption_gives_identical_weights(tmp_path, engine, wor
 
 def test_resume_refuses_another_recipe(tmp_path) -> None:
     train_set, eval_set = synthetic_sets(64, batch_size=8)
-    train(small_model(), train_set, eval_set, Recipe(epochs=1, batch_size=8), CPU, run_dir=tmp_path)
+    train(small_model(), (train_set, eval_set), Recipe(epochs=1, batch_size=8), CPU, run_dir=tmp_path)
     with pytest.raises(NasError, match="another recipe"):
-        train(small_model(), train_set, eval_set, Recipe(epochs=2, batch_size=8), CPU,
+        train(small_model(), (train_set, eval_set), Recipe(epochs=2, batch_size=8), CPU,
               run_dir=tmp_path, resume=True)
 
 
 def test_training_learns_and_nan_loss_stops_with_clear_error() -> None:
     train_set, eval_set = synthetic_sets()
-    history = train(small_model(), train_set, eval_set, Recipe(epochs=3, batch_size=32), CPU)
+    history = train(small_model(), (train_set, eval_set), Recipe(epochs=3, batch_size=32), CPU)
     assert history[-1].train_loss < history[0].train_loss
     with pytest.raises(NonFiniteLoss, match="lower --lr"):
-        train(small_model(), train_set, eval_set, Recipe(epochs=1, batch_size=32, lr=1e12,
+        train(small_model(), (train_set, eval_set), Recipe(epochs=1, batch_size=32, lr=1e12,
                                                           schedule="cosine"), CPU)
 
 
@@ -113,12 +113,12 @@ def test_progress_hears_every_epoch_and_every_20th_step(tmp_path) -> None:
     recipe = Recipe(epochs=2, batch_size=4, schedule="cosine")
     epoch = [("step", 20), ("step", 22)]
     progress = Recorder()
-    train(small_model(), *batches, recipe, CPU, run_dir=tmp_path, progress=progress,
-          on_epoch=lambda log: progress.events.append(("on_epoch", log.epoch)))
+    train(small_model(), batches, recipe, CPU, run_dir=tmp_path,
+          hooks=Hooks(progress, on_epoch=lambda log: progress.events.append(("on_epoch", log.epoch))))
     assert progress.events == [("run", 2, 0), ("epoch", 1, 2, 22), *epoch, ("ended", 1), ("on_epoch", 1),
                                ("epoch", 2, 2, 22), *epoch, ("ended", 2), ("on_epoch", 2), ("done",)]
     resumed = Recorder()  # a finished run resumed: nothing left to train
-    train(small_model(), *batches, recipe, CPU, run_dir=tmp_path, resume=True, progress=resumed)
+    train(small_model(), batches, recipe, CPU, run_dir=tmp_path, resume=True, hooks=Hooks(resumed))
     assert resumed.events == [("run", 2, 2), ("done",)]
 
 

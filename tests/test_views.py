@@ -10,8 +10,8 @@ from rich.console import Console
 
 from nas.cli.main import main
 from nas.cli.views import TrainingBars
+from nas.training.loop import Hooks, train
 from nas.training.recipe import Recipe
-from nas.training.loop import train
 from tests.test_search import search_args
 from tests.test_train import CPU, small_model, synthetic_sets
 
@@ -29,8 +29,8 @@ def test_the_bars_follow_the_run_and_an_interrupted_run_leaves_none() -> None:
         raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        train(small_model(), *synthetic_sets(64, batch_size=16), Recipe(epochs=2, batch_size=16),
-              CPU, on_epoch=stop_after_1, progress=bars)
+        train(small_model(), synthetic_sets(64, batch_size=16), Recipe(epochs=2, batch_size=16),
+              CPU, hooks=Hooks(bars, on_epoch=stop_after_1))
     assert seen == [[("epochs", 1, 2)]]  # the epoch's bar went with its epoch
     assert bars.bars.tasks == []
 

@@ -11,9 +11,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from nas.design.limits import Limits
-from nas.design.config import ArchConfig
 from nas.data.cifar10 import CLASSES, one_line
+from nas.design.config import ArchConfig
+from nas.design.limits import Limits
 from nas.errors import NasError
 from nas.search.settings import DEFAULT_STORAGE, default_study
 from nas.training.recipe import Recipe
@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 
 def limits_from(args: argparse.Namespace) -> Limits:
-    """The budget named on the command line; impossible values are rejected."""
+    """The limits named on the command line; impossible values are rejected."""
     for name in ("max_params", "max_flops", "min_rf"):
         if getattr(args, name) < (0 if name == "min_rf" else 1):
             raise NasError(f"--{name.replace('_', '-')} {getattr(args, name)} is impossible: "
@@ -109,15 +109,16 @@ def check_fits_cifar10(config: ArchConfig) -> None:
                        f"of 10 classes: set {', '.join(f'{k} = {v}' for k, v in wanted.items())}")
 
 
-def check_run(config: ArchConfig, recipe: Recipe, out: Path, resume: bool, fraction: float) -> None:
+def check_run(config: ArchConfig, recipe: Recipe, out: Path, resume: bool, fraction: float) -> int:
     """Every check of a training run that needs no data, made before the data is read
-    (`train_run` repeats the ones it needs itself)."""
-    from nas.design.budget import ensure_buildable
+    (`train_run` repeats the ones it needs itself); the epochs already done in `out`."""
+    from nas.design.rules import ensure_buildable
     from nas.training.run import check_run_folder
 
     if not 0 < fraction <= 1:
         raise NasError(f"--data-fraction {fraction}: must be in (0, 1]")
     check_fits_cifar10(config)
     ensure_buildable(config)
-    check_run_folder(out, recipe, resume, config)
+    done = check_run_folder(out, recipe, resume, config)
     check_creatable(out, "--out", out)
+    return done

@@ -13,7 +13,6 @@ import sys
 from nas.cli.parser import build_parser
 from nas.errors import NasError
 
-
 # the commands that run Optuna trials: Optuna's own lines ("Trial 3 finished", "Trial 4 failed")
 # would cut through their live view, which shows each outcome once
 RUNS_TRIALS = ("nas.cli.search:search", "nas.cli.search:calibrate")
@@ -24,7 +23,7 @@ def quiet_libraries(command: str) -> None:
     check over the network by albumentations (training machines have no route out), and Optuna's
     log lines left out where the command runs trials. No warning is silenced here: each one that is
     understood is silenced where it arises (Optuna's experimental heartbeats in
-    `nas.search.storage`, fvcore's import in `nas.design.budget`), so that a new one is seen."""
+    `nas.search.storage`, fvcore's import in `nas.design.rules`), so that a new one is seen."""
     os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
     logging.getLogger("fvcore").setLevel(logging.ERROR)  # "tracer warning" chatter on stderr
     if command in RUNS_TRIALS:  # Optuna sets its logger's level when imported: imported, then set

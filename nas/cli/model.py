@@ -17,8 +17,8 @@ if TYPE_CHECKING:
 
 
 def show(args: argparse.Namespace) -> int:
-    from nas.design.budget import check
     from nas.design.files import load_config, resolve_design
+    from nas.design.rules import check
     from nas.design.summary import render
 
     config = load_config(resolve_design(args.config))

@@ -12,9 +12,10 @@ from dataclasses import fields
 
 from nas.data.settings import DATA_ENV, DEFAULT_DATA_DIR
 from nas.design.limits import Limits
-from nas.search.settings import (DEFAULT_CALIBRATION, DEFAULT_STORAGE, DEFAULT_TRIALS, SAMPLERS,
-                                 SEARCH_FILL, SEARCH_SAMPLER, TIME_FIDELITIES, TIME_SHARE,
-                                 TIME_TRUTH, CalibrationSettings, Fidelity, truth_epochs)
+from nas.search.settings import (DEFAULT_CALIBRATION, DEFAULT_RUNS, DEFAULT_STORAGE, DEFAULT_TRIALS,
+                                 PRUNERS, SAMPLERS, SEARCH_FILL, SEARCH_PRUNER, SEARCH_SAMPLER,
+                                 TIME_FIDELITIES, TIME_SHARE, TIME_TRUTH_FIDELITY,
+                                 CalibrationSettings, Fidelity, truth_epochs)
 from nas.training.recipe import FINAL, OPTIMIZER_DEFAULTS, Recipe
 
 DATA_HELP = f"CIFAR-10 folder (default: ${DATA_ENV}, else {DEFAULT_DATA_DIR})"
@@ -23,7 +24,7 @@ TOP = 3  # `nas predict`: classes shown per image
 
 
 def add_limit_args(parser: argparse.ArgumentParser) -> None:
-    """--max-params / --max-flops / --min-rf: the hard budget."""
+    """--max-params / --max-flops / --min-rf: the limits."""
     limits = Limits()
     parser.add_argument("--max-params", type=int, default=limits.max_params,
                         help="parameters must be fewer than this (default %(default)s)")
@@ -34,10 +35,16 @@ def add_limit_args(parser: argparse.ArgumentParser) -> None:
 
 
 def add_fill_arg(parser: argparse.ArgumentParser, default: float) -> None:
-    parser.add_argument("--fill-budget", type=float, default=default, metavar="F",
+    parser.add_argument("--fill-params", type=float, default=default, metavar="F",
                         help="widen each sampled design by one common factor (widths in multiples "
-                             "of 8) to use at least this share of the parameter budget, every rule "
+                             "of 8) to use at least this share of the parameter limit, every rule "
                              "kept (default %(default)s; 0: off)")
+    add_old_name(parser, "--fill-budget", "fill_params", float)
+
+
+def add_old_name(parser: argparse.ArgumentParser, flag: str, dest: str, kind: type) -> None:
+    """A flag's name before a rename, still read (scripts and commands written then), not shown."""
+    parser.add_argument(flag, dest=dest, type=kind, default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
 
 def add_recipe_args(parser: argparse.ArgumentParser, base: Recipe | None,
@@ -126,7 +133,7 @@ def add_train_parsers(sub) -> None:
     """`nas train` and `nas train-best`."""
     tr = sub.add_parser("train", help="train one design on CIFAR-10 and test it")
     tr.add_argument("config", help="a .toml or .json architecture config, or 'reference'")
-    add_run_args(tr, "run folder (default studies/<design name>)")
+    add_run_args(tr, f"run folder (default {DEFAULT_RUNS}/<design name>)")
     tr.add_argument("--validate", action="store_true",
                     help="train on 45,000 and evaluate on the 5,000 validation images, not the test set")
     tr.add_argument("--data-fraction", type=float, default=1.0,
@@ -145,13 +152,13 @@ def add_train_parsers(sub) -> None:
                     help="train on the 45,000 search-training images with the study's recipe as "
                          "searched and score on the study's validation hold-out, not the test set: "
                          "the design's truth, recorded for nas compare")
-    add_run_args(tb, "run folder (default studies/<study>/best, or .../trial-N with --trial; "
+    add_run_args(tb, f"run folder (default {DEFAULT_RUNS}/<study>/best, or .../trial-N with --trial; "
                      "with --validate best-val or trial-N-val)")
     tb.add_argument("--budget-minutes", type=float, default=None, metavar="M",
                     help="train for M minutes here, the epochs re-planned after every epoch from "
                          "the real ones (default: the study's --budget-minutes, if it has one)")
     add_recipe_args(tb, None, f"{FINAL['epochs']}; with --validate {truth_epochs()}, the "
-                              f"calibration's truth fidelity {CalibrationSettings.truth}; for a study "
+                              f"calibration's truth fidelity {CalibrationSettings.truth_fidelity}; for a study "
                               "with a time budget, the epochs that fit it here")
     tb.set_defaults(func="nas.cli.train:train_best")
 
@@ -168,7 +175,7 @@ def add_search_parsers(sub) -> None:
                     help="fraction of the 45,000 search-training images per trial (default %(default)s)")
     se.add_argument("--val-images", type=int, default=fidelity.val_images,
                     help="size of the stratified validation hold-out (default %(default)s)")
-    se.add_argument("--pruner", choices=["hyperband", "median", "none"], default="hyperband",
+    se.add_argument("--pruner", choices=PRUNERS, default=SEARCH_PRUNER,
                     help="stops poor trials early (default %(default)s)")
     se.add_argument("--second-objective", choices=["params", "flops", "time"], default=None,
                     help="multi-objective: maximise val accuracy and minimise this (time: the "
@@ -186,13 +193,16 @@ def add_search_parsers(sub) -> None:
     timed.add_argument("--budget-minutes", type=float, default=0.0, metavar="M",
                        help="the minutes of the final training you mean to run: each trial trains "
                             "--time-share of them at its speed measured on this device (a design "
-                            "twice as fast gets twice the steps), in --epochs rounds where Hyperband "
+                            "twice as fast gets twice the steps), in --rounds rounds where Hyperband "
                             "may stop it; the study stores M and the device (default 0: every "
                             "trial trains the same epochs)")
     timed.add_argument("--time-share", type=float, default=None, metavar="S",
                        help=f"share of M per trial (default {TIME_SHARE})")
+    timed.add_argument("--rounds", type=int, default=None, metavar="R",
+                       help="a trial's rounds, equal shares of its time, each ending on a "
+                            f"validation score (default {fidelity.rounds})")
     add_limit_args(se)
-    add_recipe_args(se, Recipe(), f"{fidelity.epochs}; with --budget-minutes the rounds per trial")
+    add_recipe_args(se, Recipe(), f"{fidelity.epochs} per trial; with --budget-minutes see --rounds")
     se.set_defaults(func="nas.cli.search:search")
 
     calibration = {f.name: f.default for f in fields(CalibrationSettings)}
@@ -205,9 +215,12 @@ def add_search_parsers(sub) -> None:
                          "comma-separated (default " + ",".join(calibration["fidelities"]) + "); "
                          "with --budget-minutes PERCENT%%xFRACTION, shares of the budget (default "
                          + ",".join(TIME_FIDELITIES).replace("%", "%%") + ")")
-    ca.add_argument("--truth", help=f"the fidelity ranked against (default {calibration['truth']}; "
-                                    f"with --budget-minutes {TIME_TRUTH.replace('%', '%%')}: the "
-                                    "budget's minutes on all 45,000 images)")
+    ca.add_argument("--truth-fidelity",
+                    help="the training whose val accuracy is each design's truth, which the cheap "
+                         f"scores are ranked against (default {calibration['truth_fidelity']}; with "
+                         f"--budget-minutes {TIME_TRUTH_FIDELITY.replace('%', '%%')}: the budget's "
+                         "minutes on all 45,000 images)")
+    add_old_name(ca, "--truth", "truth_fidelity", str)
     ca.add_argument("--budget-minutes", type=float, default=0.0, metavar="M",
                     help="rank designs at equal time: every training gets a share of M minutes at "
                          "the design's speed measured on this device (default 0: equal epochs)")
@@ -217,14 +230,14 @@ def add_search_parsers(sub) -> None:
     ca.add_argument("--space", help="search-space file (default: the shipped c1c2c3c4o.toml)")
     ca.add_argument("--val-images", type=int, default=calibration["val_images"],
                     help="size of the stratified validation hold-out (default %(default)s)")
-    add_fill_arg(ca, calibration["fill_budget"])
+    add_fill_arg(ca, calibration["fill_params"])
     add_recipe_args(ca, Recipe(), None)  # of every training; --seed also seeds the design sampler
     ca.set_defaults(func="nas.cli.search:calibrate")
 
 
 def add_model_parsers(sub) -> None:
     """`nas show`, `nas predict` and `nas export`: a design, and a finished run's model in use."""
-    show = sub.add_parser("show", help="layers, totals and the budget verdict of a config")
+    show = sub.add_parser("show", help="layers, totals and the rules' verdict of a config")
     show.add_argument("config", help="a .toml or .json architecture config, or 'reference'")
     show.add_argument("--json", action="store_true", help="print totals and verdict as JSON")
     add_limit_args(show)

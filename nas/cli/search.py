@@ -5,18 +5,48 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nas.cli.arguments import (check_creatable, check_storage_url, interrupted, limits_from,
-                               recipe_from, runtime_from)
+                                recipe_from, runtime_from)
 from nas.cli.views import SeriesBars, TrainingBars, console, counts_line
 from nas.data.cifar10 import load_cifar10
 from nas.data.settings import resolve_data_dir
 from nas.design.files import DEFAULT_SPACE
 from nas.errors import NasError
-from nas.search.settings import (DEFAULT_STORAGE, TIME_SHARE, Fidelity, StudySettings,
-                                 check_budget, check_fill)
+from nas.search.settings import (DEFAULT_STORAGE, TIME_SHARE, CalibrationSettings, Fidelity,
+                                 StudySettings, check_fill)
 from nas.training.recipe import fixed_part
+
+if TYPE_CHECKING:
+    from nas.search.space import SearchSpace
+
+
+def study_settings(args: argparse.Namespace, space: SearchSpace, precision: str, device: str
+                   ) -> StudySettings:
+    """The study `nas search`'s flags ask for, on a runtime of `precision` and `device`, every
+    flag checked (NasError, one line); `nas.search.settings.search_flags` is its inverse."""
+    from nas.training.budget import check_budget
+
+    check_fill(args.fill_params)
+    check_budget(args.budget_minutes)
+    timed = bool(args.budget_minutes)
+    for flag, value in (("--time-share", args.time_share), ("--rounds", args.rounds)):
+        if value is not None and not timed:
+            raise NasError(f"{flag} needs --budget-minutes: at equal epochs give --epochs")
+    if timed and args.epochs is not None:
+        raise NasError(f"--epochs {args.epochs} --budget-minutes {args.budget_minutes:g}: at equal "
+                       "time a trial trains in rounds: give --rounds")
+    share = (TIME_SHARE if args.time_share is None else args.time_share) if timed else 0.0
+    if timed and not share:
+        raise NasError(f"--time-share {args.time_share}: give a share of the budget in (0, 1], e.g. {TIME_SHARE}")
+    passes = {"epochs": args.epochs, "rounds": args.rounds}
+    fidelity = Fidelity(**{k: v for k, v in passes.items() if v is not None},
+                        data_fraction=args.data_fraction, val_images=args.val_images, time_share=share)
+    return StudySettings(space.to_dict(), limits_from(args), fidelity,
+                         fixed_part(recipe_from(args).to_dict()), args.second_objective,
+                         args.fill_params, precision, args.sampler, args.budget_minutes,
+                         device if timed else "")
 
 
 def search(args: argparse.Namespace) -> int:
@@ -28,38 +58,23 @@ def search(args: argparse.Namespace) -> int:
     from nas.search.trials import finished, trial_counts
 
     space = load_space(args.space or DEFAULT_SPACE)
-    limits = limits_from(args)
     if args.trials < 1:
         raise NasError(f"--trials {args.trials}: give a positive number of trials")
-    check_fill(args.fill_budget)
-    # every flag is checked, even for a dry run that uses few of them: a typo is caught now
-    check_budget(args.budget_minutes)
-    if args.time_share is not None and not args.budget_minutes:
-        raise NasError("--time-share needs --budget-minutes: a share of what")
-    share = (TIME_SHARE if args.time_share is None else args.time_share) if args.budget_minutes else 0.0
-    if args.budget_minutes and not share:
-        raise NasError(f"--time-share {args.time_share}: give a share of the budget in (0, 1], e.g. {TIME_SHARE}")
-    fidelity = Fidelity(**({} if args.epochs is None else {"epochs": args.epochs}),
-                        data_fraction=args.data_fraction, val_images=args.val_images,
-                        time_share=share)
-    recipe = recipe_from(args)
     runtime = runtime_from(args)
+    # every flag is checked, even for a dry run that uses few of them: a typo is caught now
+    settings = study_settings(args, space, runtime.precision, runtime.device_name())
     name, storage = args.study or space.name, args.storage or DEFAULT_STORAGE
     check_storage_url(storage)
     if args.dry_run:
-        return print_dry_run(dry_run(space, limits, args.trials, args.seed or 0, args.fill_budget,
-                                     args.sampler), args.sampler)
+        return print_dry_run(dry_run(space, settings.limits, args.trials, args.seed or 0,
+                                     settings.fill_params, args.sampler), args.sampler)
     jobs = default_jobs(runtime.device) if args.jobs is None else args.jobs
     if jobs < 1:
         raise NasError(f"--jobs {jobs}: give 1 or more trials at once")
-    settings = StudySettings(space.to_dict(), limits, fidelity, fixed_part(recipe.to_dict()),
-                             args.second_objective, args.fill_budget, runtime.precision, args.sampler,
-                             args.budget_minutes, runtime.device_name() if args.budget_minutes else "")
     data = load_cifar10(resolve_data_dir(args.data_dir))
     progress = TrainingBars(console)
-    prepared = start_search(study_name=name, storage_url=storage, space=space, settings=settings,
-                            recipe=recipe, runtime=runtime, n_trials=args.trials,
-                            pruner_name=args.pruner, data=data, progress=progress)
+    prepared = start_search(settings, runtime, data, study=name, storage=storage,
+                            n_trials=args.trials, pruner=args.pruner, progress=progress)
     view = SearchView(console, progress, args.trials)
     try:
         with extra_workers(args.argv, jobs - 1) as problems, view:
@@ -87,7 +102,7 @@ def print_dry_run(stats: dict[str, Any], sampler: str) -> int:
                   f"broken rules {stats['broken']}; {stats['seconds']} s, "
                   f"{stats['ms_per_verdict']} ms per design")
     if stats["fill"]:
-        console.print(f"--fill-budget {stats['fill']:g}: {stats['filled']} designs widened; the "
+        console.print(f"--fill-params {stats['fill']:g}: {stats['filled']} designs widened; the "
                       "figures are the filled designs'")
     for key, label in (("n_params", "parameters"), ("flops", "FLOPs (MACs)")):
         if q := stats["quartiles"][key]:
@@ -115,9 +130,11 @@ def calibrate(args: argparse.Namespace) -> int:
     space = load_space(args.space or DEFAULT_SPACE)
     recipe = recipe_from(args)
     runtime = runtime_from(args)
-    settings = make_settings(space, args.designs, args.fidelities, args.truth, recipe.seed,
-                             args.val_images, recipe, args.fill_budget, runtime.precision,
-                             args.budget_minutes, runtime.device_name())
+    given = CalibrationSettings(space="", designs=args.designs, seed=recipe.seed,
+                                val_images=args.val_images, fill_params=args.fill_params,
+                                precision=runtime.precision, budget_minutes=args.budget_minutes,
+                                device=runtime.device_name())
+    settings = make_settings(space, recipe, args.fidelities, args.truth_fidelity, given)
     check_results(out, settings)  # before the data is read: other settings cost nothing
     check_creatable(out.parent, "--out", out)
     data = load_cifar10(resolve_data_dir(args.data_dir))

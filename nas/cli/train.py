@@ -3,66 +3,103 @@
 from __future__ import annotations
 
 import argparse
-import json
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nas.cli.arguments import (check_creatable, check_run, interrupted, recipe_from, runtime_from,
-                               study_args)
+                                study_args)
 from nas.cli.views import TrainingBars, console
 from nas.data.cifar10 import Cifar10, load_cifar10
-from nas.data.settings import VAL_IMAGES, resolve_data_dir
-from nas.design.config import ArchConfig
+from nas.data.settings import resolve_data_dir
 from nas.design.files import load_config, resolve_design
 from nas.errors import NasError
+from nas.search.settings import DEFAULT_RUNS
 from nas.training.recipe import FINAL, Recipe, recipe_from_dict
-from nas.training.runtime import Runtime
+
+if TYPE_CHECKING:
+    from nas.training.run import RunSpec
+    from nas.training.runtime import Runtime
 
 
-def checked_data(args: argparse.Namespace, config: ArchConfig, recipe: Recipe, out: Path,
-                 fraction: float) -> Cifar10:
+def checked_data(args: argparse.Namespace, spec: RunSpec) -> Cifar10:
     """Every check of the run that needs no data, then the data: a mistake is named before
     anything is read or shown."""
-    check_run(config, recipe, out, args.resume, fraction)
-    return load_cifar10(resolve_data_dir(args.data_dir))
+    done = check_run(spec.config, spec.recipe, spec.out, spec.resume, spec.fraction)
+    data = load_cifar10(resolve_data_dir(args.data_dir))
+    if spec.resume:
+        console.print(f"resuming from epoch {done}")
+    return data
 
 
-def train_and_test(args: argparse.Namespace, config: ArchConfig, recipe: Recipe, runtime: Runtime,
-                   data: Cifar10, out: Path, final: bool, fraction: float,
-                   val_images: int = VAL_IMAGES, budget: dict[str, Any] | None = None
-                   ) -> dict[str, Any]:
-    """Train and test one design into `out` (or, not `final`, score it on the `val_images`
-    hold-out), with bars and a line per epoch; `budget`: the time budget its epochs fill."""
+def budgeted(spec: RunSpec, minutes: float, runtime: Runtime, data: Cifar10) -> RunSpec:
+    """`spec` at the epochs its budget of `minutes` gives: a resumed run's plan, or a new plan at
+    the design's speed measured here (written to the run folder before the run starts); as it
+    is without a budget."""
+    from nas.training.budget import plan_budget
+
+    if not minutes or spec.plan:
+        return spec
+    train_images = round((len(data.train_labels) - (spec.val_images if spec.split == "val" else 0))
+                         * spec.fraction)
+    eval_images = spec.val_images if spec.split == "val" else len(data.test_labels)
+    plan = plan_budget(spec.out, minutes, spec.config, spec.recipe, runtime, train_images, eval_images)
+    return replace(spec, plan=plan, recipe=replace(spec.recipe, epochs=plan.epochs))
+
+
+def resumed(spec: RunSpec, minutes: float) -> RunSpec:
+    """A resumed budgeted run keeps the plan, and so the epochs, it started with."""
+    from nas.training.budget import read_plan
+
+    if not (minutes and spec.resume):
+        return spec
+    plan = read_plan(spec.out)
+    return replace(spec, plan=plan, recipe=replace(spec.recipe, epochs=plan.epochs))
+
+
+def train_and_test(spec: RunSpec, data: Cifar10, runtime: Runtime) -> dict[str, Any]:
+    """Train and score one design (`nas.training.run.train_run`), with bars and a line per epoch."""
     from nas.training.run import train_run
 
-    with TrainingBars(console, "test" if final else "val") as progress:
-        return train_run(config, recipe, runtime, data, out, resume=args.resume, final=final,
-                         fraction=fraction, command=args.command_line, progress=progress,
-                         val_images=val_images, budget=budget,
-                         on_resume=lambda epoch: console.print(f"resuming from epoch {epoch}"))
+    with TrainingBars(console, spec.split) as progress:
+        return train_run(spec, data, runtime, progress)
+
+
+def check_budget_flags(args: argparse.Namespace) -> None:
+    """--budget-minutes (None: not given) can be a budget, and is not given with --epochs."""
+    from nas.training.budget import check_budget
+
+    if args.budget_minutes is not None:
+        check_budget(args.budget_minutes)
+        if args.budget_minutes and args.epochs is not None:
+            raise NasError(f"--epochs {args.epochs} --budget-minutes {args.budget_minutes:g}: give one of them")
+
+
+def result_line(metrics: dict[str, Any], out: Path) -> str:
+    return (f"[bold]{metrics['eval_split']} accuracy {metrics['accuracy'] * 100:.2f}%[/] after "
+            f"{metrics['epochs']} epochs, {metrics['wall_seconds'] / 60:.1f} min; saved in {out}")
 
 
 def train(args: argparse.Namespace) -> int:
+    from nas.training.run import RunSpec
+
     check_budget_flags(args)
     config = load_config(resolve_design(args.config))
-    out = Path(args.out or Path("studies") / config.name)
+    spec = RunSpec(config, recipe_from(args), Path(args.out or DEFAULT_RUNS / config.name),
+                   "val" if args.validate else "test", args.data_fraction, resume=args.resume,
+                   command=args.command_line)
     runtime = runtime_from(args)
     minutes = args.budget_minutes or 0.0
-    recipe, plan = resumed_plan(out, minutes, args.resume, recipe_from(args))
-    data = checked_data(args, config, recipe, out, args.data_fraction)
-    eval_images = VAL_IMAGES if args.validate else len(data.test_labels)
-    train_images = round((len(data.train_labels) - (VAL_IMAGES if args.validate else 0)) * args.data_fraction)
-    recipe, plan = planned(out, minutes, plan, config, recipe, runtime, train_images, eval_images)
-    if plan:
-        console.print(f"training {config.name}: {plan_line(plan, recipe)}; saving in {out}")
+    spec = resumed(spec, minutes)
+    data = checked_data(args, spec)
+    spec = budgeted(spec, minutes, runtime, data)
+    if spec.plan:
+        console.print(f"training {config.name}: {spec.plan.describe()}; saving in {spec.out}")
     try:
-        metrics = train_and_test(args, config, recipe, runtime, data, out, not args.validate,
-                                 args.data_fraction, budget=plan)
+        metrics = train_and_test(spec, data, runtime)
     except KeyboardInterrupt:
-        return interrupted(args, f"every finished epoch is saved in {out}")
-    console.print(f"[bold]{metrics['eval_split']} accuracy {metrics['accuracy'] * 100:.2f}%[/] after "
-                  f"{metrics['epochs']} epochs, {metrics['wall_seconds'] / 60:.1f} min; saved in {out}")
+        return interrupted(args, f"every finished epoch is saved in {spec.out}")
+    console.print(result_line(metrics, spec.out))
     return 0
 
 
@@ -73,65 +110,12 @@ def knobs_line(recipe: Recipe) -> str:
             f"BatchNorm-bias lr ×{recipe.norm_bias_lr_scale:g}")
 
 
-PLAN = "budget.json"  # a run folder's time budget: the epochs it fills, and the speed they came from
-
-
-def read_plan(out: Path) -> dict[str, Any]:
-    """The time budget a run to resume started with (its epochs must not change)."""
-    try:
-        return json.loads((out / PLAN).read_text())
-    except (OSError, ValueError) as err:
-        raise NasError(f"cannot read {out / PLAN} ({type(err).__name__}), the epochs this run's "
-                       "budget gave: resume with --epochs N, or start a new run with another --out") from None
-
-
-def check_budget_flags(args: argparse.Namespace) -> None:
-    """--budget-minutes (None: not given) can be a budget, and is not given with --epochs."""
-    from nas.search.settings import check_budget
-
-    if args.budget_minutes is not None:
-        check_budget(args.budget_minutes)
-        if args.budget_minutes and args.epochs is not None:
-            raise NasError(f"--epochs {args.epochs} --budget-minutes {args.budget_minutes:g}: give one of them")
-
-
-def resumed_plan(out: Path, minutes: float, resume: bool, recipe: Recipe
-                 ) -> tuple[Recipe, dict[str, Any] | None]:
-    """A resumed budgeted run keeps the epochs its budget gave when it started."""
-    plan = read_plan(out) if minutes and resume else None
-    return (replace(recipe, epochs=plan["epochs"]), plan) if plan else (recipe, None)
-
-
-def planned(out: Path, minutes: float, plan: dict[str, Any] | None, config: ArchConfig,
-            recipe: Recipe, runtime: Runtime, train_images: int, eval_images: int
-            ) -> tuple[Recipe, dict[str, Any] | None]:
-    """The recipe at the epochs that fit `minutes` at the design's speed measured on this device
-    now (`PLAN_TIMING`), the plan the run starts with (its `Deadline` re-plans it after every
-    epoch), written to the run folder first, so that a resumed run keeps it; as it is without a
-    budget or with a `plan`."""
-    from nas.training.speed import PLAN_TIMING, measure_speed
-    from nas.training.timebox import budget_plan
-
-    if not minutes or plan:
-        return recipe, plan
-    speed = measure_speed(config, recipe, runtime, timing=PLAN_TIMING)
-    plan = budget_plan(minutes, speed, train_images, eval_images, runtime.device_name())
-    out.mkdir(parents=True, exist_ok=True)
-    (out / PLAN).write_text(json.dumps(plan, indent=1) + "\n")
-    return replace(recipe, epochs=plan["epochs"]), plan
-
-
-def plan_line(plan: dict[str, Any], recipe: Recipe) -> str:
-    return (f"a budget of {plan['budget_minutes']:g} min, planned at {recipe.epochs} epochs of "
-            f"{plan['epoch_seconds']:.1f} s measured here, re-planned after every epoch")
-
-
 def train_best(args: argparse.Namespace) -> int:
     from nas.search.settings import truth_epochs
     from nas.search.storage import load_existing
     from nas.search.trials import (best_trial, record_result, recorded_results, settings_of,
                                    trial_design, truths)
-    from nas.training.run import check_run_folder
+    from nas.training.run import RunSpec, check_run_folder
 
     # the checks that need no study first, so that a bad flag is named whatever the storage holds
     recipe_from(args)
@@ -141,12 +125,11 @@ def train_best(args: argparse.Namespace) -> int:
     split = "val" if args.validate else "test"
     # the twin's folder beside the best's, each truth's beside its test run's
     default = ("best" if args.trial is None else f"trial-{args.trial}") + ("-val" if args.validate else "")
-    out = Path(args.out or Path("studies") / name / default)
+    out = Path(args.out or DEFAULT_RUNS / name / default)
     check_run_folder(out, None, args.resume)  # the recipe is compared once the study gives it
     check_creatable(out, "--out", out)
     study = load_existing(name, storage)
     trial = best_trial(study, args.trial)
-    config = trial_design(study, trial)
     settings = settings_of(study)
     # the recipe the study's trials were trained with: for the truth (--validate) as searched, at
     # the calibration's truth epochs; for the test, made FINAL; flags given change it
@@ -156,36 +139,34 @@ def train_best(args: argparse.Namespace) -> int:
     # --epochs overrides the study's budget, --budget-minutes replaces it
     minutes = (args.budget_minutes if args.budget_minutes is not None
                else 0.0 if args.epochs is not None else settings.budget_minutes)
-    recipe, plan = resumed_plan(out, minutes, args.resume, recipe)
-    check_run_folder(out, recipe, args.resume)
+    val_images = settings.fidelity.val_images
+    spec = resumed(RunSpec(trial_design(study, trial), recipe, out, split, val_images=val_images,
+                           resume=args.resume, command=args.command_line), minutes)
     if any(run["out"] == str(out) for run in recorded_results(study, split).get(trial.number, [])):
         # recorded after the training: refused now, not after hours of it
         raise NasError(f"trial {trial.number} already has a {split} result from {out}: "
                        "choose another --out")
-    data = checked_data(args, config, recipe, out, 1.0)
-    val_images = settings.fidelity.val_images
-    recipe, plan = planned(out, minutes, plan, config, recipe, runtime,
-                           len(data.train_labels) - (val_images if args.validate else 0),
-                           val_images if args.validate else len(data.test_labels))
+    data = checked_data(args, spec)
+    spec = budgeted(spec, minutes, runtime, data)
+    recipe = spec.recipe
     how = (f"on the {len(data.train_labels) - val_images:,} search-training images for "
            f"{recipe.epochs} epochs with the study's recipe, scored on its {val_images:,} validation "
            "images (its truth; never the test set)" if args.validate else
            f"on all {len(data.train_labels):,} training images for {recipe.epochs} epochs with the "
            f"study's recipe ({knobs_line(recipe)})")
-    if plan:
-        how += f"; {plan_line(plan, recipe)}"
+    if spec.plan:
+        how += f"; {spec.plan.describe()}"
     truth = truths(study).get(trial.number)
     console.print(f"re-training trial {trial.number} of study {name} (val acc {trial.values[0]:.4f}"
                   f"{'' if truth is None else f', truth {truth:.4f}'}, "
                   f"{trial.user_attrs['n_params']:,} params) {how}; saving in {out}")
     try:
-        metrics = train_and_test(args, config, recipe, runtime, data, out, not args.validate, 1.0,
-                                 val_images, plan)
+        metrics = train_and_test(spec, data, runtime)
     except KeyboardInterrupt:
         return interrupted(args, f"every finished epoch is saved in {out}")
     record_result(study, trial, {"accuracy": metrics["accuracy"], "epochs": metrics["epochs"],
                                  "out": str(out), "wall_seconds": metrics["wall_seconds"],
-                                 **({"budget_minutes": plan["budget_minutes"]} if plan else {})}, split)
-    console.print(f"[bold]{split} accuracy {metrics['accuracy'] * 100:.2f}%[/] after "
-                  f"{metrics['epochs']} epochs, {metrics['wall_seconds'] / 60:.1f} min; saved in {out}")
+                                 **({"budget_minutes": spec.plan.budget_minutes} if spec.plan else {})},
+                  split)
+    console.print(result_line(metrics, out))
     return 0

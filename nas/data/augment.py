@@ -15,6 +15,7 @@ from torch.utils.data import Dataset, get_worker_info
 
 from nas.data.augment_config import AugmentConfig, Stats, mean_fill
 
+
 def train_transform(mean: Stats, std: Stats, p_flip: float | None = None,
                     cfg: AugmentConfig = AugmentConfig(), seed: int | None = None) -> A.Compose:
     """Flip, affine, cutout, normalise, to tensor. p_flip, when given, overrides cfg.p_flip."""

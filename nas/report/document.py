@@ -14,20 +14,19 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 from scipy import stats
 
-from nas.design.budget import check
 from nas.design.diagram import mermaid
 from nas.design.files import DEFAULT_SPACE
-from nas.design.limits import Limits
+from nas.design.rules import check
 from nas.design.summary import LAYER_COLUMNS, RULE_COLUMNS, layer_rows, markdown_table, rule_rows
 from nas.errors import NasError
-from nas.report.plots import (COST_LABELS, plot_accuracy_vs_cost, plot_accuracy_vs_epochs, plot_confusion, plot_curves,
-                              plot_history, plot_speed_vs_flops)
+from nas.report.plots import (COST_LABELS, plot_accuracy_vs_cost, plot_accuracy_vs_epochs,
+                              plot_confusion, plot_curves, plot_history, plot_speed_vs_flops)
 from nas.report.runs import made_by, read_run, spreads, train_best_runs
-from nas.report.table import COLUMNS, PROXIES, cost_attr, rows, summary_line, with_proxies
-from nas.search.settings import DEFAULT_STORAGE, SEARCH_FILL, SEARCH_SAMPLER, TIME_SHARE
+from nas.report.table import PROXIES, columns, cost_attr, rows, summary_line, with_proxies
+from nas.search.settings import DEFAULT_STORAGE, search_flags
 from nas.search.space import load_space
 from nas.search.trials import finished, settings_of, trial_design
-from nas.training.recipe import Recipe
+from nas.training.budget import Plan
 
 Run = tuple[dict[str, Any], list[dict[str, Any]]]  # a run folder's metrics and log (`read_run`)
 Section = tuple[list[str], list[Path]]  # a section's Markdown parts, and the plots they show
@@ -85,47 +84,16 @@ def reproduce(study: optuna.Study, storage: str, path: Path, compare: tuple[Path
 
 
 def search_command(study: optuna.Study, storage: str) -> str:
-    """The `nas search` command that reproduces this study: its trials, storage, fidelity and
-    precision, and every other setting it was made with that is not the command's default."""
+    """The `nas search` command that reproduces this study: its name, trials and storage, and
+    every setting it was made with that is not the command's default (`search_flags`)."""
     settings = settings_of(study)
-    flags: dict[str, Any] = {
-        "study": study.study_name, "trials": finished(study), "epochs": settings.fidelity.epochs,
-        "data-fraction": settings.fidelity.data_fraction, "val-images": settings.fidelity.val_images}
+    flags: dict[str, Any] = {"study": study.study_name, "trials": finished(study)}
     if storage != DEFAULT_STORAGE:
         flags["storage"] = storage
     if settings.search_space().digest() != load_space(DEFAULT_SPACE).digest():
         flags["space"] = f"<the space {settings.space['name']}, digest {settings.search_space().digest()}>"
-    for name, value in vars(settings.limits).items():
-        if value != getattr(Limits(), name):
-            flags[name.replace("_", "-")] = value
-    flags |= recipe_flags(settings.recipe)
-    if settings.second_objective:
-        flags["second-objective"] = settings.second_objective
-    if settings.budget_minutes:  # measured on settings.device
-        flags["budget-minutes"] = f"{settings.budget_minutes:g}"
-        if settings.fidelity.time_share != TIME_SHARE:
-            flags["time-share"] = settings.fidelity.time_share
-    if settings.fill_budget != SEARCH_FILL:
-        flags["fill-budget"] = settings.fill_budget
-    if settings.sampler != SEARCH_SAMPLER:
-        flags["sampler"] = settings.sampler
-    flags["precision"] = settings.precision  # always: its default, auto, depends on the machine
+    flags |= search_flags(settings)
     return "nas search " + " ".join(f"--{k}" if v is None else f"--{k} {v}" for k, v in flags.items())
-
-
-def recipe_flags(recipe: dict[str, Any]) -> dict[str, Any]:
-    """The flags that turn the default recipe into a stored one (all of it but the epochs), each
-    with its value; None for a switch."""
-    default = Recipe().to_dict()
-    given = {k: v for k, v in recipe.items() if k != "augment" and v != default[k]}
-    given |= {k: v for k, v in recipe["augment"].items() if v != default["augment"][k]}
-    flags: dict[str, Any] = {}
-    for name, value in given.items():
-        if name == "no_decay_norm_bias":  # a pair of switches, no value
-            flags["no-decay-norm-bias" if value else "decay-norm-bias"] = None
-        else:  # the augmentation engine's flag is --augment
-            flags[{"engine": "augment"}.get(name, name).replace("_", "-")] = value
-    return flags
 
 
 def trials_section(study: optuna.Study, table_rows: list[tuple[str, ...]]) -> Section:
@@ -140,7 +108,7 @@ def trials_section(study: optuna.Study, table_rows: list[tuple[str, ...]]) -> Se
             "img/s: training images per second, measured on the search's device before the trial "
             "trained (— where not measured: an infeasible design, or a study searched before "
             "speeds were measured).\n",
-            markdown_table(COLUMNS[:-1] + PROXIES + COLUMNS[-1:], with_proxies(study, table_rows)) + "\n"], []
+            markdown_table(columns(study)[:-1] + PROXIES + columns(study)[-1:], with_proxies(study, table_rows)) + "\n"], []
 
 
 def search_section(study: optuna.Study, pareto: set[int], path: Path) -> Section:
@@ -206,9 +174,7 @@ def train_best_section(run: Run, path: Path) -> Section:
             f"`{made_by(metrics)}`: {metrics['epochs']} epochs on "
             f"{metrics['train_images']:,} images, {metrics['wall_seconds'] / 60:.1f} min "
             f"on {metrics['machine']['cpu']} ({metrics['machine']['device']})"
-            + (f", in the study's {b['budget_minutes']:g}-min budget (planned at {b['epochs']} "
-               f"epochs of {b['epoch_seconds']:.1f} s, re-planned from the real epochs)"
-               if (b := metrics.get("budget")) else "") + ".\n",
+            + (f", in {Plan.from_dict(b).describe()}" if (b := metrics.get("budget")) else "") + ".\n",
             f"![training curves]({curves.name})\n", "### Per class (test)\n", per_class + "\n",
             f"![confusion matrix]({confusion.name})\n"], [curves, confusion]
 

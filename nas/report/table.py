@@ -10,11 +10,17 @@ from optuna.trial import FrozenTrial, TrialState
 from rich.table import Table
 
 from nas.errors import NasError
-from nas.search.trials import (COST_ATTRS, FILLED, PROXIES, best_trial, is_feasible, pruned_by, recorded_results,
-                               settings_of, trial_counts)
+from nas.search.trials import (COST_ATTRS, FILLED, PROXIES, best_trial, is_feasible, pruned_by,
+                               recorded_results, settings_of, trial_counts)
 
 COLUMNS = ("rank", "trial", "state", "val acc", "truth acc", "test acc", "params", "FLOPs", "img/s",
            "RF", "epochs", "seconds", "note")  # img/s: measured training speed (nas.training.speed)
+
+
+def columns(study: optuna.Study) -> tuple[str, ...]:
+    """COLUMNS, where a study at equal time counts its trials' rounds, not epochs."""
+    timed = settings_of(study).fidelity.timed
+    return tuple("rounds" if timed and col == "epochs" else col for col in COLUMNS)
 
 
 def state_of(trial: FrozenTrial) -> str:
@@ -35,7 +41,7 @@ def note_of(trial: FrozenTrial) -> str:
     if "duplicate_of" in attrs:
         parts.append(f"same design as trial {attrs['duplicate_of']}")
     if FILLED.format(1) in attrs:
-        parts.append("widened to the budget")
+        parts.append("widened to the parameter limit")
     return "; ".join(parts)
 
 
@@ -76,7 +82,9 @@ def rows(study: optuna.Study) -> tuple[list[tuple[str, ...]], int | None, set[in
             *(results_cell(results[split].get(t.number, [])) for split in ("val", "test")),
             f"{a['n_params']:,}" if "n_params" in a else "", f"{a['flops']:,}" if "flops" in a else "",
             f"{a['train_images_per_s']:,.0f}" if "train_images_per_s" in a else "—",
-            str(a.get("receptive_field", "")), str(a.get("epochs_run", 0)),
+            str(a.get("receptive_field", "")),
+            # passes trained: rounds at equal time (studies stored before the word: epochs_run)
+            str(a.get("rounds_run", a.get("epochs_run", 0))),
             f"{a.get('train_seconds', 0):.0f}",
             "; ".join(filter(None, ("★ best" if t.number == best else "",
                                     "pareto" if t.number in pareto else "", note_of(t))))))
@@ -85,7 +93,7 @@ def rows(study: optuna.Study) -> tuple[list[tuple[str, ...]], int | None, set[in
 
 def with_proxies(study: optuna.Study, table_rows: list[tuple[str, ...]]) -> list[tuple[str, ...]]:
     """The rows with each trial's zero-cost proxies before the note: the document's columns,
-    `COLUMNS[:-1] + PROXIES + COLUMNS[-1:]` (not the terminal's: three more columns would wrap
+    `columns(study)[:-1] + PROXIES + columns(study)[-1:]` (not the terminal's: three more columns would wrap
     its notes over several lines)."""
     by_number = {str(t.number): t for t in study.get_trials(deepcopy=False)}
     return [row[:-1] + proxy_cells(by_number[row[1]]) + row[-1:] for row in table_rows]
@@ -114,7 +122,8 @@ def summary_line(study: optuna.Study) -> str:
     train = sum(t.user_attrs.get("train_seconds", 0) for t in trials) / 60
     settings = settings_of(study)
     timed = (f", at equal time: {settings.fidelity.time_share:.0%} of {settings.budget_minutes:g} min "
-             f"a trial on {settings.device}" if settings.budget_minutes else "")
+             f"a trial in {settings.fidelity.rounds} rounds on {settings.device}"
+             if settings.budget_minutes else "")
     return (f"{len(trials)} trials ({settings.sampler} sampler{timed}): {c['complete']} complete, "
             f"{c['constraint']} pruned by constraint, {c['pruner']} pruned by pruner, "
             f"{c['failed']} failed, {c['running']} running; wall time {wall:.1f} min, of which "
@@ -124,7 +133,7 @@ def summary_line(study: optuna.Study) -> str:
 def rich_table(study: optuna.Study) -> Table:
     table_rows, best, _ = rows(study)
     table = Table(title=f"study {study.study_name}", caption=summary_line(study))
-    for col in COLUMNS:
+    for col in columns(study):
         table.add_column(col, overflow="fold", max_width=48 if col == "note" else None)
     for row in table_rows:
         table.add_row(*row, style="bold green" if best is not None and row[1] == str(best) else None)

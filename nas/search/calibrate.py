@@ -13,7 +13,7 @@ With a time budget (`--budget-minutes M`) every fidelity is a share of M ("5%x0.
 and kept to that time by its `TrialClock`, as the search at equal time trains its trials; the
 measured speed is one more score.
 
-Training is the search's own: `nas.training.loop.train` on `make_splits(..., final=False, fraction)`
+Training is the search's own: `nas.training.loop.train` on `make_splits(..., "val", fraction)`
 batches, the fixed recipe (only the epochs change) and the same initial-weight seed for every
 design. The results file is written after every finished (design, fidelity) training, so a rerun
 trains only what is missing; a file made with other settings is refused.
@@ -36,73 +36,74 @@ from scipy import stats
 
 from nas.data.cifar10 import Cifar10
 from nas.data.splits import make_splits
-from nas.design.budget import Verdict
 from nas.design.config import ArchConfig, dict_diff
 from nas.design.files import config_from_dict
 from nas.design.limits import Limits
 from nas.design.model import build_model
+from nas.design.rules import Verdict
 from nas.errors import NasError
-from nas.search.fill import fill_budget
+from nas.search.fill import fill_params
 from nas.search.proxies import proxy_batch, scores
-from nas.search.settings import (TIME_FIDELITIES, TIME_TRUTH, CalibrationSettings, check_budget,
-                                 check_fill, cost, label, parse_fidelity)
+from nas.search.settings import (TIME_FIDELITIES, TIME_TRUTH_FIDELITY, CalibrationSettings,
+                                 check_fill, cost, label, parse_fidelity, upgraded)
 from nas.search.space import SearchSpace, baseline_params
 from nas.search.trials import PROXIES
 from nas.training.batches import make_batches
-from nas.training.loop import ONECYCLE_MIN_STEPS, check_trainable, train
+from nas.training.budget import check_budget, equal_time
+from nas.training.loop import ONECYCLE_MIN_STEPS, Hooks, check_trainable, train
 from nas.training.progress import SeriesProgress
 from nas.training.recipe import Recipe, fixed_part, recipe_from_dict
 from nas.training.runtime import Runtime
 from nas.training.speed import measure_speed
-from nas.training.timebox import equal_time
 
 COUNTS = {"params": "params", "FLOPs": "flops"}  # row label: the design's stored count
 TOP = 3  # the overlap of the top TOP designs
 
 
-def make_settings(space: SearchSpace, designs: int, fidelities: str | None, truth: str | None,
-                  seed: int, val_images: int, recipe: Recipe, fill: float = 0.0,
-                  precision: str = "fp32", budget_minutes: float = 0.0, device: str = ""
-                  ) -> CalibrationSettings:
-    """The settings of the command line's flags, every one checked (NasError, one line); with
-    `budget_minutes`, at equal time (`fidelities` and `truth` None: the defaults of the mode)."""
-    if designs < TOP:
-        raise NasError(f"--designs {designs}: give at least {TOP}, so that a top {TOP} can be compared")
-    check_budget(budget_minutes)
-    fidelities = fidelities or ",".join(TIME_FIDELITIES if budget_minutes else CalibrationSettings.fidelities)
-    truth = truth or (TIME_TRUTH if budget_minutes else CalibrationSettings.truth)
-    parsed = [parse_fidelity(text, val_images) for text in fidelities.split(",") if text.strip()]
-    top = parse_fidelity(truth, val_images, "--truth")
+def make_settings(space: SearchSpace, recipe: Recipe, fidelities: str | None,
+                  truth_fidelity: str | None, given: CalibrationSettings) -> CalibrationSettings:
+    """The settings of the command line: `given` (designs, seed, hold-out, filling, precision,
+    budget and device) with the space's name and digest, the fixed part of `recipe`, and the
+    comma-separated `fidelities` and the `truth_fidelity` parsed (None: the defaults of the mode,
+    at equal time with a budget); every one checked (NasError, one line)."""
+    if given.designs < TOP:
+        raise NasError(f"--designs {given.designs}: give at least {TOP}, so that a top {TOP} can be compared")
+    minutes = given.budget_minutes
+    check_budget(minutes)
+    check_fill(given.fill_params)
+    fidelities = fidelities or ",".join(TIME_FIDELITIES if minutes else CalibrationSettings.fidelities)
+    truth_fidelity = truth_fidelity or (TIME_TRUTH_FIDELITY if minutes else CalibrationSettings.truth_fidelity)
+    parsed = [parse_fidelity(text, given.val_images) for text in fidelities.split(",") if text.strip()]
+    top = parse_fidelity(truth_fidelity, given.val_images, "--truth-fidelity")
     low = [label(f) for f in parsed]
     if not low or len(set(low)) < len(low) or label(top) in low:
         raise NasError(f"--fidelities {fidelities}: give one or more different fidelities, "
-                       f"none the same as --truth {truth}, e.g. 3x0.1,1x1.0")
-    if any(bool(f.time_share) != bool(budget_minutes) for f in (*parsed, top)):
-        raise NasError(f"--fidelities {fidelities} --truth {truth}: " + (
+                       f"none the same as --truth-fidelity {truth_fidelity}, e.g. 3x0.1,1x1.0")
+    if any(f.timed != bool(minutes) for f in (*parsed, top)):
+        raise NasError(f"--fidelities {fidelities} --truth-fidelity {truth_fidelity}: " + (
             "with --budget-minutes every fidelity is a share of it, e.g. 5%x0.25,100%x1.0"
-            if budget_minutes else "a share of a time budget (PERCENT%xFRACTION) needs --budget-minutes"))
-    check_fill(fill)
-    return CalibrationSettings(f"{space.name} {space.digest()}", designs, tuple(low), label(top),
-                               seed, val_images, Limits(), fixed_part(recipe.to_dict()), fill,
-                               precision, budget_minutes, device if budget_minutes else "")
+            if minutes else "a share of a time budget (PERCENT%xFRACTION) needs --budget-minutes"))
+    return replace(given, space=f"{space.name} {space.digest()}", fidelities=tuple(low),
+                   truth_fidelity=label(top), recipe=fixed_part(recipe.to_dict()),
+                   device=given.device if minutes else "")
 
 
 def pick_designs(space: SearchSpace, limits: Limits, count: int, seed: int, fill: float = 0.0
                  ) -> list[tuple[str, ArchConfig, Verdict]]:
     """The reference's feasible twin (when the space holds it), then distinct feasible designs that
     a seeded random sampler draws from the space, `count` in all, with their verdicts. With `fill`,
-    each is widened as `nas search --fill-budget` widens it: the same seed gives the same draws
+    each is widened as `nas search --fill-params` widens it: the same seed gives the same draws
     filled, a paired comparison with an unfilled calibration (`fill` 0: the designs as drawn)."""
     picked: list[tuple[str, ArchConfig, Verdict]] = []
     twin = [params for name, params in baseline_params(space) if name != "reference"]
-    if twin and (judgement := fill_budget(space.design(twin[0]), limits, fill))[1].passed:
+    if twin and (judgement := fill_params(space.design(twin[0]), limits, fill))[1].passed:
         picked.append(("reference, C2 conv2 separable", *judgement))
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
     for _ in range(100 * count):
         if len(picked) == count:
             return [(name, replace(c, name=f"calibration-{i}"), v) for i, (name, c, v) in enumerate(picked)]
         trial = study.ask()
-        config, verdict = fill_budget(space.suggest(trial), limits, fill)
+        config, verdict = fill_params(space.suggest(trial), limits, fill)
         study.tell(trial, 0.0)
         if all(replace(config, name="") != replace(c, name="") for _, c, _ in picked) and verdict.passed:
             picked.append((f"sampled, trial {trial.number}", config, verdict))
@@ -132,6 +133,7 @@ def read(path: Path) -> dict[str, Any]:
         raise NasError(f"{path} cannot be read as a calibration: {err}") from None
     if not isinstance(state, dict) or not {"settings", "designs", "results"} <= set(state):
         raise NasError(f"{path} is not a calibration made by nas calibrate; give another --out")
+    state["settings"] = upgraded(state["settings"], CalibrationSettings)  # as this version names them
     return state
 
 
@@ -151,8 +153,7 @@ def check_results(path: Path, settings: CalibrationSettings) -> dict[str, Any] |
     if not path.exists():
         return None
     state = read(path)
-    stored = ({"fill_budget": 0.0, "precision": "fp32", "budget_minutes": 0.0, "device": ""}  # what files older than the key held
-              | state["settings"] | {"recipe": fixed_part(state["settings"].get("recipe", {}))})
+    stored = state["settings"] | {"recipe": fixed_part(state["settings"].get("recipe", {}))}
     if diff := dict_diff(stored, settings.to_dict()):
         raise NasError(f"{path} was made with other settings ({diff}); rerun with its settings, "
                        "or give another --out")
@@ -175,17 +176,17 @@ def calibrate(path: Path, settings: CalibrationSettings, space: SearchSpace, dat
     """Train every (design, fidelity) pair the results file at `path` lacks, writing each result
     as soon as it is there; returns the whole file's content with its summary."""
     recipe = recipe_from_dict(settings.recipe)
-    splits = {fraction: make_splits(data, final=False, fraction=fraction, seed=recipe.seed,
+    splits = {fraction: make_splits(data, "val", fraction=fraction, seed=recipe.seed,
                                     val_images=settings.val_images)
               for fraction in {f.data_fraction for f in settings.runs()}}
     for f in settings.runs():  # every fidelity can fill OneCycle's steps: checked before training
-        check_trainable(replace(recipe, epochs=f.epochs), len(splits[f.data_fraction].train_labels),
-                        timed=bool(f.time_share))
+        check_trainable(replace(recipe, epochs=f.passes), len(splits[f.data_fraction].train_labels),
+                        timed=f.timed)
     batch = proxy_batch(data, recipe.seed, settings.val_images)  # the batch a search measures on
     state = open_results(path, settings, lambda: [
         describe(name, config, verdict, batch, recipe, runtime)
         for name, config, verdict in pick_designs(space, settings.limits, settings.designs,
-                                                  settings.seed, settings.fill_budget)])
+                                                  settings.seed, settings.fill_params)])
     done = {(r["design"], r["fidelity"]) for r in state["results"]}
     designs = [config_from_dict(d["config"], str(path)) for d in state["designs"]]
     progress = progress or SeriesProgress()
@@ -201,17 +202,18 @@ def calibrate(path: Path, settings: CalibrationSettings, space: SearchSpace, dat
             progress.training_started(f"design {i + 1}/{len(designs)} at {label(fidelity)}")
             train_batches, eval_batches = batches
             clock = None
-            if fidelity.time_share:  # as the search trains at equal time: steps from the speed
+            if fidelity.timed:  # as the search trains at equal time: steps from the speed
                 train_batches, clock = equal_time(
                     train_batches, fidelity.time_share * settings.budget_minutes * 60,
                     state["designs"][i]["speed"]["train_images_per_s"], recipe.batch_size,
-                    fidelity.epochs, ONECYCLE_MIN_STEPS)
+                    fidelity.rounds, ONECYCLE_MIN_STEPS)
             torch.manual_seed(recipe.seed)  # the same initial weights' seed for every design
-            history = train(build_model(designs[i]), train_batches, eval_batches,
-                            replace(recipe, epochs=fidelity.epochs), runtime, progress=progress,
-                            deadline=clock)
+            history = train(build_model(designs[i]), (train_batches, eval_batches),
+                            replace(recipe, epochs=fidelity.passes), runtime,
+                            hooks=Hooks(progress, replan=clock))
             state["results"].append({"design": i, "fidelity": label(fidelity),
-                                     "val_acc": history[-1].eval_acc, "epochs": len(history),
+                                     "val_acc": history[-1].eval_acc,
+                                     "rounds" if fidelity.timed else "epochs": len(history),
                                      "steps": sum(h.steps for h in history),
                                      "train_seconds": sum(h.seconds for h in history)})
             write(path, state)
@@ -241,8 +243,8 @@ def summarise(state: dict[str, Any]) -> list[dict[str, Any]]:
     per design and ρ per minute of that cost (None where the cost is nil or ρ undefined)."""
     settings, designs = state["settings"], state["designs"]
     acc = {(r["design"], r["fidelity"]): r for r in state["results"]}
-    truth = {i: acc[i, settings["truth"]]["val_acc"] for i in range(len(designs))
-             if (i, settings["truth"]) in acc}
+    truth = {i: acc[i, settings["truth_fidelity"]]["val_acc"] for i in range(len(designs))
+             if (i, settings["truth_fidelity"]) in acc}
     scored: list[tuple[str, str, dict[int, float], float]] = []
     for fid in settings["fidelities"]:
         runs = {i: acc[i, fid] for i in range(len(designs)) if (i, fid) in acc}
@@ -271,12 +273,12 @@ def summarise(state: dict[str, Any]) -> list[dict[str, Any]]:
 def caption(state: dict[str, Any]) -> str:
     """What the table's figures are measured against, and how much of the work is done."""
     settings, designs = state["settings"], state["designs"]
-    truth = [r for r in state["results"] if r["fidelity"] == settings["truth"]]
+    truth = [r for r in state["results"] if r["fidelity"] == settings["truth_fidelity"]]
     seconds = sum(r["train_seconds"] for r in truth) / max(len(truth), 1)
     every = len(designs) * (len(settings["fidelities"]) + 1)
     unit = (f"share of a {settings['budget_minutes']:g}-min budget at each design's measured speed"
             if settings.get("budget_minutes") else "epochs") + " x share of the 45,000 images"
-    return (f"truth {settings['truth']} ({unit}): val accuracy on "
+    return (f"truth fidelity {settings['truth_fidelity']} ({unit}): val accuracy on "
             f"{settings['val_images']:,} held-out images, {len(truth)} of {len(designs)} designs, "
             f"{seconds:,.0f} s per design; {len(state['results'])} of {every} trainings done. "
             f"Proxies on one batch of 64 training images. rho: Spearman, tau: Kendall's tau-b "

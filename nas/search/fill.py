@@ -1,15 +1,15 @@
-"""Budget filling (`nas search --fill-budget F`): widen a sampled design, all its widths by one
-common factor, each rounded to a multiple of 8, to use at least F of the parameter budget while
+"""Filling designs (`nas search --fill-params F`): widen a sampled design, all its widths by one
+common factor, each rounded to a multiple of 8, to use at least F of the parameter limit while
 keeping every rule."""
 
 from __future__ import annotations
 
 import math
 
-from nas.design.limits import Limits
-from nas.design.budget import Verdict, check
 from nas.design.config import ArchConfig
 from nas.design.geometry import param_count
+from nas.design.limits import Limits
+from nas.design.rules import Verdict, check
 from nas.search.space import MAX_WIDTH, with_widths
 
 WIDTH_STEP = 8  # filled widths are multiples of 8, as the space's own widths
@@ -45,8 +45,8 @@ def last_passing(ladder: list[tuple[int, ...]], passes) -> int:
     return low
 
 
-def fill_budget(config: ArchConfig, limits: Limits, share: float) -> tuple[ArchConfig, Verdict]:
-    """Widen a design that uses less than `share` of the parameter budget: every width scaled up by
+def fill_params(config: ArchConfig, limits: Limits, share: float) -> tuple[ArchConfig, Verdict]:
+    """Widen a design that uses less than `share` of the parameter limit: every width scaled up by
     the largest common factor (each rounded to a multiple of 8) that keeps every rule. Parameters
     grow with every width, so the factor is found by a binary search on the count from the config
     alone (microseconds a try), then confirmed by one verdict; only a filled design that breaks

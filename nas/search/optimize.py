@@ -9,7 +9,7 @@ made here (the last two by `nas.search.samplers`) and passed in. Per trial:
                                             report val accuracy each epoch → pruner may stop it
 
 With a time budget (`--budget-minutes M`) "train E epochs" becomes "train a share of M at the
-design's measured speed, in E rounds" (`nas.training.timebox`), the steps of the rounds left
+design's measured speed, in R rounds" (`nas.training.budget`), the steps of the rounds left
 re-planned after each from the real rounds' time: designs are then compared at equal time, and a
 design twice as fast gets twice the steps.
 
@@ -21,8 +21,8 @@ Three additions to a plain search: every feasible trial gets its zero-cost proxi
 on one fixed batch of the search's training images before it trains, so that `nas calibrate` can
 say whether they rank designs as the trainings do; its speed, measured on the search's device with
 its batch size and precision (`nas.training.speed`: training images/s, seconds per 50,000-image
-epoch, inference images/s, latency); and with `--fill-budget F` each sampled design
-is first widened by one common factor to use at least F of the parameter budget.
+epoch, inference images/s, latency); and with `--fill-params F` each sampled design
+is first widened by one common factor to use at least F of the parameter limit.
 """
 
 from __future__ import annotations
@@ -41,25 +41,25 @@ from optuna.trial import FrozenTrial, TrialState
 
 from nas.data.cifar10 import Cifar10
 from nas.data.splits import make_splits
-from nas.design.budget import Verdict, check
 from nas.design.config import ArchConfig
 from nas.design.limits import Limits
 from nas.design.model import build_model
+from nas.design.rules import Verdict, check
 from nas.errors import NasError
-from nas.search.fill import fill_budget
+from nas.search.fill import fill_params
 from nas.search.proxies import proxy_attrs, proxy_batch
 from nas.search.samplers import make_pruner, make_sampler
 from nas.search.settings import StudySettings
 from nas.search.space import SearchSpace, baseline_params
 from nas.search.storage import fail_stale_trials, open_storage
 from nas.search.trials import FILLED, PROXY_ATTRS, check_settings, finished, verdict_constraints
-from nas.training.batches import make_batches
-from nas.training.loop import ONECYCLE_MIN_STEPS, EpochLog, check_trainable, train
+from nas.training.batches import Batches, make_batches
+from nas.training.budget import equal_time
+from nas.training.loop import ONECYCLE_MIN_STEPS, EpochLog, Hooks, check_trainable, train
 from nas.training.progress import TrainingProgress
-from nas.training.recipe import Recipe
+from nas.training.recipe import Recipe, recipe_from_dict
 from nas.training.runtime import Runtime
 from nas.training.speed import SPEED_ATTRS, measure_speed
-from nas.training.timebox import equal_time
 
 
 class SearchEvents(Protocol):
@@ -70,7 +70,7 @@ class SearchEvents(Protocol):
     def trial_finished(self, study: optuna.Study, trial: FrozenTrial) -> None: ...
 
 
-# what `measurements` stores on a trial: a repeated design copies them from its twin
+# what `measurements` stores on a trial: a repeat of an earlier trial's design copies them
 MEASURED = (*PROXY_ATTRS, *SPEED_ATTRS)
 SURPLUS = "surplus: the study already had its trials"  # a trial's fail_reason
 
@@ -92,7 +92,7 @@ def claim_slot(trial: optuna.Trial, n_trials: int) -> None:
 
 def judge(trial: optuna.Trial, space: SearchSpace, limits: Limits, fill: float = 0.0
           ) -> tuple[ArchConfig, Verdict]:
-    """Sample a design (widened to `fill` of the parameter budget when `fill` > 0) and its verdict;
+    """Sample a design (widened to `fill` of the parameter limit when `fill` > 0) and its verdict;
     store the verdict on the trial (its counts, and its rules as the constraints the sampler
     reads); prune it if it breaks a rule."""
     try:
@@ -100,7 +100,7 @@ def judge(trial: optuna.Trial, space: SearchSpace, limits: Limits, fill: float =
     except NasError as err:
         trial.set_user_attr("fail_reason", f"invalid design: {err}")
         raise
-    config, verdict = fill_budget(sampled, limits, fill)  # fill 0: the design as sampled
+    config, verdict = fill_params(sampled, limits, fill)  # fill 0: the design as sampled
     if config != sampled:  # the design is rebuilt from its parameters and these widths
         for b, block in enumerate(config.blocks, start=1):
             trial.set_user_attr(FILLED.format(b), block.channels)
@@ -117,68 +117,90 @@ def judge(trial: optuna.Trial, space: SearchSpace, limits: Limits, fill: float =
     return config, verdict
 
 
-def earlier_twin(trial: optuna.Trial) -> FrozenTrial | None:
-    """A complete or running trial with the very same parameters, if any."""
+def earlier_trial(trial: optuna.Trial) -> FrozenTrial | None:
+    """A complete or running trial with the very same parameters, if any: `trial` repeats it."""
     return next((t for t in trial.study.get_trials(deepcopy=False, states=(
         TrialState.COMPLETE, TrialState.RUNNING)) if t.params == trial.params
         and t.number != trial.number), None)
 
 
-def measurements(trial: optuna.Trial, twin: FrozenTrial | None, config: ArchConfig,
-                 recipe: Recipe, runtime: Runtime,
-                 proxies: tuple[torch.Tensor, torch.Tensor]) -> dict[str, float]:
+def measurements(trial: optuna.Trial, earlier: FrozenTrial | None, config: ArchConfig,
+                 setup: TrialSetup) -> dict[str, float]:
     """The design's zero-cost proxies and measured speed, stored on the trial before it trains (so
-    a trial the pruner stops has them too); a repeated design copies its twin's instead of paying
-    for them again (about 5 s on the 2-core CPU)."""
-    if twin is not None:
-        measured = {k: v for k, v in twin.user_attrs.items() if k in MEASURED}
+    a trial the pruner stops has them too); a repeat copies the `earlier` trial's instead of
+    paying for them again."""
+    if earlier is not None:
+        measured = {k: v for k, v in earlier.user_attrs.items() if k in MEASURED}
     else:
-        measured = proxy_attrs(config, proxies, recipe.seed) | measure_speed(config, recipe, runtime).attrs()
+        measured = (proxy_attrs(config, setup.proxies, setup.recipe.seed)
+                    | measure_speed(config, setup.recipe, setup.runtime).attrs())
     for key, value in measured.items():
         trial.set_user_attr(key, value)
     return measured
 
 
-def objective(trial: optuna.Trial, *, space: SearchSpace, limits: Limits, recipe: Recipe,
-              runtime: Runtime, batches: tuple, n_trials: int,
-              second: str | None, progress: TrainingProgress | None = None, fill: float = 0.0,
-              proxies: tuple[torch.Tensor, torch.Tensor], trial_seconds: float = 0.0
-              ) -> float | tuple[float, float]:
-    """Sample, judge, then (if feasible) score the design's proxies on the `proxies` batch, measure
-    its speed, train it and return val accuracy (and, with `second`, its parameters, FLOPs or
-    measured seconds per epoch, to minimise). With `trial_seconds` (a time budget) it trains that
-    long at its measured speed, in `recipe.epochs` rounds, and keeps that time (`TrialClock`)."""
-    claim_slot(trial, n_trials)
+@dataclass(frozen=True)
+class TrialSetup:
+    """What every trial of a search shares: the space and limits its design is drawn and judged
+    by (`fill`: the share of the parameter limit it is widened to), the recipe and runtime it
+    trains with (`recipe.epochs`: its epochs, or at equal time its rounds), its batches (training,
+    validation), the proxies' batch, the study's size, the second objective and, at equal time,
+    the seconds each trial trains."""
+
+    space: SearchSpace
+    limits: Limits
+    recipe: Recipe
+    runtime: Runtime
+    batches: tuple[Batches, Batches]
+    proxies: tuple[torch.Tensor, torch.Tensor]
+    n_trials: int
+    second: str | None = None
+    fill: float = 0.0
+    trial_seconds: float = 0.0  # 0: equal epochs
+    progress: TrainingProgress | None = None
+
+
+def objective(trial: optuna.Trial, setup: TrialSetup) -> float | tuple[float, float]:
+    """Sample, judge, then (if feasible) score the design's proxies, measure its speed, train it
+    and return val accuracy (and, with `setup.second`, its parameters, FLOPs or measured seconds
+    per epoch, to minimise). At equal time (`setup.trial_seconds`) it trains that long at its
+    measured speed, in `recipe.epochs` rounds, and keeps that time (`TrialClock`)."""
+    recipe = setup.recipe
+    timed = bool(setup.trial_seconds)
+    claim_slot(trial, setup.n_trials)
     trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")  # who ran it
-    config, verdict = judge(trial, space, limits, fill)
-    multi = second is not None
+    config, verdict = judge(trial, setup.space, setup.limits, setup.fill)
+    multi = setup.second is not None
+    unit = "round" if timed else "epoch"
 
     def report(log: EpochLog) -> None:
-        trial.set_user_attr("epochs_run", log.epoch)
+        trial.set_user_attr(f"{unit}s_run", log.epoch)
         trial.set_user_attr("train_seconds", trial.user_attrs.get("train_seconds", 0) + log.seconds)
         trial.set_user_attr("train_steps", trial.user_attrs.get("train_steps", 0) + log.steps)
         if not multi:  # Optuna's pruners support single-objective studies only
             trial.report(log.eval_acc, log.epoch)
-            # At the last epoch the training is paid for: keep the result, whatever the pruner says.
+            # At the last pass the training is paid for: keep the result, whatever the pruner says.
             if log.epoch < recipe.epochs and trial.should_prune():
-                raise optuna.TrialPruned(f"pruned at epoch {log.epoch}: val acc {log.eval_acc:.4f}")
+                raise optuna.TrialPruned(f"pruned at {unit} {log.epoch}: val acc {log.eval_acc:.4f}")
 
     try:
-        twin = earlier_twin(trial)
-        measured = measurements(trial, twin, config, recipe, runtime, proxies)
-        if twin is not None:  # never train one design twice
-            trial.set_user_attr("duplicate_of", twin.number)
-            if twin.state == TrialState.COMPLETE:
-                return twin.values[0] if not multi else tuple(twin.values)
-            raise optuna.TrialPruned(f"same design as trial {twin.number}, which is running")
-        train_batches, eval_batches = batches
+        earlier = earlier_trial(trial)
+        measured = measurements(trial, earlier, config, setup)
+        if earlier is not None:  # never train one design twice
+            trial.set_user_attr("duplicate_of", earlier.number)
+            if earlier.state == TrialState.COMPLETE:
+                return earlier.values[0] if not multi else tuple(earlier.values)
+            raise optuna.TrialPruned(f"same design as trial {earlier.number}, which is running")
+        train_batches, eval_batches = setup.batches
         clock = None
-        if trial_seconds:  # equal time: a design twice as fast gets twice the steps
-            train_batches, clock = equal_time(train_batches, trial_seconds, measured["train_images_per_s"],
-                                              recipe.batch_size, recipe.epochs, ONECYCLE_MIN_STEPS)
+        if timed:  # a design twice as fast gets twice the steps
+            train_batches, clock = equal_time(train_batches, setup.trial_seconds,
+                                              measured["train_images_per_s"], recipe.batch_size,
+                                              recipe.epochs, ONECYCLE_MIN_STEPS)
         torch.manual_seed(recipe.seed)  # the same initial weights' seed for every trial: a fair race
-        history = train(build_model(config), train_batches, eval_batches, recipe, runtime,
-                        on_epoch=report, progress=progress, deadline=clock)
+        hooks = Hooks(setup.progress or TrainingProgress(), on_epoch=report, replan=clock)
+        history = train(build_model(config), (train_batches, eval_batches), recipe, setup.runtime,
+                        hooks=hooks)
     except optuna.TrialPruned:
         raise
     except KeyboardInterrupt:
@@ -190,6 +212,7 @@ def objective(trial: optuna.Trial, *, space: SearchSpace, limits: Limits, recipe
     accuracy = history[-1].eval_acc
     if not multi:
         return accuracy
+    second = setup.second
     return accuracy, float(measured["epoch_seconds"] if second == "time" else getattr(verdict, second))
 
 
@@ -222,12 +245,12 @@ def open_study(name: str, storage: optuna.storages.BaseStorage, settings: StudyS
     return study
 
 
-def check_budget_possible(space: SearchSpace, limits: Limits) -> None:
-    """NasError when even the space's cheapest design breaks the parameter or FLOP budget."""
+def check_limits_possible(space: SearchSpace, limits: Limits) -> None:
+    """NasError when even the space's cheapest design breaks the parameter or FLOP limit."""
     verdict = check(space.cheapest(), limits)
     for rule in verdict.rules:
         if rule.name in ("params", "flops") and not rule.passed:
-            raise NasError(f"impossible budget: the smallest design of space {space.name} has "
+            raise NasError(f"impossible limits: the smallest design of space {space.name} has "
                            f"{rule.value:,} {rule.name} (limit {rule.limit}); raise the limit or "
                            "use a space with narrower widths")
 
@@ -263,25 +286,25 @@ class Search:
         return failures
 
 
-def start_search(*, study_name: str, storage_url: str, space: SearchSpace, settings: StudySettings,
-                 recipe: Recipe, runtime: Runtime, n_trials: int, pruner_name: str, data: Cifar10,
-                 progress: TrainingProgress | None = None) -> Search:
-    """Every check of the search (the budget, the fidelity, the storage, the study's settings),
-    then the study opened or created: a problem is named before any trial, or any view, starts."""
-    limits, fidelity, second = settings.limits, settings.fidelity, settings.second_objective
-    check_budget_possible(space, limits)
-    trial_recipe = replace(recipe, epochs=fidelity.epochs)  # at equal time: the rounds
-    splits = make_splits(data, final=False, fraction=fidelity.data_fraction, seed=recipe.seed,
+def start_search(settings: StudySettings, runtime: Runtime, data: Cifar10, *, study: str,
+                 storage: str, n_trials: int, pruner: str, progress: TrainingProgress | None = None
+                 ) -> Search:
+    """Every check of the search (the limits, the fidelity, the storage, the study's settings),
+    then the study opened or created: a problem is named before any trial, or any view, starts.
+    The trials train with the study's recipe at its fidelity's epochs (at equal time, rounds)."""
+    space, limits, fidelity = settings.search_space(), settings.limits, settings.fidelity
+    check_limits_possible(space, limits)
+    recipe = replace(recipe_from_dict(settings.recipe, f"study {study}"), epochs=fidelity.passes)
+    splits = make_splits(data, "val", fraction=fidelity.data_fraction, seed=recipe.seed,
                          val_images=fidelity.val_images)
-    check_trainable(trial_recipe, len(splits.train_labels), timed=bool(settings.budget_minutes))
+    check_trainable(recipe, len(splits.train_labels), timed=fidelity.timed)
     proxies = proxy_batch(data, recipe.seed, fidelity.val_images)  # once: the same for all trials
-    storage = open_storage(storage_url, create=True)
-    pruner = make_pruner("none" if second else pruner_name, fidelity.epochs)
-    study = open_study(study_name, storage, settings, recipe.seed, pruner, baseline_params(space))
-    fail_stale_trials(study)  # trials of killed workers: failed, then retried
-    batches = make_batches(splits, recipe.batch_size, recipe.augment, runtime)
-    run = functools.partial(objective, space=space, limits=limits, recipe=trial_recipe,
-                            runtime=runtime, batches=batches, n_trials=n_trials, second=second,
-                            progress=progress, fill=settings.fill_budget, proxies=proxies,
-                            trial_seconds=settings.budget_minutes * 60 * fidelity.time_share)
-    return Search(study, run, n_trials)
+    opened = open_study(study, open_storage(storage, create=True), settings, recipe.seed,
+                        make_pruner("none" if settings.second_objective else pruner, fidelity.passes),
+                        baseline_params(space))
+    fail_stale_trials(opened)  # trials of killed workers: failed, then retried
+    setup = TrialSetup(space, limits, recipe, runtime,
+                       make_batches(splits, recipe.batch_size, recipe.augment, runtime), proxies,
+                       n_trials, settings.second_objective, settings.fill_params,
+                       settings.budget_minutes * 60 * fidelity.time_share, progress)
+    return Search(opened, functools.partial(objective, setup=setup), n_trials)

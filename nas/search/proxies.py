@@ -24,10 +24,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from nas.design.config import ArchConfig
-from nas.design.model import build_model
 from nas.data.cifar10 import Cifar10
 from nas.data.splits import make_splits
+from nas.design.config import ArchConfig
+from nas.design.model import build_model
 
 _WEIGHTED = (nn.Conv2d, nn.Linear)
 
@@ -169,7 +169,7 @@ def proxy_batch(data: Cifar10, seed: int, val_images: int, size: int = PROXY_IMA
     """`size` search-training images (of the PROXY_FRACTION split outside a `val_images` hold-out),
     drawn with `seed` and normalised as training sees them, with their labels: the one batch on
     which every design's proxies are measured."""
-    splits = make_splits(data, final=False, fraction=PROXY_FRACTION, seed=seed, val_images=val_images)
+    splits = make_splits(data, "val", fraction=PROXY_FRACTION, seed=seed, val_images=val_images)
     picked = np.sort(np.random.default_rng(seed).choice(
         len(splits.train_labels), size=min(size, len(splits.train_labels)), replace=False))
     mean, std = (torch.tensor(values).view(1, 3, 1, 1) for values in splits.stats)

@@ -8,11 +8,12 @@ No heavy imports here: the command line reads these defaults for its help.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nas.data.settings import VAL_IMAGES
+from nas.design.config import parse_dataclass
 from nas.design.files import DEFAULT_SPACE, read_table
 from nas.design.limits import Limits
 from nas.errors import NasError
@@ -20,25 +21,29 @@ from nas.errors import NasError
 if TYPE_CHECKING:
     from nas.search.space import SearchSpace
 
-DEFAULT_STORAGE = "sqlite:///studies/nas.db"  # relative to the current folder
+# Where a user's own runs go unless told otherwise, relative to the current folder: runs/ (which
+# git ignores), never studies/, which holds the project's committed evidence.
+DEFAULT_RUNS = Path("runs")  # `nas train`: runs/DESIGN; `nas train-best`: runs/STUDY/best, ...
+DEFAULT_STORAGE = f"sqlite:///{DEFAULT_RUNS}/nas.db"
+DEFAULT_CALIBRATION = DEFAULT_RUNS / "calibration.json"  # `nas calibrate --out`
 DEFAULT_TRIALS = 50  # `nas search --trials`: finished trials a study is run to
-DEFAULT_CALIBRATION = Path("studies/calibration/calibration.json")  # `nas calibrate --out`
-# `nas search`'s default: in the calibration the biggest designs ended best (FLOPs rank the truth
-# at ρ 0.83, parameters at 0.61), and three of four small designs widened to 0.9 scored 1.1-4.1
-# points higher at the search's fidelity (studies/calibration-filled)
+# `nas search`'s default: the biggest designs ended best, and small designs widened to 0.9 of the
+# parameter limit scored higher at the search's fidelity (studies/calibration-filled)
 SEARCH_FILL = 0.9
 SAMPLERS = ("tpe", "random")  # `nas search --sampler`: random sampling is the control TPE must beat
 SEARCH_SAMPLER = "tpe"
-# `nas search --budget-minutes M`: the share of M each trial trains. 5 % keeps a 50-trial search
-# near the equal-epoch default's cost, and ranked ten designs at ρ 0.79 against the full budget;
-# 10 % bought +0.03 for 1.8 times the cost, 2 % lost 0.08 (studies/calibration-equal-time)
+PRUNERS = ("hyperband", "median", "none")  # `nas search --pruner`
+SEARCH_PRUNER = "hyperband"
+# `nas search --budget-minutes M`: the share of M each trial trains: the share past which a larger
+# one ranked designs hardly better against the full budget, at a fraction of its cost
+# (studies/calibration-equal-time)
 TIME_SHARE = 0.05
 
 
 def check_fill(share: float) -> None:
-    """NasError (one line) unless `share` is a share of the parameter budget that can be asked for."""
+    """NasError (one line) unless `share` is a share of the parameter limit that can be asked for."""
     if not 0 <= share < 1:
-        raise NasError(f"--fill-budget {share}: give a share of the parameter budget in [0, 1), "
+        raise NasError(f"--fill-params {share}: give a share of the parameter limit in [0, 1), "
                        "e.g. 0.9; 0 turns it off")
 
 
@@ -46,20 +51,23 @@ def check_fill(share: float) -> None:
 class Fidelity:
     """How much training one trial gets: low fidelity keeps a 50-trial search within an hour.
     The default, 4 epochs on 25 % of the images, ranked ten designs as a 10-epoch training on all
-    of them does best of the fidelities measured (Spearman ρ 0.88; studies/calibration).
+    of them does best of the fidelities measured ([studies/calibration](../../studies/calibration/README.md)).
 
     At equal time (`time_share` > 0, for a study with a time budget) a trial trains `time_share`
-    of the budget's minutes at its measured speed, on the same share of the images, in `epochs`
-    rounds of equal steps: each round ends on a validation score, where Hyperband may stop it."""
+    of the budget's minutes at its measured speed, on the same share of the images, in `rounds`
+    of equal steps: each round ends on a validation score, where Hyperband may stop it."""
 
-    epochs: int = 4  # or, at equal time, rounds
+    epochs: int = 4  # at equal epochs
     data_fraction: float = 0.25  # of the 45,000 images outside the validation hold-out
     val_images: int = VAL_IMAGES  # the hold-out; smaller only for tiny test data
     time_share: float = 0.0  # of the study's budget minutes per trial; 0: equal epochs
+    rounds: int = 4  # at equal time
 
     def __post_init__(self) -> None:
         if self.epochs < 1:
             raise NasError(f"--epochs {self.epochs}: must be a positive whole number")
+        if self.rounds < 1:
+            raise NasError(f"--rounds {self.rounds}: must be a positive whole number")
         if not 0 < self.data_fraction <= 1:
             raise NasError(f"--data-fraction {self.data_fraction}: must be in (0, 1]")
         if not 0 <= self.time_share <= 1:
@@ -67,6 +75,16 @@ class Fidelity:
         if self.val_images < 10 or self.val_images % 10:
             raise NasError(f"--val-images {self.val_images}: must be a positive multiple of 10 "
                            "(the same count for each class)")
+
+    @property
+    def timed(self) -> bool:
+        """At equal time: a share of a time budget, in rounds."""
+        return self.time_share > 0
+
+    @property
+    def passes(self) -> int:
+        """A trial's passes, each ending on a validation score: its epochs, or its rounds."""
+        return self.rounds if self.timed else self.epochs
 
 
 @dataclass(frozen=True)
@@ -78,9 +96,9 @@ class StudySettings:
     fidelity: Fidelity = field(default_factory=Fidelity)
     recipe: dict[str, Any] = field(default_factory=dict)  # recipe.fixed_part: all but the epochs
     second_objective: str | None = None
-    fill_budget: float = 0.0  # widen each design to this share of the parameter budget; 0: off
+    fill_params: float = SEARCH_FILL  # widen each design to this share of the parameter limit; 0: off
     precision: str = "fp32"  # Runtime.precision: bf16 and fp32 trainings do not rank alike
-    sampler: str = "tpe"  # one of SAMPLERS; a study stored before --sampler had TPE
+    sampler: str = SEARCH_SAMPLER  # one of SAMPLERS
     budget_minutes: float = 0.0  # the final training's minutes (--budget-minutes); 0: equal epochs
     device: str = ""  # with a budget: the device its speeds were measured on (`device_name`)
 
@@ -89,14 +107,39 @@ class StudySettings:
 
         return space_from_dict(self.space, "the study's stored space")
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], source: str) -> StudySettings:
+        """The settings a study stored (`to_dict`), whatever version of nas stored them."""
+        data = upgraded({k: v for k, v in data.items() if k not in ("space_digest", "nas_version")}, cls)
+        if isinstance(fidelity := data.get("fidelity"), dict) and fidelity.get("time_share") \
+                and "rounds" not in fidelity:  # stored when a trial's rounds were called epochs
+            data["fidelity"] = fidelity | {"rounds": fidelity["epochs"], "epochs": Fidelity.epochs}
+        return parse_dataclass(cls, data, "", source)
+
     def to_dict(self) -> dict[str, Any]:
         """Plain data; `space_digest` and `nas_version` are for readers (compared: the digest)."""
         data = json.loads(json.dumps(asdict(self)))  # tuples as lists, as the storage returns them
         return data | {"space_digest": self.search_space().digest(), "nas_version": nas_version()}
 
 
+# Keys stored by older versions of nas, by their names today: a study or calibration file made
+# before a rename still reads.
+RENAMED = {"fill_budget": "fill_params", "truth": "truth_fidelity"}
+# What a study or calibration file stored before a key existed meant by its absence: the setting
+# of the version that made it (not today's default).
+BEFORE_THE_KEY = {"fill_params": 0.0, "precision": "fp32", "sampler": "tpe", "budget_minutes": 0.0,
+                  "device": ""}
+
+
+def upgraded(data: dict[str, Any], cls: type) -> dict[str, Any]:
+    """Stored settings of dataclass `cls` as this version names them (`RENAMED`, `BEFORE_THE_KEY`)."""
+    renamed = {RENAMED.get(k, k): v for k, v in data.items()}
+    known = {f.name for f in fields(cls)}
+    return {k: v for k, v in BEFORE_THE_KEY.items() if k in known and k not in renamed} | renamed
+
+
 def nas_version() -> str:
-    from importlib.metadata import PackageNotFoundError, version  # 0.1 s: only when a study is made
+    from importlib.metadata import PackageNotFoundError, version  # only when a study is made
 
     try:
         return version("nas")
@@ -111,12 +154,12 @@ class CalibrationSettings:
     space: str  # name and digest of the search space the designs come from
     designs: int = 10
     fidelities: tuple[str, ...] = ("3x0.1", "6x0.1", "4x0.25", "1x1.0")
-    truth: str = "10x1.0"
+    truth_fidelity: str = "10x1.0"  # the training whose val accuracy is each design's truth
     seed: int = 0  # the sampler's, the proxy batch's and the recipe's
     val_images: int = VAL_IMAGES
     limits: Limits = field(default_factory=Limits)
     recipe: dict[str, Any] = field(default_factory=dict)  # the fixed recipe, but its epochs
-    fill_budget: float = 0.0  # each design widened to this share of the parameter budget; 0: off
+    fill_params: float = 0.0  # each design widened to this share of the parameter limit; 0: off
     precision: str = "fp32"  # Runtime.precision of every training
     budget_minutes: float = 0.0  # equal-time fidelities ("5%x0.25") are shares of it; 0: none
     device: str = ""  # with a budget: the device the speeds are measured on
@@ -126,21 +169,14 @@ class CalibrationSettings:
 
     def runs(self) -> list[Fidelity]:
         """Every fidelity to train, truth included, cheapest first: the first answers come soon."""
-        every = [parse_fidelity(text, self.val_images) for text in (*self.fidelities, self.truth)]
+        every = [parse_fidelity(text, self.val_images) for text in (*self.fidelities, self.truth_fidelity)]
         return sorted(every, key=cost)
-
-
-def check_budget(minutes: float) -> None:
-    """NasError (one line) unless `minutes` can be a time budget (0: none)."""
-    if not 0 <= minutes < 10_000_000:  # also refuses nan and inf, which argparse reads as floats
-        raise NasError(f"--budget-minutes {minutes}: give the minutes of the final training you "
-                       "mean to run, e.g. 12.5 (0: equal epochs)")
 
 
 # `nas calibrate --budget-minutes M`'s defaults: shares of M around the search's TIME_SHARE, and
 # the truth, M itself on all 45,000 images
 TIME_FIDELITIES = ("2%x0.25", "5%x0.25", "10%x0.25", "5%x1.0")
-TIME_TRUTH = "100%x1.0"
+TIME_TRUTH_FIDELITY = "100%x1.0"
 
 
 def parse_fidelity(text: str, val_images: int = VAL_IMAGES, flag: str = "--fidelities") -> Fidelity:
@@ -164,7 +200,7 @@ def parse_fidelity(text: str, val_images: int = VAL_IMAGES, flag: str = "--fidel
 def truth_epochs() -> int:
     """`nas train-best --validate`'s default epochs: those of the calibration's truth fidelity
     (10x1.0), the training that the search's cheap ranking was measured against."""
-    return parse_fidelity(CalibrationSettings.truth, flag="--truth").epochs
+    return parse_fidelity(CalibrationSettings.truth_fidelity, flag="--truth-fidelity").epochs
 
 
 def label(fidelity: Fidelity) -> str:
@@ -182,3 +218,49 @@ def cost(fidelity: Fidelity) -> float:
 def default_study() -> str:
     """The study a command opens when none is named: the shipped space's name."""
     return read_table(DEFAULT_SPACE, "search space")["name"]
+
+
+def search_flags(settings: StudySettings) -> dict[str, Any]:
+    """The `nas search` flags, each with its value (None: a switch), that make a study with
+    `settings` on a machine of its precision (and at equal time, its device): its fidelity and
+    precision always, every other setting where it is not the command's default; the space, the
+    study's name, storage and trials apart. The
+    inverse of the command line's `study_settings` (tests/test_report_commands.py holds the two
+    together)."""
+    fidelity = settings.fidelity
+    flags: dict[str, Any] = {}
+    if settings.budget_minutes:  # measured on settings.device
+        flags |= {"budget-minutes": f"{settings.budget_minutes:g}",
+                  "time-share": fidelity.time_share, "rounds": fidelity.rounds}
+    else:
+        flags["epochs"] = fidelity.epochs
+    flags |= {"data-fraction": fidelity.data_fraction, "val-images": fidelity.val_images}
+    for name, value in asdict(settings.limits).items():
+        if value != getattr(Limits(), name):
+            flags[name.replace("_", "-")] = value
+    flags |= recipe_flags(settings.recipe)
+    if settings.second_objective:
+        flags["second-objective"] = settings.second_objective
+    if settings.fill_params != SEARCH_FILL:
+        flags["fill-params"] = settings.fill_params
+    if settings.sampler != SEARCH_SAMPLER:
+        flags["sampler"] = settings.sampler
+    flags["precision"] = settings.precision  # always: its default, auto, depends on the machine
+    return flags
+
+
+def recipe_flags(recipe: dict[str, Any]) -> dict[str, Any]:
+    """The flags that turn the default recipe into a stored one (all of it but the epochs), each
+    with its value; None for a switch."""
+    from nas.training.recipe import Recipe
+
+    default = Recipe().to_dict()
+    given = {k: v for k, v in recipe.items() if k not in ("augment", "epochs") and v != default[k]}
+    given |= {k: v for k, v in recipe["augment"].items() if v != default["augment"][k]}
+    flags: dict[str, Any] = {}
+    for name, value in given.items():
+        if name == "no_decay_norm_bias":  # a pair of switches, no value
+            flags["no-decay-norm-bias" if value else "decay-norm-bias"] = None
+        else:  # the augmentation engine's flag is --augment
+            flags[{"engine": "augment"}.get(name, name).replace("_", "-")] = value
+    return flags

@@ -147,7 +147,7 @@ class SearchSpace:
 
 def with_widths(config: ArchConfig, widths: Sequence[int]) -> ArchConfig:
     """`config` with block b's width set to `widths[b]`, everything else as it was (a design
-    filled to the budget is its sampled design with other widths)."""
+    filled to the parameter limit is its sampled design with other widths)."""
     blocks = tuple(replace(block, channels=int(w)) for block, w in zip(config.blocks, widths, strict=True))
     return replace(config, blocks=blocks)
 
@@ -158,7 +158,7 @@ _ALLOWED = {"conv1_kind": {"standard", "separable"},  # conv 1 and C4's conv 3 m
             "head": {"conv1x1", "fc"}, "order": {"relu_bn", "bn_relu"}}
 
 
-MAX_WIDTH = 1024  # wider blocks cannot meet any budget this tool is for, and would take GBs to build
+MAX_WIDTH = 1024  # wider blocks cannot meet any limit this tool is for, and would take GBs to build
 
 
 def load_space(path: str | Path) -> SearchSpace:

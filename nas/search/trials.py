@@ -6,7 +6,7 @@ Both the code that runs a search (`nas.search.optimize`) and the code that reads
 
 A trial stores its design as its sampled parameters (short attributes, readable by any Optuna
 tool); the design is rebuilt from them with the space the study stored when it was created, and
-with the widths of `filled_cB_channels` attributes where `--fill-budget` widened it. Rule
+with the widths of `filled_cB_channels` attributes where `--fill-params` widened it. Rule
 verdicts go where Optuna's own tools look for feasibility, `trial.constraints`: one value per rule
 of `CONSTRAINTS`, <= 0 when the rule holds, set by name (`trial.set_constraint`) as soon as the
 design is judged, so that a trial pruned by a rule carries its verdict too. Studies stored before
@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from nas.design.config import ArchConfig, dict_diff, parse_dataclass
+from nas.design.config import ArchConfig, dict_diff
 from nas.design.limits import Limits
 from nas.errors import NasError
 from nas.search.settings import StudySettings, truth_epochs
@@ -29,13 +29,13 @@ from nas.search.space import with_widths
 from nas.training.recipe import fixed_part
 
 if TYPE_CHECKING:  # the verdict's module counts with fvcore: not imported to read a study
-    from nas.design.budget import Verdict
+    from nas.design.rules import Verdict
 
 CONSTRAINTS = ("params", "flops", "receptive_field", "depthwise_separable", "dilated", "no_maxpool",
                "gap_before_output", "macro_shape")
-FILLED = "filled_c{}_channels"  # user attribute: block b's width after --fill-budget widened it
+FILLED = "filled_c{}_channels"  # user attribute: block b's width after --fill-params widened it
 # study attributes of train-best's results: tested on the test set, or (`--validate`) scored on
-# the validation hold-out after a training at the calibration's truth fidelity, the search's truth
+# the validation hold-out after a training at the calibration's truth fidelity: the design's truth
 RESULTS = {"test": "test_results", "val": "val_results"}
 # the zero-cost proxies every feasible trial stores before it trains, each as "proxy_NAME", with
 # "proxy_ms", the time of all three (nas.search.proxies)
@@ -52,8 +52,7 @@ def settings_of(study: optuna.Study) -> StudySettings:
     if not isinstance(data, dict):
         raise NasError(f"study {study.study_name} has no stored settings: it was not made by this "
                        "version of nas search; start a new --study")
-    data = {k: v for k, v in data.items() if k not in ("space_digest", "nas_version")}
-    return parse_dataclass(StudySettings, data, "", f"study {study.study_name}")
+    return StudySettings.from_dict(data, f"study {study.study_name}")
 
 
 def check_settings(study: optuna.Study, settings: StudySettings) -> None:
@@ -113,14 +112,14 @@ def finished(study: optuna.Study) -> int:
 
 def trial_design(study: optuna.Study, trial: FrozenTrial) -> ArchConfig:
     """The design a trial trained, rebuilt from its parameters and the study's space (and its
-    filled widths, when the search widened it to the budget)."""
+    filled widths, when the search widened it to the parameter limit)."""
     design = settings_of(study).search_space().design(trial.params, trial.number)
     widths = filled_widths(trial.user_attrs, len(design.blocks))
     return design if widths is None else with_widths(design, widths)
 
 
 def filled_widths(attrs: dict[str, Any], blocks: int) -> tuple[int, ...] | None:
-    """The widths `--fill-budget` gave a trial's design, or None when it kept its sampled ones."""
+    """The widths `--fill-params` gave a trial's design, or None when it kept its sampled ones."""
     if FILLED.format(1) not in attrs:
         return None
     return tuple(int(attrs[FILLED.format(b)]) for b in range(1, blocks + 1))

@@ -7,8 +7,8 @@ from collections.abc import Iterator
 import torch
 from torch.utils.data import DataLoader
 
-from nas.data.augment_config import AugmentConfig
 from nas.data.augment import AugmentedDataset, eval_transform, train_transform
+from nas.data.augment_config import AugmentConfig
 from nas.data.batch_augment import DeviceBatches
 from nas.data.splits import Splits
 from nas.training.runtime import Runtime

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import torch
 from torch import nn
@@ -28,14 +29,30 @@ from nas.training.progress import TrainingProgress
 from nas.training.recipe import Recipe
 from nas.training.runtime import Runtime, autocast, keep_freed_memory
 
-if TYPE_CHECKING:
-    from nas.training.timebox import Replan
-
 ONECYCLE_MIN_STEPS = 8  # fewer steps than this and OneCycle's phases are empty
 
 
 class NonFiniteLoss(NasError):
     """The training loss became NaN or infinite."""
+
+
+class Replan(Protocol):
+    """What the loop asks after every pass when a time budget is kept (`nas.training.budget`:
+    a run's `Deadline`, a trial's `TrialClock`): given the passes done, the passes planned and
+    the steps per pass, the passes and the steps per pass to run from now on."""
+
+    def plan(self, history: Sequence[EpochLog], epochs: int, steps: int) -> tuple[int, int]: ...
+
+
+@dataclass
+class Hooks:
+    """Who hears of a training as it runs, and who may change it: `progress` hears of every pass
+    and every 20th step; `on_epoch` of every pass, and may raise to stop the run (the search's
+    pruner raises optuna.TrialPruned); `replan` re-plans the passes left (a time budget)."""
+
+    progress: TrainingProgress = field(default_factory=TrainingProgress)
+    on_epoch: Callable[[EpochLog], None] | None = None
+    replan: Replan | None = None
 
 
 NORMS = (nn.modules.batchnorm._NormBase, nn.GroupNorm, nn.LayerNorm)
@@ -46,7 +63,7 @@ def param_groups(model: nn.Module, recipe: Recipe) -> list[dict[str, Any]]:
     "weights" (conv and linear: decayed; first, so that its lr is the one logged),
     "norm_weights_and_biases" (norm weights, other biases) and "norm_biases" (lr × scale)."""
     if not recipe.no_decay_norm_bias and recipe.norm_bias_lr_scale == 1:
-        return [{"params": list(model.parameters())}]  # as before the knobs: old checkpoints load
+        return [{"params": list(model.parameters())}]  # the optimizer state's layout without the knobs
     norms = [m for m in model.modules() if isinstance(m, NORMS)]
     norm_weights = {id(m.weight) for m in norms if m.weight is not None}
     norm_biases = {id(m.bias) for m in norms if m.bias is not None}
@@ -147,7 +164,7 @@ def resize_schedule(schedule: torch.optim.lr_scheduler.LRScheduler, recipe: Reci
     stands at: the steps taken keep their lrs, and the rest of the annealing is stretched or
     squeezed to end at `total` (past its peak a resized OneCycle only falls; in its warm-up, the
     peak moves to `recipe.warmup` of the new total). OneCycle keeps its phases' ends in
-    `_schedule_phases`, set only when it is made; tests/test_timebox.py holds this to torch's."""
+    `_schedule_phases`, set only when it is made; tests/test_budget.py holds this to torch's."""
     if isinstance(schedule, torch.optim.lr_scheduler.OneCycleLR):
         rise, fall = schedule._schedule_phases
         step, end = schedule.last_epoch, float(total) - 1
@@ -180,25 +197,23 @@ def seed_epoch(recipe: Recipe, epoch: int, batches: Batches, mix: MixBatch | Non
         mix.seed(epoch_seed, recipe.mix_probability(epoch))
 
 
-def train(model: nn.Module, train_batches: Batches, eval_batches: Batches, recipe: Recipe,
-          runtime: Runtime, *,
-          run_dir: Path | None = None, resume: bool = False,
-          on_epoch: Callable[[EpochLog], None] | None = None,
-          progress: TrainingProgress | None = None,
-          deadline: Replan | None = None) -> list[EpochLog]:
-    """Train `model` on `train_batches`, evaluating on `eval_batches` after every epoch.
+def train(model: nn.Module, batches: tuple[Batches, Batches], recipe: Recipe, runtime: Runtime, *,
+          run_dir: Path | None = None, resume: bool = False, hooks: Hooks | None = None
+          ) -> list[EpochLog]:
+    """Train `model` on the first of `batches`, evaluating on the second after every epoch.
 
     With `run_dir`, each epoch writes `checkpoint.pt` and `log.jsonl` (`nas.training.checkpoints`);
     `resume=True` continues from that checkpoint and ends with the same weights as an
     uninterrupted run, because every epoch reseeds all randomness from (seed, epoch); only the
     recipe must match, the runtime may differ. With `recipe.ema` the averaged weights are
     evaluated every epoch, and `model` ends holding them (the raw ones stay in the checkpoint).
-    `on_epoch` may raise (the search raises optuna.TrialPruned) to stop early; `progress` hears
-    of every epoch and every 20th step. With a `deadline` (`nas.training.timebox`) the run's
-    epochs, or a search trial's steps per round, are re-planned after every epoch from the real
-    epochs' time, and the schedule resized to end at the last step: `recipe.epochs` is then the
-    plan the run starts with, and the checkpoint's schedule the plan a resumed run continues.
+    With `hooks.replan` the run's epochs, or a search trial's steps per round, are re-planned
+    after every pass from the real passes' time, and the schedule resized to end at the last
+    step: `recipe.epochs` is then the plan the run starts with, and the checkpoint's schedule the
+    plan a resumed run continues.
     """
+    train_batches, eval_batches = batches
+    hooks = hooks or Hooks()
     keep_freed_memory()
     check_trainable(recipe, len(train_batches) * recipe.batch_size)
     device, dtype = runtime.device, runtime.dtype
@@ -208,7 +223,7 @@ def train(model: nn.Module, train_batches: Batches, eval_batches: Batches, recip
     mix = MixBatch(recipe.mixup, recipe.cutmix) if recipe.mixup or recipe.cutmix else None
     history = restore(run_dir, recipe, device, learner) if resume else []
     epochs = schedule_steps(learner.schedule) // len(train_batches)  # recipe.epochs, or re-planned
-    progress = progress or TrainingProgress()
+    progress = hooks.progress
     progress.run_started(epochs, len(history))
     try:  # a pruned or interrupted run tells `progress` too: it leaves no stale bars behind
         while len(history) < epochs:
@@ -227,8 +242,8 @@ def train(model: nn.Module, train_batches: Batches, eval_batches: Batches, recip
                            time.perf_counter() - start, seen / train_seconds, len(train_batches))
             history.append(log)
             progress.epoch_ended(log)
-            if deadline is not None:
-                replanned, steps = deadline.plan(history, epochs, len(train_batches))
+            if hooks.replan is not None:
+                replanned, steps = hooks.replan.plan(history, epochs, len(train_batches))
                 if (replanned, steps) != (epochs, len(train_batches)):
                     if steps != len(train_batches):  # a search trial's rounds (RoundBatches)
                         train_batches.resize(steps)
@@ -237,8 +252,8 @@ def train(model: nn.Module, train_batches: Batches, eval_batches: Batches, recip
                                     learner.schedule.last_epoch + (epochs - epoch) * steps)
             if run_dir:
                 save(run_dir, learner, recipe, history)
-            if on_epoch:
-                on_epoch(log)
+            if hooks.on_epoch:
+                hooks.on_epoch(log)
         if learner.ema is not None:  # callers test and save `model`: the weights evaluated above
             model.load_state_dict(learner.ema.module.state_dict())
     finally:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,22 +20,22 @@ import torch
 
 from nas.data.cifar10 import Cifar10
 from nas.data.settings import VAL_IMAGES
-from nas.data.splits import make_splits
-from nas.design.budget import ensure_buildable
+from nas.data.splits import Split, make_splits
 from nas.design.config import ArchConfig, dict_diff
 from nas.design.files import save_config
 from nas.design.model import build_model
+from nas.design.rules import ensure_buildable
 from nas.design.summary import markdown_table
 from nas.errors import NasError
 from nas.training.batches import make_batches
+from nas.training.budget import Plan
 from nas.training.checkpoints import CHECKPOINT, EpochLog, epochs_done
-from nas.training.loop import check_trainable, train
+from nas.training.loop import Hooks, check_trainable, train
 from nas.training.metrics import evaluate
 from nas.training.modelfile import save_model
 from nas.training.progress import TrainingProgress
 from nas.training.recipe import Recipe, as_written_today
 from nas.training.runtime import Runtime
-from nas.training.timebox import deadline_of
 
 
 def check_run_folder(out: Path, recipe: Recipe | None, resume: bool,
@@ -86,42 +87,53 @@ def writable_folder(out: Path) -> None:
                        "choose another --out") from None
 
 
-def train_run(config: ArchConfig, recipe: Recipe, runtime: Runtime, data: Cifar10, out: Path, *,
-              resume: bool = False, final: bool = True, fraction: float = 1.0, command: str = "",
-              progress: TrainingProgress | None = None, on_resume=None,
-              val_images: int = VAL_IMAGES, budget: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Train `config` from scratch (or resume it) and write the run folder; returns metrics.
-    `on_resume(epoch)` hears from which finished epoch a resumed run continues; `val_images`: the
-    hold-out's size when not `final` (a study's own, for `nas train-best --validate`); `budget`:
-    the time budget the run's epochs were planned from (`nas.training.timebox.budget_plan`),
-    kept during the run (`nas.training.timebox.Deadline`) and in the metrics."""
-    out = Path(out)
-    done = check_run_folder(out, recipe, resume, config)
+@dataclass(frozen=True)
+class RunSpec:
+    """One training run: the design and recipe trained, on which images and scored where
+    (`split`: "test", all 50,000 training images scored on the official 10,000; "val", a
+    `fraction` of the images outside the `val_images` hold-out scored on it), the folder written
+    (`resume` continues the run in it), its time budget's `plan` and the command that made it."""
+
+    config: ArchConfig
+    recipe: Recipe
+    out: Path
+    split: Split = "test"
+    fraction: float = 1.0
+    val_images: int = VAL_IMAGES
+    resume: bool = False
+    plan: Plan | None = None
+    command: str = ""
+
+
+def train_run(spec: RunSpec, data: Cifar10, runtime: Runtime,
+              progress: TrainingProgress | None = None) -> dict[str, Any]:
+    """Train `spec`'s design from scratch (or resume it) and write the run folder; returns the
+    metrics. A budgeted run (`spec.plan`) keeps its budget while it trains (`Plan.deadline`)."""
+    config, recipe, out = spec.config, spec.recipe, Path(spec.out)
+    check_run_folder(out, recipe, spec.resume, config)
     ensure_buildable(config)
-    splits = make_splits(data, final, fraction, recipe.seed, val_images)
+    splits = make_splits(data, spec.split, spec.fraction, recipe.seed, spec.val_images)
     check_trainable(recipe, len(splits.train_labels))
-    train_batches, eval_batches = make_batches(splits, recipe.batch_size, recipe.augment, runtime)
+    batches = make_batches(splits, recipe.batch_size, recipe.augment, runtime)
     torch.manual_seed(recipe.seed)  # the initial weights
     model = build_model(config)
-    if resume and on_resume:
-        on_resume(done)
-    if not resume:
+    if not spec.resume:
         writable_folder(out)
         save_config(config, out / "config.toml")
         save_config(config, out / "config.json")
         (out / "recipe.json").write_text(json.dumps(recipe.to_dict(), indent=2) + "\n")
-    history = train(model, train_batches, eval_batches, recipe, runtime, run_dir=out, resume=resume,
-                    progress=progress, deadline=deadline_of(budget) if budget else None)
+    hooks = Hooks(progress or TrainingProgress(), replan=spec.plan.deadline() if spec.plan else None)
+    history = train(model, batches, recipe, runtime, run_dir=out, resume=spec.resume, hooks=hooks)
     save_model(out / "model.pt", config, model, *splits.stats, splits.classes)
     start = time.perf_counter()
-    result = evaluate(model, eval_batches, runtime.device, runtime.dtype, flip_tta=True)
+    result = evaluate(model, batches[1], runtime.device, runtime.dtype, flip_tta=True)
     metrics = {
-        "command": command, "design": config.name, "eval_split": splits.eval_name,
+        "command": spec.command, "design": config.name, "eval_split": splits.eval_split,
         "train_images": len(splits.train_labels), "eval_images": len(splits.eval_labels),
         "epochs": len(history), **result.to_dict(splits.classes),
         "accuracy_flip_tta": result.accuracy_flip_tta,
         "wall_seconds": round(sum(h.seconds for h in history) + time.perf_counter() - start, 1),
-        "machine": runtime.record(), **({"budget": budget} if budget else {}),
+        "machine": runtime.record(), **({"budget": spec.plan.to_dict()} if spec.plan else {}),
     }
     (out / "metrics.json").write_text(json.dumps(metrics, indent=1) + "\n")
     (out / "summary.md").write_text(summary_markdown(metrics, history))
@@ -150,9 +162,6 @@ def summary_markdown(metrics: dict[str, Any], history: list[EpochLog]) -> str:
             f"{metrics['epochs']} epochs on {metrics['train_images']:,} training images, evaluated on "
             f"{metrics['eval_images']:,} {split} images; wall time {metrics['wall_seconds'] / 60:.1f} min "
             f"on {m['cpu']} ({m['cores']} cores, {m['device']}, {m['precision']}, torch {m['torch']}).\n\n"
-            + (f"A budget of {b['budget_minutes']:g} min: planned at {b['epochs']} epochs of "
-               f"{b['epoch_seconds']:.1f} s ({b['speed']['train_images_per_s']:,.0f} training "
-               f"images/s measured on {b['device']}), re-planned after every epoch from the real "
-               f"epochs' time.\n\n" if (b := metrics.get("budget")) else "")
+            + (f"Trained in {Plan.from_dict(b).describe()}.\n\n" if (b := metrics.get("budget")) else "")
             + f"## Per epoch\n\n{epochs}\n\n## Per class ({split})\n\n{per_class}\n\n"
             f"## Confusion matrix ({split})\n\n{confusion}\n")

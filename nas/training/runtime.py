@@ -96,10 +96,9 @@ def keep_freed_memory() -> None:
     """Let glibc keep freed memory for reuse instead of returning it to the kernel.
 
     glibc serves blocks over 32 MB (a batch-256 activation is 40+ MB) with fresh mmap pages and
-    unmaps them on free, so every step page-faults its activations in again: on the 2-core EPYC a
-    quarter of the training time went to the kernel. Heap-only allocation without trimming made
-    training steps 1.3-1.4x faster there (`benchmarks/layout.py --keep-freed-memory`). No-op
-    outside glibc.
+    unmaps them on free, so every step page-faults its activations in again, and much of a CPU
+    step's time goes to the kernel (`benchmarks/layout.py --keep-freed-memory` measures the
+    difference; studies/cpu-speed). No-op outside glibc.
     """
     if not sys.platform.startswith("linux"):
         return

@@ -39,13 +39,10 @@ class Timing:
     while the timed ones took under `seconds` in all, at most `max_steps`; the median is kept.
 
     The first steps of a fresh model are slow (memory is allocated, oneDNN and cuDNN pick their
-    kernels, SGD makes its momentum buffers): on the 2-core CPU the first took 3-10× a later one,
-    the second up to 3× (other programs running), so two are not timed, and the median of five
-    ignores up to two slow steps more (another process's burst); steps that vary by a few per cent
-    give a median within a few per cent. A GPU step takes milliseconds: there the `seconds` rule
-    times tens of steps for the same cost. On the 2-core CPU a batch-256 training step of the
-    reference takes about 0.5 s (studies/cpu-speed): 7 steps, then about a second of inference and
-    latency, about 5 s a design, some 5 % of a default search trial's training."""
+    kernels, the optimizer makes its buffers), so `warmup` steps are not timed, and the median
+    ignores a few slow steps more (another process's burst). A GPU step takes milliseconds: there
+    the `seconds` rule times tens of steps for the same cost. What a design's timing costs on the
+    2-core CPU: [studies/cpu-speed](../../studies/cpu-speed/README.md)."""
 
     warmup: int = 2
     min_steps: int = 5
@@ -54,12 +51,6 @@ class Timing:
 
 
 TIMING = Timing()  # what a search and `nas show --speed` use
-# What `nas train-best` plans a time budget's first epochs with. A plan before the run cannot hold
-# the budget on a machine whose speed drifts (on the 2-core EPYC 30 s of steps measured one design
-# at 2,759 and 2,155 images/s for two seeds, and a run took 11.5 of its 8.9 minutes,
-# studies/equal-time-v2); the run's `Deadline` keeps it, re-planning from the real epochs. So the
-# plan only has to be near: 5 s of steps, each of its three figures.
-PLAN_TIMING = Timing(warmup=3, min_steps=10, max_steps=500, seconds=5.0)
 
 
 @dataclass(frozen=True)

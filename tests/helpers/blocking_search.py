@@ -13,9 +13,9 @@ import sys
 import time
 from pathlib import Path
 
+import nas.cli.views
 import nas.training.loop
 import nas.training.speed
-import nas.cli.views
 from nas.cli.main import main
 
 # Ctrl-C as in a terminal, even when the suite itself runs in the background (`pytest &`), whose

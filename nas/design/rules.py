@@ -1,4 +1,4 @@
-"""The budget verdict: every rule of the assignment checked before any training.
+"""The rules' verdict: every rule of the assignment checked before any training.
 
 Parameters and FLOPs come from fvcore on the built model in eval mode. fvcore counts one
 multiply-add as one FLOP, so our FLOPs are multiply-adds (MACs) for one 32×32 image.
@@ -18,12 +18,12 @@ with warnings.catch_warnings():  # fvcore's import touches the deprecated torch.
     from fvcore.nn import FlopCountAnalysis, parameter_count
 
 from nas.design.config import ArchConfig
-from nas.errors import NasError
 from nas.design.geometry import activation_count, param_count, receptive_field
 from nas.design.limits import Limits
 from nas.design.model import build_model
+from nas.errors import NasError
 
-# A design this large is never built: it could not meet any budget of this tool, and its weights
+# A design this large is never built: it could not meet any limit of this tool, and its weights
 # alone could fill the memory (a width of 100,000 asks for 360 GB).
 BUILD_LIMIT = 50_000_000
 ACTIVATION_LIMIT = 20_000_000  # per image; the reference holds 0.2 M
