@@ -5,10 +5,12 @@ re-planned schedule. Both are fed made-up epoch times: no real clock."""
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
-from nas.training.budget import Deadline, Plan, RoundBatches, TrialClock
 
+from nas.training.budget import Deadline, Plan, RoundBatches, TrialClock
 from nas.training.checkpoints import EpochLog
 from nas.training.loop import Hooks, make_schedule, resize_schedule, train
 from nas.training.recipe import Recipe
@@ -85,6 +87,22 @@ def test_a_resized_schedule_ends_as_one_made_at_the_new_size(schedule) -> None:
     for resized in (longer, shorter):
         assert resized[end] == pytest.approx(fresh[end], rel=1e-6, abs=1e-9)
         assert max(resized[70:]) <= resized[69] + 1e-12  # past the peak, it only falls
+
+
+@pytest.mark.parametrize("resized_at", [3, 8])  # in OneCycle's warm-up, and past its peak
+def test_a_onecycle_resized_to_end_at_its_next_step_still_steps(resized_at) -> None:
+    """A trial's clock can cut its last rounds to one step each: the schedule then ends at the
+    very next step, and its fall must not be empty (torch divides by the fall's length)."""
+    recipe = Recipe(epochs=2)
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=recipe.lr)
+    sched = make_schedule(optimizer, recipe, 10)
+    for _ in range(resized_at):
+        optimizer.step()
+        sched.step()
+    resize_schedule(sched, recipe, resized_at + 1)
+    optimizer.step()
+    sched.step()  # raised ZeroDivisionError before the fall was kept at least one step long
+    assert math.isfinite(optimizer.param_groups[0]["lr"])
 
 
 class Scripted:

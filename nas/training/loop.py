@@ -173,6 +173,8 @@ def resize_schedule(schedule: torch.optim.lr_scheduler.LRScheduler, recipe: Reci
         else:  # the share of the fall done so far stays done: the new fall starts where it is
             done = (step - rise["end_step"]) / (fall["end_step"] - rise["end_step"])
             rise["end_step"] = (step - done * end) / (1 - done)
+        if end >= 1:  # a fall of at least one step: one of none divides by zero in torch's get_lr
+            rise["end_step"] = min(rise["end_step"], end - 1)
         fall["end_step"], schedule.total_steps = end, total
     else:  # cosine's recursive form anneals from the lr it stands at to 0 at the new T_max
         schedule.T_max = total
