@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
-# The GPU check in one call: the CUDA tests, a short equal-time search (`--budget-minutes`) and
-# its winner's and the reference twin's measured speed, the speed benchmarks, a 15-epoch reference
-# training (evaluation included), the --jobs measurement and a 50-trial full-fidelity search,
-# everything written to one folder with the device's name.
+# The GPU check in one call: the CUDA tests, README's main command (`nas search`, its final rung,
+# `nas train-best`, `nas report`) at the GPU's own budget and its winner's and the reference
+# twin's measured speed, the speed benchmarks, a 15-epoch reference training (evaluation
+# included), the --jobs measurement and a 50-trial equal-epoch search, everything written to one
+# folder with the device's name.
 #
 #   bash benchmarks/gpu_check.sh OUT_DIR [DATA_DIR]        # on a GPU machine (~13 min)
-#   ONLY=equal-time bash benchmarks/gpu_check.sh OUT_DIR    # the tests and the equal-time part (~4 min)
+#   ONLY=main bash benchmarks/gpu_check.sh OUT_DIR          # the tests and the main command (~6 min)
 #   TINY=1 bash benchmarks/gpu_check.sh OUT_DIR DATA_DIR    # any machine: the same steps, tiny sizes
 #
 # On a GPU a 200,000-parameter network is bound by kernel launches, not FLOPs, so the design that
-# wins at equal time there may differ from the CPU's: the equal-time part searches with a budget of
-# BUDGET minutes (default 1, about a 20-epoch twin training on an H100-class GPU), 5 % a trial.
+# wins at equal time there may differ from the CPU's: the main command runs as a user types it,
+# its budget M the twin's 20 epochs timed on the GPU (or BUDGET minutes when given), MAIN_TRIALS
+# trials. TINY=1 gives it a budget of BUDGET (0.2) minutes and 0.2 % a trial on the tiny data.
 set -uo pipefail
 OUT=$(realpath -m "${1:?give an output folder}"); DATA=${2:-}
 mkdir -p "$OUT"
@@ -18,10 +20,11 @@ export NO_ALBUMENTATIONS_UPDATE=1 PYTHONUNBUFFERED=1
 [ -n "$DATA" ] && export NAS_DATA_DIR=$DATA
 if [ "${TINY:-0}" = 1 ]; then  # tiny synthetic data: every step runs, nothing is measured
   EPOCHS=1; TRIALS=3; IMAGES=1000; FRACTION=0.25; VAL=200; JOBS="1 2"; STEPS=2; TESTS="-k batch_augment"
-  SEARCH_EPOCHS=2; BATCH="--batch-size 32"; BUDGET=${BUDGET:-0.5}; ET_TRIALS=4; ET_SHARE=0.02
+  SEARCH_EPOCHS=2; BATCH="--batch-size 32"; BUDGET=${BUDGET:-0.2}; MAIN_TRIALS=4
+  MAIN_FLAGS="--time-share 0.002 --rounds 2 --val-images $VAL"
 else
   EPOCHS=15; TRIALS=50; IMAGES=20480; FRACTION=1.0; VAL=5000; JOBS="1 2 4 8"; STEPS=30; TESTS=""
-  SEARCH_EPOCHS=15; BATCH=""; BUDGET=${BUDGET:-1}; ET_TRIALS=30; ET_SHARE=0.05
+  SEARCH_EPOCHS=15; BATCH=""; BUDGET=${BUDGET:-}; MAIN_TRIALS=${MAIN_TRIALS:-50}; MAIN_FLAGS=""
 fi
 step() { echo "== $1 ($(( $(date +%s) - T0 )) s)" | tee -a "$OUT/steps.log"; }
 T0=$(date +%s)
@@ -33,32 +36,36 @@ cat "$OUT/device.txt"
 (command -v nvidia-smi > /dev/null && nvidia-smi dmon -s u -d 2 > "$OUT/dmon.log" 2>&1) &
 DMON=$!
 step "tests"; timeout 300 python -m pytest -q -x $TESTS tests/test_batch_augment.py tests/test_train.py > "$OUT/pytest.log" 2>&1; tail -2 "$OUT/pytest.log"
-step "equal-time search: $ET_TRIALS trials, budget $BUDGET min, share $ET_SHARE"
+step "main command: $MAIN_TRIALS trials, budget ${BUDGET:-timed: the twin 20 epochs here}"
+MAIN=(--study main --storage "sqlite:///$OUT/main.db")
 S=$(date +%s)
-timeout 300 nas search --study equal-time --storage "sqlite:///$OUT/equal-time.db" --trials $ET_TRIALS --budget-minutes $BUDGET --time-share $ET_SHARE --val-images $VAL $BATCH > "$OUT/equal-time.log" 2>&1
-echo "equal-time search: rc $?, $(( $(date +%s) - S )) s" | tee -a "$OUT/steps.log"
-nas report --study equal-time --storage "sqlite:///$OUT/equal-time.db" --markdown "$OUT/equal-time-report/REPORT.md" > "$OUT/equal-time-report.txt" 2>&1
+timeout 900 nas search "${MAIN[@]}" --trials $MAIN_TRIALS ${BUDGET:+--budget-minutes $BUDGET} --out "$OUT/main" $MAIN_FLAGS $BATCH > "$OUT/main-search.log" 2>&1
+echo "main search and final rung: rc $?, $(( $(date +%s) - S )) s" | tee -a "$OUT/steps.log"
+S=$(date +%s)
+timeout 300 nas train-best "${MAIN[@]}" --out "$OUT/main/best" > "$OUT/main-train-best.log" 2>&1
+echo "main train-best: rc $?, $(( $(date +%s) - S )) s" | tee -a "$OUT/steps.log"
+nas report "${MAIN[@]}" --markdown "$OUT/main-report/REPORT.md" > "$OUT/main-report.txt" 2>&1
 python - "$OUT" <<'PY'  # the winner's and the twin's designs as config files
 import sys, optuna
 from nas.design.files import save_config
 from nas.search.trials import best_trial, trial_design
 out = sys.argv[1]
-study = optuna.load_study(study_name="equal-time", storage=f"sqlite:///{out}/equal-time.db")
+study = optuna.load_study(study_name="main", storage=f"sqlite:///{out}/main.db")
 for name, trial in (("winner", best_trial(study)), ("twin", study.trials[1])):  # twin: even if pruned
-    save_config(trial_design(study, trial), f"{out}/equal-time-{name}.toml")
+    save_config(trial_design(study, trial), f"{out}/main-{name}.toml")
 PY
 for design in winner twin; do
-  nas show "$OUT/equal-time-$design.toml" --speed --json $BATCH > "$OUT/equal-time-$design-speed.json" 2>&1
-  python -c "import json,sys; d=json.load(open(sys.argv[1])); s=d['speed']; print(sys.argv[2], d['params'], 'params', d['flops'], 'FLOPs', round(s['train_images_per_s']), 'train img/s', round(s['epoch_seconds'], 2), 's/epoch')" "$OUT/equal-time-$design-speed.json" $design | tee -a "$OUT/equal-time.txt"
+  nas show "$OUT/main-$design.toml" --speed --json $BATCH > "$OUT/main-$design-speed.json" 2>&1
+  python -c "import json,sys; d=json.load(open(sys.argv[1])); s=d['speed']; print(sys.argv[2], d['params'], 'params', d['flops'], 'FLOPs', round(s['train_images_per_s']), 'train img/s', round(s['epoch_seconds'], 2), 's/epoch')" "$OUT/main-$design-speed.json" $design | tee -a "$OUT/main.txt"
 done
-if [ "${ONLY:-}" = equal-time ]; then kill $DMON 2>/dev/null; step "end"; exit 0; fi
+if [ "${ONLY:-}" = main ]; then kill $DMON 2>/dev/null; step "end"; exit 0; fi
 step "augment speed"; timeout 120 python benchmarks/augment_speed.py > "$OUT/augment_speed.txt" 2>&1; cat "$OUT/augment_speed.txt"
 step "train speed"; timeout 180 python benchmarks/train_speed.py --images $IMAGES $BATCH > "$OUT/train_speed.txt" 2>&1; cat "$OUT/train_speed.txt"
 step "layout"; timeout 60 python benchmarks/layout.py search_spaces/reference.toml --steps $STEPS > "$OUT/layout.txt" 2>&1; cat "$OUT/layout.txt"
 step "reference, $EPOCHS epochs"; /usr/bin/time -f "%e s wall" -o "$OUT/ref.time" timeout 300 nas train reference --epochs $EPOCHS $BATCH --out "$OUT/reference-${EPOCHS}ep" > "$OUT/reference.log" 2>&1; tail -1 "$OUT/reference.log"; cat "$OUT/ref.time"
 for j in $JOBS; do  # trials per minute at each --jobs, on a short search
   step "jobs $j"; S=$(date +%s)
-  timeout 240 nas search --study jobs$j --storage "sqlite:///$OUT/jobs.db" --trials $(( 4 * j > 8 ? 4 * j : 8 )) --epochs 2 --data-fraction 0.25 --val-images $VAL $BATCH --jobs $j > "$OUT/jobs$j.log" 2>&1
+  timeout 240 nas search --study jobs$j --storage "sqlite:///$OUT/jobs.db" --trials $(( 4 * j > 8 ? 4 * j : 8 )) --budget-minutes 0 --epochs 2 --data-fraction 0.25 --val-images $VAL $BATCH --jobs $j > "$OUT/jobs$j.log" 2>&1
   echo "jobs $j: rc $?, $(( $(date +%s) - S )) s" | tee -a "$OUT/jobs.txt"
 done
 BEST=$(python - "$OUT/jobs.txt" <<'PY'
@@ -72,7 +79,7 @@ PY
 )
 step "search: $TRIALS trials, $SEARCH_EPOCHS epochs, fraction $FRACTION, --jobs $BEST"
 S=$(date +%s)
-timeout 900 nas search --study full --storage "sqlite:///$OUT/search.db" --trials $TRIALS --epochs $SEARCH_EPOCHS --data-fraction $FRACTION --val-images $VAL $BATCH --jobs $BEST > "$OUT/search.log" 2>&1
+timeout 900 nas search --study full --storage "sqlite:///$OUT/search.db" --trials $TRIALS --budget-minutes 0 --epochs $SEARCH_EPOCHS --data-fraction $FRACTION --val-images $VAL $BATCH --jobs $BEST > "$OUT/search.log" 2>&1
 echo "search: rc $?, $(( $(date +%s) - S )) s, --jobs $BEST" | tee -a "$OUT/steps.log"
 nas report --study full --storage "sqlite:///$OUT/search.db" --markdown "$OUT/search-report/REPORT.md" > "$OUT/search-report.txt" 2>&1
 kill $DMON 2>/dev/null

@@ -272,7 +272,7 @@ CONFIGS: list[tuple[str, Setup | None, str, str]] = [
 
 # Numeric flags, with the command's valid remainder.
 TRAIN = ("train", "reference")
-SEARCH = ("search",)
+SEARCH = ("search", "--budget-minutes", "0")  # at equal epochs: --epochs is a search flag there
 BEST = ("train-best", "--storage", "sqlite:///{tmp}/none.db")
 RECIPE_FLAGS = [  # (flag, value, fragment) for every command that trains
     ("--epochs", "0", "--epochs 0: must be a positive whole number"),
@@ -320,16 +320,18 @@ CASES: list[Case] = [
     Case("search--val-images=0", ("search", "--val-images", "0"), "--val-images 0: must be"),
     Case("search--trials=0", ("search", "--trials", "0"), "--trials 0: give a positive number"),
     Case("search--trials=-3", ("search", "--trials", "-3"), "--trials -3: give a positive number"),
-    Case("search-dry-run-checks-flags", ("search", "--dry-run", "--epochs", "0"), "--epochs 0: must be"),
+    Case("search-dry-run-checks-flags", ("search", "--dry-run", "--budget-minutes", "0", "--epochs", "0"),
+         "--epochs 0: must be"),
     *(Case(f"search--budget-minutes={value}", ("search", "--budget-minutes", value),
            f"--budget-minutes {float(value)}: give the minutes of the final training")
       for value in ("-1", "nan", "inf")),
-    Case("search--time-share-without-budget", ("search", "--time-share", "0.1"),
-         "--time-share needs --budget-minutes"),
-    Case("search--rounds-without-budget", ("search", "--rounds", "3"),
-         "--rounds needs --budget-minutes: at equal epochs give --epochs"),
-    Case("search--epochs-with-budget", ("search", "--budget-minutes", "10", "--epochs", "3"),
-         "--epochs 3 --budget-minutes 10: at equal time a trial trains in rounds: give --rounds"),
+    Case("search--time-share-at-equal-epochs", ("search", "--budget-minutes", "0", "--time-share", "0.1"),
+         "--time-share needs a budget"),
+    Case("search--rounds-at-equal-epochs", ("search", "--budget-minutes", "0", "--rounds", "3"),
+         "--rounds needs a budget: at equal epochs (--budget-minutes 0) give --epochs"),
+    Case("search--epochs-at-equal-time", ("search", "--epochs", "3"),
+         "--epochs 3: at equal time (the default) a trial trains in rounds: give --rounds, or "
+         "--budget-minutes 0 to search at equal epochs"),
     Case("search--rounds=0", ("search", "--budget-minutes", "10", "--rounds", "0"),
          "--rounds 0: must be a positive whole number"),
     Case("search--time-share=0", ("search", "--budget-minutes", "10", "--time-share", "0"),
@@ -410,7 +412,8 @@ CASES: list[Case] = [
 
     # a search that cannot run: named before its live view draws anything (stdout stays empty)
     Case("search-impossible-fidelity", ("search", "--data-dir", "{data}", "--val-images", "100",
-                                        "--trials", "4", "--epochs", "1", "--data-fraction", "0.02"),
+                                        "--trials", "4", "--budget-minutes", "0", "--epochs", "1",
+                                        "--data-fraction", "0.02"),
          "make no full batch of --batch-size 256"),
     Case("search-impossible-limits", ("search", "--data-dir", "{data}", "--val-images", "100",
                                       "--trials", "4", "--max-params", "10"), "impossible limits"),
@@ -418,7 +421,7 @@ CASES: list[Case] = [
     # storage URLs
     *(Case(f"{cmd[0]}-storage-{cid}", (*cmd, "--storage", url), fragment, setup)
       for cmd in (("search", "--data-dir", "{data}", "--val-images", "100", "--data-fraction", "1",
-                   "--batch-size", "64", "--trials", "1", "--epochs", "1"),
+                   "--batch-size", "64", "--trials", "1", "--budget-minutes", "0", "--epochs", "1"),
                   ("report",), ("train-best",))
       for cid, url, setup, fragment in [
           ("postgres-unreachable", PG_DOWN, None, "cannot open storage"),
@@ -427,7 +430,8 @@ CASES: list[Case] = [
       ]),
     Case("search-storage-under-a-file", ("search", "--storage", "sqlite:///{tmp}/afile/nas.db",
                                          "--data-dir", "{data}", "--val-images", "100", "--data-fraction",
-                                         "1", "--batch-size", "64", "--trials", "1", "--epochs", "1"),
+                                         "1", "--batch-size", "64", "--trials", "1", "--budget-minutes", "0",
+                                         "--epochs", "1"),
          "afile is a file, not a folder; choose another --storage", AFILE),
     Case("search-storage-a-folder", ("search", "--storage", "sqlite:///{tmp}/db"), "db is a folder; name a "
          "database file in it", folder("db")),
@@ -460,7 +464,8 @@ CASES: list[Case] = [
          nas_study(tested_out="{tmp}/best")),
     Case("search-study-other-settings", ("search", "--storage", "sqlite:///{tmp}/s.db", "--study", "s",
                                          "--data-dir", "{data}", "--val-images", "100", "--data-fraction",
-                                         "1", "--batch-size", "32", "--trials", "1", "--epochs", "1"),
+                                         "1", "--batch-size", "32", "--trials", "1", "--budget-minutes", "0",
+                                         "--epochs", "1"),
          "was made with other settings (recipe.batch_size 64 there, 32 here)", nas_study()),
     *(Case(f"{cmd}-storage-empty-file", (cmd, "--storage", "sqlite:///{tmp}/empty.db"),
            "no study storage at", text("empty.db", ""))
@@ -583,7 +588,7 @@ def test_shipped_design_name_and_file_work(in_empty_folder: Path, capsys) -> Non
 
 def test_dry_run_with_valid_flags_stores_nothing(in_empty_folder: Path, capsys) -> None:
     before = snapshot(in_empty_folder)
-    assert main(["search", "--dry-run", "--trials", "3", "--epochs", "1"]) == 0
+    assert main(["search", "--dry-run", "--trials", "3", "--budget-minutes", "0", "--epochs", "1"]) == 0
     assert "dry run of 3 sampled designs" in capsys.readouterr().out
     assert snapshot(in_empty_folder) == before
 

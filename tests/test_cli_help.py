@@ -13,9 +13,10 @@ import pytest
 from nas.cli.parser import build_parser
 from nas.design.limits import Limits
 from nas.search.settings import (DEFAULT_CALIBRATION, DEFAULT_RUNS, DEFAULT_STORAGE, DEFAULT_TRIALS,
-                                 SEARCH_FILL, SEARCH_PRUNER, SEARCH_SAMPLER, TIME_FIDELITIES,
-                                 TIME_SHARE, TIME_TRUTH_FIDELITY, CalibrationSettings, Fidelity,
-                                 StudySettings, truth_epochs)
+                                 EQUAL_EPOCHS, EQUAL_TIME, SEARCH_FILL, SEARCH_PRUNER,
+                                 SEARCH_SAMPLER, TIME_FIDELITIES, TIME_SHARE, TIME_TRUTH_FIDELITY,
+                                 TWIN_EPOCHS, CalibrationSettings, Fidelity, StudySettings,
+                                 truth_epochs)
 from nas.training.recipe import FINAL, OPTIMIZER_DEFAULTS, Recipe
 
 
@@ -44,7 +45,13 @@ def test_search_help_and_defaults_are_the_settings():
     assert f"default {fidelity.data_fraction}" in help_of("search", "--data-fraction")
     assert f"default {fidelity.val_images}" in help_of("search", "--val-images")
     assert f"default {DEFAULT_TRIALS}" in help_of("search", "--trials")
-    assert f"default {SEARCH_FILL}" in help_of("search", "--fill-params")
+    assert f"default {EQUAL_TIME.fill_params:g}; at equal epochs {EQUAL_EPOCHS.fill_params:g}" in \
+        help_of("search", "--fill-params")
+    assert f"default {EQUAL_TIME.final_rung}; at equal epochs {EQUAL_EPOCHS.final_rung}" in \
+        help_of("search", "--final-rung")
+    assert EQUAL_TIME.space.name in help_of("search", "--space") and EQUAL_EPOCHS.space.name in \
+        help_of("search", "--space")
+    assert f"the reference twin's {TWIN_EPOCHS} epochs" in help_of("search", "--budget-minutes")
     assert f"default {SEARCH_SAMPLER}" in help_of("search", "--sampler")
     assert f"default {TIME_SHARE}" in help_of("search", "--time-share")
     assert f"default {fidelity.rounds}" in help_of("search", "--rounds")
@@ -56,9 +63,10 @@ def test_search_help_and_defaults_are_the_settings():
     assert f"default {OPTIMIZER_DEFAULTS['sgd']['lr']} sgd" in help_of("search", "--lr")
     assert f"default {Recipe().batch_size}" in help_of("search", "--batch-size")
     given = defaults("search")
-    assert (given["trials"], given["fill_params"], given["data_fraction"], given["val_images"],
-            given["sampler"]) == (DEFAULT_TRIALS, SEARCH_FILL, fidelity.data_fraction,
-                                  fidelity.val_images, SEARCH_SAMPLER)
+    assert (given["trials"], given["data_fraction"], given["val_images"], given["sampler"]) == \
+        (DEFAULT_TRIALS, fidelity.data_fraction, fidelity.val_images, SEARCH_SAMPLER)
+    # None: the mode's default (the budget decides the mode; none given: equal time, M timed here)
+    assert given["fill_params"] is given["final_rung"] is given["space"] is given["budget_minutes"] is None
     assert given["epochs"] is None and given["rounds"] is None  # None: the fidelity's own
     assert given["pruner"] == SEARCH_PRUNER
     # a study made with no flag stores the parser's defaults: StudySettings reads the same homes
@@ -75,7 +83,7 @@ def test_outputs_go_to_the_ignored_runs_folder():
 
 def test_renamed_flags_still_read_and_are_not_shown():
     given = vars(build_parser().parse_args(["search", "--fill-budget", "0.5"]))
-    assert given["fill_params"] == 0.5 and "--fill-budget" not in build_parser().format_help()
+    assert given["fill_params"] == 0.5
     calibrate = vars(build_parser().parse_args(["calibrate", "--truth", "3x1.0"]))
     assert calibrate["truth_fidelity"] == "3x1.0"
     for command, old in (("search", "--fill-budget"), ("calibrate", "--truth ")):

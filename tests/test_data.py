@@ -180,7 +180,7 @@ def test_a_corrupt_copy_is_refused_by_every_load_as_by_verify(tmp_path: Path, mo
 @pytest.mark.parametrize("command", [
     ["data", "check"],
     ["train", "reference", "--epochs", "1", "--batch-size", "16", "--out", "run"],
-    ["search", "--trials", "1", "--epochs", "1", "--batch-size", "16", "--schedule", "cosine",
+    ["search", "--trials", "1", "--budget-minutes", "0", "--epochs", "1", "--batch-size", "16", "--schedule", "cosine",
      "--val-images", "20"],
     ["calibrate", "--designs", "3", "--fidelities", "1x0.5", "--truth", "1x1", "--batch-size", "16",
      "--val-images", "20", "--out", "calibration.json"],

@@ -37,7 +37,7 @@ TWO = "\n".join([
     'shortcut = ["conv1x1"]', "dropout = [0.0]", 'head = ["conv1x1"]', 'order = ["relu_bn"]'])
 FAST_RATE, SLOW_RATE = 3200.0, 1600.0  # training images/s of the narrow and the wide design
 # 1 minute, 2 % a trial: 1.2 s, 120 steps of 32 images for the narrow design, 60 for the wide
-BUDGET = ["--budget-minutes", "1", "--time-share", "0.02"]
+BUDGET = ["--budget-minutes", "1", "--time-share", "0.02", "--final-rung", "0"]  # the rung: test_final_rung
 
 
 def timed_args(tmp_path, data_dir, trials: int, study: str, *extra: str) -> list[str]:
@@ -206,8 +206,8 @@ def test_a_study_refuses_another_budget_or_device(timed_search, monkeypatch, cap
     capsys.readouterr()
     assert main([a if a != "1" else "2" for a in args]) == 2
     assert "was made with other settings (budget_minutes 1.0 there, 2.0 here)" in capsys.readouterr().err
-    at = args.index("--rounds")  # without the budget (and its rounds): names it
-    assert main([*args[:at], "--epochs", *args[at + 1:args.index("--budget-minutes")]]) == 2
+    at = args.index("--rounds")  # at equal epochs (FAST's budget 0, without BUDGET): names it
+    assert main([*args[:at], "--epochs", *args[at + 1:len(args) - len(BUDGET)]]) == 2
     assert "budget_minutes 1.0 there, 0.0 here" in capsys.readouterr().err
     monkeypatch.setattr(Runtime, "device_name", lambda self: "Another CPU (8 cores), fp32")
     assert main(args) == 2
@@ -300,14 +300,14 @@ def test_calibration_at_equal_time_gives_each_design_the_steps_of_its_speed(
     space.write_text(TINY_SPACE)  # C1 8 (the slow fake) or 16 channels wide (the fast one)
     out = tmp_path / "cal.json"
     assert main(["calibrate", "--space", str(space), "--data-dir", str(tiny_data_dir),
-                 "--out", str(out), "--designs", "3", "--budget-minutes", "1",
+                 "--out", str(out), "--designs", "3", "--budget-minutes", "0.5",
                  "--fidelities", "2%x0.25", "--truth-fidelity", "4%x1.0", "--val-images", "200",
                  "--batch-size", "32", "--workers", "0"]) == 0
     state = json.loads(out.read_text())
-    assert state["settings"]["budget_minutes"] == 1.0 and state["settings"]["truth_fidelity"] == "4%x1.0"
+    assert state["settings"]["budget_minutes"] == 0.5 and state["settings"]["truth_fidelity"] == "4%x1.0"
     rates = [d["speed"]["train_images_per_s"] for d in state["designs"]]
     for result in state["results"]:  # 4 rounds of the share's steps at the design's rate
         share = {"2%x0.25": 0.02, "4%x1.0": 0.04}[result["fidelity"]]
         rate = rates[result["design"]]
-        assert result["steps"] == 4 * round(share * 60 * rate / 32 / 4)
+        assert result["steps"] == 4 * round(share * 30 * rate / 32 / 4)
     assert {row["score"] for row in state["summary"]} >= {"2%x0.25", "img/s", "FLOPs"}

@@ -9,11 +9,10 @@ import pytest
 from nas.cli.parser import build_parser
 from nas.cli.search import study_settings
 from nas.data.augment_config import AugmentConfig
-from nas.design.files import DEFAULT_SPACE
 from nas.design.limits import Limits
 from nas.report.document import search_command
 from nas.report.runs import made_by
-from nas.search.settings import Fidelity, StudySettings
+from nas.search.settings import Fidelity, StudySettings, mode
 from nas.search.space import load_space
 from nas.training.recipe import Recipe, fixed_part
 
@@ -38,7 +37,7 @@ SETTINGS = {  # keyword arguments of StudySettings, and the recipe they store
 
 @pytest.mark.parametrize("kwargs,recipe", SETTINGS.values(), ids=SETTINGS.keys())
 def test_the_search_command_makes_a_study_with_the_same_settings(kwargs, recipe) -> None:
-    space = load_space(DEFAULT_SPACE)
+    space = load_space(mode(kwargs.get("budget_minutes", 0.0)).space)  # the mode's: no --space
     settings = StudySettings(space.to_dict(), recipe=fixed_part(recipe.to_dict()), **kwargs)
     study = optuna.create_study(study_name="s")
     study.set_user_attr("settings", settings.to_dict())
@@ -47,7 +46,7 @@ def test_the_search_command_makes_a_study_with_the_same_settings(kwargs, recipe)
     assert command.startswith("nas search ")
     args = build_parser().parse_args(command.split()[1:])  # as `nas search` reads it
     # the command line's own reading, on a machine of the study's precision and device
-    assert study_settings(args, space, args.precision, settings.device) == settings
+    assert study_settings(args, space, args.precision, settings.device, args.budget_minutes) == settings
     assert (args.study, args.storage, args.space) == ("s", storage, None)
 
 

@@ -22,8 +22,9 @@ from nas.search.trials import CONSTRAINTS, is_feasible, pruned_by, settings_of
 from tests.conftest import ROOT
 
 # 200 of the 800 non-validation tiny images, 2 epochs: enough to learn the tiny task, cheap for CI
-FAST = ["--epochs", "2", "--data-fraction", "0.25", "--val-images", "200", "--batch-size", "32",
-        "--workers", "0", "--fill-params", "0"]  # designs as sampled: narrow, fast; filling has its own tests
+FAST = ["--budget-minutes", "0", "--epochs", "2", "--data-fraction", "0.25", "--val-images", "200",
+        "--batch-size", "32", "--workers", "0",
+        "--fill-params", "0"]  # designs as sampled: narrow, fast; filling has its own tests
 
 
 def search_args(tmp_path, data_dir, trials: int, study: str = "s", *extra: str) -> list[str]:

@@ -13,9 +13,9 @@ from dataclasses import fields
 from nas.data.settings import DATA_ENV, DEFAULT_DATA_DIR
 from nas.design.limits import Limits
 from nas.search.settings import (DEFAULT_CALIBRATION, DEFAULT_RUNS, DEFAULT_STORAGE, DEFAULT_TRIALS,
-                                 PRUNERS, SAMPLERS, SEARCH_FILL, SEARCH_PRUNER, SEARCH_SAMPLER,
-                                 TIME_FIDELITIES, TIME_SHARE, TIME_TRUTH_FIDELITY,
-                                 CalibrationSettings, Fidelity, truth_epochs)
+                                 EQUAL_EPOCHS, EQUAL_TIME, PRUNERS, SAMPLERS, SEARCH_PRUNER,
+                                 SEARCH_SAMPLER, TIME_FIDELITIES, TIME_SHARE, TIME_TRUTH_FIDELITY,
+                                 TWIN_EPOCHS, CalibrationSettings, Fidelity, truth_epochs)
 from nas.training.recipe import FINAL, OPTIMIZER_DEFAULTS, Recipe
 
 DATA_HELP = f"CIFAR-10 folder (default: ${DATA_ENV}, else {DEFAULT_DATA_DIR})"
@@ -34,11 +34,11 @@ def add_limit_args(parser: argparse.ArgumentParser) -> None:
                         help="receptive field must be greater than this (default %(default)s)")
 
 
-def add_fill_arg(parser: argparse.ArgumentParser, default: float) -> None:
+def add_fill_arg(parser: argparse.ArgumentParser, default: float | None, shown: str) -> None:
     parser.add_argument("--fill-params", type=float, default=default, metavar="F",
                         help="widen each sampled design by one common factor (widths in multiples "
                              "of 8) to use at least this share of the parameter limit, every rule "
-                             "kept (default %(default)s; 0: off)")
+                             f"kept (default {shown}; 0: off)")
     add_old_name(parser, "--fill-budget", "fill_params", float)
 
 
@@ -170,7 +170,8 @@ def add_search_parsers(sub) -> None:
     se.add_argument("--trials", type=int, default=DEFAULT_TRIALS,
                     help="run until the study holds this many finished trials (default %(default)s)")
     add_study_args(se, "study name (default: the space's name)")
-    se.add_argument("--space", help="search-space file (default: the shipped c1c2c3c4o.toml)")
+    se.add_argument("--space", help=f"search-space file (default: the shipped {EQUAL_TIME.space.name}; "
+                                    f"at equal epochs {EQUAL_EPOCHS.space.name})")
     se.add_argument("--data-fraction", type=float, default=fidelity.data_fraction,
                     help="fraction of the 45,000 search-training images per trial (default %(default)s)")
     se.add_argument("--val-images", type=int, default=fidelity.val_images,
@@ -188,14 +189,22 @@ def add_search_parsers(sub) -> None:
     se.add_argument("--sampler", choices=SAMPLERS, default=SEARCH_SAMPLER,
                     help="Optuna's TPE, or uniform random sampling as its control (nas compare); "
                          "the study stores it (default %(default)s)")
-    add_fill_arg(se, SEARCH_FILL)
+    add_fill_arg(se, None, f"{EQUAL_TIME.fill_params:g}; at equal epochs {EQUAL_EPOCHS.fill_params:g}")
+    se.add_argument("--final-rung", type=int, default=None, metavar="K",
+                    help="after the trials, train the top K at the study's truth fidelity (M "
+                         "minutes; at equal epochs the truth's epochs) on the 45,000 search-training "
+                         "images, scored on the hold-out; the highest truth is the best (default "
+                         f"{EQUAL_TIME.final_rung}; at equal epochs {EQUAL_EPOCHS.final_rung}; 0: none)")
+    se.add_argument("--out", help=f"folder of the final rung's run folders (default {DEFAULT_RUNS}/<study>, "
+                                  "where nas train-best --validate --trial N writes)")
     timed = se.add_argument_group("equal time (see docs/search.md)")
-    timed.add_argument("--budget-minutes", type=float, default=0.0, metavar="M",
+    timed.add_argument("--budget-minutes", type=float, default=None, metavar="M",
                        help="the minutes of the final training you mean to run: each trial trains "
                             "--time-share of them at its speed measured on this device (a design "
                             "twice as fast gets twice the steps), in --rounds rounds where Hyperband "
-                            "may stop it; the study stores M and the device (default 0: every "
-                            "trial trains the same epochs)")
+                            "may stop it; the study stores M and the device (default: the reference "
+                            f"twin's {TWIN_EPOCHS} epochs, timed here before the search; a study that "
+                            "exists keeps its own M; 0: equal epochs, every trial the same epochs)")
     timed.add_argument("--time-share", type=float, default=None, metavar="S",
                        help=f"share of M per trial (default {TIME_SHARE})")
     timed.add_argument("--rounds", type=int, default=None, metavar="R",
@@ -230,7 +239,7 @@ def add_search_parsers(sub) -> None:
     ca.add_argument("--space", help="search-space file (default: the shipped c1c2c3c4o.toml)")
     ca.add_argument("--val-images", type=int, default=calibration["val_images"],
                     help="size of the stratified validation hold-out (default %(default)s)")
-    add_fill_arg(ca, calibration["fill_params"])
+    add_fill_arg(ca, calibration["fill_params"], str(calibration["fill_params"]))
     add_recipe_args(ca, Recipe(), None)  # of every training; --seed also seeds the design sampler
     ca.set_defaults(func="nas.cli.search:calibrate")
 

@@ -5,38 +5,45 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nas.cli.arguments import (check_creatable, check_storage_url, interrupted, limits_from,
                                 recipe_from, runtime_from)
 from nas.cli.views import SeriesBars, TrainingBars, console, counts_line
 from nas.data.cifar10 import load_cifar10
-from nas.data.settings import resolve_data_dir
+from nas.data.settings import TEST_IMAGES, TRAIN_IMAGES, resolve_data_dir
 from nas.design.files import DEFAULT_SPACE
 from nas.errors import NasError
-from nas.search.settings import (DEFAULT_STORAGE, TIME_SHARE, CalibrationSettings, Fidelity,
-                                 StudySettings, check_fill)
+from nas.search.settings import (DEFAULT_RUNS, DEFAULT_STORAGE, TIME_SHARE, TWIN_EPOCHS,
+                                 CalibrationSettings, Fidelity, StudySettings, check_fill, mode)
 from nas.training.recipe import fixed_part
 
 if TYPE_CHECKING:
+    import optuna
+
+    from nas.data.cifar10 import Cifar10
     from nas.search.space import SearchSpace
+    from nas.training.runtime import Runtime
 
 
-def study_settings(args: argparse.Namespace, space: SearchSpace, precision: str, device: str
-                   ) -> StudySettings:
-    """The study `nas search`'s flags ask for, on a runtime of `precision` and `device`, every
-    flag checked (NasError, one line); `nas.search.settings.search_flags` is its inverse."""
+def study_settings(args: argparse.Namespace, space: SearchSpace, precision: str, device: str,
+                   budget_minutes: float) -> StudySettings:
+    """The study `nas search`'s flags ask for with a budget of `budget_minutes` (0: equal epochs;
+    the flag's, or what `search_budget` found for none), on a runtime of `precision` and `device`,
+    every flag checked (NasError, one line); `nas.search.settings.search_flags` is its inverse."""
     from nas.training.budget import check_budget
 
-    check_fill(args.fill_params)
-    check_budget(args.budget_minutes)
-    timed = bool(args.budget_minutes)
+    check_budget(budget_minutes)
+    timed, defaults = bool(budget_minutes), mode(budget_minutes)
+    fill = defaults.fill_params if args.fill_params is None else args.fill_params
+    check_fill(fill)
     for flag, value in (("--time-share", args.time_share), ("--rounds", args.rounds)):
         if value is not None and not timed:
-            raise NasError(f"{flag} needs --budget-minutes: at equal epochs give --epochs")
+            raise NasError(f"{flag} needs a budget: at equal epochs (--budget-minutes 0) give --epochs")
     if timed and args.epochs is not None:
-        raise NasError(f"--epochs {args.epochs} --budget-minutes {args.budget_minutes:g}: at equal "
-                       "time a trial trains in rounds: give --rounds")
+        raise NasError(f"--epochs {args.epochs}: at equal time (the default) a trial trains in "
+                       "rounds: give --rounds, or --budget-minutes 0 to search at equal epochs")
     share = (TIME_SHARE if args.time_share is None else args.time_share) if timed else 0.0
     if timed and not share:
         raise NasError(f"--time-share {args.time_share}: give a share of the budget in (0, 1], e.g. {TIME_SHARE}")
@@ -45,37 +52,75 @@ def study_settings(args: argparse.Namespace, space: SearchSpace, precision: str,
                         data_fraction=args.data_fraction, val_images=args.val_images, time_share=share)
     return StudySettings(space.to_dict(), limits_from(args), fidelity,
                          fixed_part(recipe_from(args).to_dict()), args.second_objective,
-                         args.fill_params, precision, args.sampler, args.budget_minutes,
-                         device if timed else "")
+                         fill, precision, args.sampler, budget_minutes, device if timed else "")
+
+
+def search_budget(args: argparse.Namespace, space: SearchSpace, name: str, storage: str,
+                  runtime: Runtime) -> float:
+    """The search's budget M: --budget-minutes; else the study's own, when it exists (rerunning
+    the command continues it); else the minutes of the reference twin's TWIN_EPOCHS epochs on all
+    50,000 training images, with the test set's evaluations, timed here now."""
+    from nas.search.space import baseline_params
+    from nas.search.storage import existing
+    from nas.search.trials import settings_of
+    from nas.training.budget import check_budget, time_epochs
+
+    if args.budget_minutes is not None:
+        check_budget(args.budget_minutes)
+        return args.budget_minutes
+    if (study := existing(name, storage)) is not None:
+        return settings_of(study).budget_minutes
+    twin = dict(baseline_params(space)).get("reference, C2 conv2 separable")
+    if twin is None:
+        raise NasError(f"space {space.name} does not hold the reference's twin, whose {TWIN_EPOCHS} "
+                       "epochs set the default budget: give --budget-minutes M (0: equal epochs)")
+    recipe = recipe_from(args)
+    minutes = round(time_epochs(space.design(twin), recipe, runtime, TWIN_EPOCHS,
+                                TRAIN_IMAGES, TEST_IMAGES), 1)
+    console.print(f"budget: {minutes:g} min, the reference twin's {TWIN_EPOCHS} epochs timed on "
+                  f"{runtime.device_name()} (--budget-minutes M for yours; 0: equal epochs)")
+    return minutes
 
 
 def search(args: argparse.Namespace) -> int:
     from nas.cli.views import SearchView
     from nas.cli.workers import default_jobs, extra_workers
     from nas.search.dry_run import dry_run
-    from nas.search.optimize import start_search
+    from nas.search.optimize import check_limits_possible, start_search
     from nas.search.space import load_space
     from nas.search.trials import finished, trial_counts
 
-    space = load_space(args.space or DEFAULT_SPACE)
     if args.trials < 1:
         raise NasError(f"--trials {args.trials}: give a positive number of trials")
-    runtime = runtime_from(args)
-    # every flag is checked, even for a dry run that uses few of them: a typo is caught now
-    settings = study_settings(args, space, runtime.precision, runtime.device_name())
+    if args.final_rung is not None and args.final_rung < 0:
+        raise NasError(f"--final-rung {args.final_rung}: give how many top trials get their truth (0: none)")
+    defaults = mode(1.0 if args.budget_minutes is None else args.budget_minutes)
+    space = load_space(args.space or defaults.space)
     name, storage = args.study or space.name, args.storage or DEFAULT_STORAGE
     check_storage_url(storage)
+    runtime = runtime_from(args)
+    rung = defaults.final_rung if args.final_rung is None else args.final_rung
+    out = Path(args.out or DEFAULT_RUNS / name)
+    if rung:
+        check_creatable(out, "--out", out)
+    # every flag checked before the data is read or M timed (a budget not given: at equal time)
+    checked = study_settings(args, space, runtime.precision, "", 1.0 if args.budget_minutes is None
+                             else args.budget_minutes)
     if args.dry_run:
-        return print_dry_run(dry_run(space, settings.limits, args.trials, args.seed or 0,
-                                     settings.fill_params, args.sampler), args.sampler)
+        return print_dry_run(dry_run(space, checked.limits, args.trials, args.seed or 0,
+                                     checked.fill_params, args.sampler), args.sampler)
+    check_limits_possible(space, checked.limits)  # named before M is timed
     jobs = default_jobs(runtime.device) if args.jobs is None else args.jobs
     if jobs < 1:
         raise NasError(f"--jobs {jobs}: give 1 or more trials at once")
     data = load_cifar10(resolve_data_dir(args.data_dir))
+    minutes = search_budget(args, space, name, storage, runtime)
+    settings = study_settings(args, space, runtime.precision, runtime.device_name(), minutes)
     progress = TrainingBars(console)
     prepared = start_search(settings, runtime, data, study=name, storage=storage,
                             n_trials=args.trials, pruner=args.pruner, progress=progress)
     view = SearchView(console, progress, args.trials)
+    where = "" if storage == DEFAULT_STORAGE else f" --storage {storage}"
     try:
         with extra_workers(args.argv, jobs - 1) as problems, view:
             failures = prepared.run(view)
@@ -84,15 +129,45 @@ def search(args: argparse.Namespace) -> int:
     for line in problems:
         print(f"nas: {line}", file=sys.stderr)
     study = prepared.study
-    where = "" if storage == DEFAULT_STORAGE else f" --storage {storage}"
-    console.print(f"study {name} in {storage}: {counts_line(trial_counts(study))}; "
-                  f"see it with: nas report --study {name}{where}")
+    console.print(f"study {name} in {storage}: {counts_line(trial_counts(study))}")
     if failures and finished(study) < args.trials:
         print(f"nas: error: {len(failures)} trials failed in this run and the study has "
               f"{finished(study)} of {args.trials} finished trials; see why with: nas report "
               f"--study {name}{where}", file=sys.stderr)
         return 1
+    if rung and finished(study) >= args.trials:
+        try:
+            run_final_rung(study, rung, out, data, runtime, f"nas train-best --study {name}{where} "
+                           "--validate --trial {trial} --out {out}")
+        except KeyboardInterrupt:
+            return interrupted(args, f"every finished truth is kept in {storage}, every finished "
+                                     f"epoch in {out}")
+    console.print(f"{cost_line(study)}; see it with: nas report --study {name}{where}")
     return 0
+
+
+def run_final_rung(study: optuna.Study, k: int, out: Path, data: Cifar10, runtime: Runtime,
+                   command: str) -> None:
+    """The search's final rung (`nas.search.rung`), with its series bar and a line per truth."""
+    from nas.search.rung import final_rung
+    from nas.search.trials import truths
+
+    console.print(f"final rung: the top {k} trials' truths, each run in {out}")
+    with SeriesBars(console, "val") as progress:
+        numbers = final_rung(study, k, out, data, runtime, progress, command)
+    known = truths(study)
+    console.print("final rung: " + ", ".join(f"trial {n} truth {known[n]:.4f}" for n in numbers if n in known))
+
+
+def cost_line(study: optuna.Study) -> str:
+    """The search's cost (`search_cost`), stored on the study and said in one line."""
+    from nas.search.trials import COST, RUNG, search_cost
+
+    cost = search_cost(study, study.user_attrs.get(RUNG, {}).get("trials", []))
+    study.set_user_attr(COST, cost)
+    line = (f"cost: {cost['trials_minutes']:.1f} min of trials + {cost['rung_minutes']:.1f} min of "
+            f"final rung = {cost['total_minutes']:.1f} min")
+    return line + (f" ({cost['multiple_of_budget']:.2f} × M)" if "multiple_of_budget" in cost else "")
 
 
 def print_dry_run(stats: dict[str, Any], sampler: str) -> int:

@@ -111,7 +111,7 @@ def knobs_line(recipe: Recipe) -> str:
 
 
 def train_best(args: argparse.Namespace) -> int:
-    from nas.search.settings import truth_epochs
+    from nas.search.rung import recorded, truth_recipe
     from nas.search.storage import load_existing
     from nas.search.trials import (best_trial, record_result, recorded_results, settings_of,
                                    trial_design, truths)
@@ -133,9 +133,8 @@ def train_best(args: argparse.Namespace) -> int:
     settings = settings_of(study)
     # the recipe the study's trials were trained with: for the truth (--validate) as searched, at
     # the calibration's truth epochs; for the test, made FINAL; flags given change it
-    searched = recipe_from_dict(settings.recipe, f"study {name}")
-    recipe = recipe_from(args, replace(searched, epochs=truth_epochs()) if args.validate
-                         else replace(searched, **FINAL))
+    recipe = recipe_from(args, truth_recipe(study) if args.validate else
+                         replace(recipe_from_dict(settings.recipe, f"study {name}"), **FINAL))
     # --epochs overrides the study's budget, --budget-minutes replaces it
     minutes = (args.budget_minutes if args.budget_minutes is not None
                else 0.0 if args.epochs is not None else settings.budget_minutes)
@@ -164,9 +163,6 @@ def train_best(args: argparse.Namespace) -> int:
         metrics = train_and_test(spec, data, runtime)
     except KeyboardInterrupt:
         return interrupted(args, f"every finished epoch is saved in {out}")
-    record_result(study, trial, {"accuracy": metrics["accuracy"], "epochs": metrics["epochs"],
-                                 "out": str(out), "wall_seconds": metrics["wall_seconds"],
-                                 **({"budget_minutes": spec.plan.budget_minutes} if spec.plan else {})},
-                  split)
+    record_result(study, trial, recorded(metrics, out), split)
     console.print(result_line(metrics, out))
     return 0

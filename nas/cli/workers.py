@@ -33,7 +33,8 @@ def default_jobs(device: torch.device) -> int:
 
 
 def worker_argv(argv: list[str]) -> list[str]:
-    """The worker's command line: the same search with --jobs 1."""
+    """The worker's command line: the same search with --jobs 1 and no final rung (the command
+    itself runs it, once every worker is done)."""
     out, skip = [], False
     for arg in argv:
         if skip:
@@ -42,7 +43,7 @@ def worker_argv(argv: list[str]) -> list[str]:
             skip = True
         elif not arg.startswith("--jobs="):
             out.append(arg)
-    return [sys.executable, "-m", "nas", *out, "--jobs", "1"]
+    return [sys.executable, "-m", "nas", *out, "--jobs", "1", "--final-rung", "0"]
 
 
 @contextmanager

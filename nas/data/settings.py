@@ -8,6 +8,7 @@ from pathlib import Path
 
 DATA_ENV = "NAS_DATA_DIR"  # the data folder, when --data-dir is not given
 DEFAULT_DATA_DIR = Path("~/.cache/nas/data").expanduser()  # where `nas data download` puts it
+TRAIN_IMAGES, TEST_IMAGES = 50_000, 10_000  # CIFAR-10's training and test sets
 VAL_IMAGES = 5_000  # the stratified hold-out searched on; never the official test set
 
 

@@ -15,7 +15,6 @@ from optuna.trial import FrozenTrial, TrialState
 from scipy import stats
 
 from nas.design.diagram import mermaid
-from nas.design.files import DEFAULT_SPACE
 from nas.design.rules import check
 from nas.design.summary import LAYER_COLUMNS, RULE_COLUMNS, layer_rows, markdown_table, rule_rows
 from nas.errors import NasError
@@ -23,9 +22,10 @@ from nas.report.plots import (COST_LABELS, plot_accuracy_vs_cost, plot_accuracy_
                               plot_confusion, plot_curves, plot_history, plot_speed_vs_flops)
 from nas.report.runs import made_by, read_run, spreads, train_best_runs
 from nas.report.table import PROXIES, columns, cost_attr, rows, summary_line, with_proxies
-from nas.search.settings import DEFAULT_STORAGE, search_flags
+from nas.search.rung import truth_folder
+from nas.search.settings import DEFAULT_RUNS, DEFAULT_STORAGE, mode, search_flags
 from nas.search.space import load_space
-from nas.search.trials import finished, settings_of, trial_design
+from nas.search.trials import RUNG, finished, settings_of, trial_design
 from nas.training.budget import Plan
 
 Run = tuple[dict[str, Any], list[dict[str, Any]]]  # a run folder's metrics and log (`read_run`)
@@ -43,7 +43,11 @@ def write_markdown(study: optuna.Study, path: Path, storage: str = DEFAULT_STORA
     shown = finals.get(best, []) + [run for number, runs in finals.items() if number != best for run in runs]
     shown += [run for run in compare if run not in shown]
     read = {run: read_run(run) for run in shown}
-    truth_commands = [made_by(read_run(run)[0]) for runs in train_best_runs(study, "val").values() for run in runs]
+    # the truth runs, but the final rung's: the search command makes them again
+    rung = study.user_attrs.get(RUNG, {})
+    by_search = {str(truth_folder(Path(rung["out"]), n)) for n in rung.get("trials", [])}
+    truth_commands = [made_by(read_run(run)[0]) for runs in train_best_runs(study, "val").values()
+                      for run in runs if str(run) not in by_search]
     sections = [trials_section(study, table_rows), search_section(study, pareto, path),
                 speed_section(study, path)]
     if best is not None:
@@ -90,9 +94,14 @@ def search_command(study: optuna.Study, storage: str) -> str:
     flags: dict[str, Any] = {"study": study.study_name, "trials": finished(study)}
     if storage != DEFAULT_STORAGE:
         flags["storage"] = storage
-    if settings.search_space().digest() != load_space(DEFAULT_SPACE).digest():
+    if settings.search_space().digest() != load_space(mode(settings.budget_minutes).space).digest():
         flags["space"] = f"<the space {settings.space['name']}, digest {settings.search_space().digest()}>"
     flags |= search_flags(settings)
+    rung = study.user_attrs.get(RUNG, {"k": 0, "out": str(DEFAULT_RUNS / study.study_name)})
+    if rung["k"] != mode(settings.budget_minutes).final_rung:
+        flags["final-rung"] = rung["k"]
+    if rung["k"] and Path(rung["out"]) != DEFAULT_RUNS / study.study_name:
+        flags["out"] = rung["out"]
     return "nas search " + " ".join(f"--{k}" if v is None else f"--{k} {v}" for k, v in flags.items())
 
 

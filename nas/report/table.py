@@ -10,8 +10,8 @@ from optuna.trial import FrozenTrial, TrialState
 from rich.table import Table
 
 from nas.errors import NasError
-from nas.search.trials import (COST_ATTRS, FILLED, PROXIES, best_trial, is_feasible, pruned_by,
-                               recorded_results, settings_of, trial_counts)
+from nas.search.trials import (COST, COST_ATTRS, FILLED, PROXIES, RUNG, best_trial, is_feasible,
+                               pruned_by, recorded_results, settings_of, trial_counts)
 
 COLUMNS = ("rank", "trial", "state", "val acc", "truth acc", "test acc", "params", "FLOPs", "img/s",
            "RF", "epochs", "seconds", "note")  # img/s: measured training speed (nas.training.speed)
@@ -67,6 +67,7 @@ def rows(study: optuna.Study) -> tuple[list[tuple[str, ...]], int | None, set[in
     trials = study.get_trials(deepcopy=False)
     results = {split: recorded_results(study, split) for split in ("val", "test")}
     pareto = pareto_numbers(trials, cost_attr(study))
+    rung = set(study.user_attrs.get(RUNG, {}).get("trials", []))  # the search's final rung
     try:
         best = best_trial(study).number
     except NasError:  # no complete feasible trial yet
@@ -87,6 +88,7 @@ def rows(study: optuna.Study) -> tuple[list[tuple[str, ...]], int | None, set[in
             str(a.get("rounds_run", a.get("epochs_run", 0))),
             f"{a.get('train_seconds', 0):.0f}",
             "; ".join(filter(None, ("★ best" if t.number == best else "",
+                                    "final rung" if t.number in rung else "",
                                     "pareto" if t.number in pareto else "", note_of(t))))))
     return out, best, pareto
 
@@ -124,10 +126,15 @@ def summary_line(study: optuna.Study) -> str:
     timed = (f", at equal time: {settings.fidelity.time_share:.0%} of {settings.budget_minutes:g} min "
              f"a trial in {settings.fidelity.rounds} rounds on {settings.device}"
              if settings.budget_minutes else "")
+    cost = study.user_attrs.get(COST)
     return (f"{len(trials)} trials ({settings.sampler} sampler{timed}): {c['complete']} complete, "
             f"{c['constraint']} pruned by constraint, {c['pruner']} pruned by pruner, "
             f"{c['failed']} failed, {c['running']} running; wall time {wall:.1f} min, of which "
-            f"training {train:.1f} min")
+            f"training {train:.1f} min"
+            + (f"; the search's cost: {cost['trials_minutes']:.1f} min of trials + "
+               f"{cost['rung_minutes']:.1f} min of final rung = {cost['total_minutes']:.1f} min"
+               + (f", {cost['multiple_of_budget']:.2f} × M" if "multiple_of_budget" in cost else "")
+               if cost else ""))
 
 
 def rich_table(study: optuna.Study) -> Table:

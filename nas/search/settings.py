@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from nas.data.settings import VAL_IMAGES
 from nas.design.config import parse_dataclass
-from nas.design.files import DEFAULT_SPACE, read_table
+from nas.design.files import DEFAULT_SPACE, FAST_SPACE, read_table
 from nas.design.limits import Limits
 from nas.errors import NasError
 
@@ -27,17 +27,45 @@ DEFAULT_RUNS = Path("runs")  # `nas train`: runs/DESIGN; `nas train-best`: runs/
 DEFAULT_STORAGE = f"sqlite:///{DEFAULT_RUNS}/nas.db"
 DEFAULT_CALIBRATION = DEFAULT_RUNS / "calibration.json"  # `nas calibrate --out`
 DEFAULT_TRIALS = 50  # `nas search --trials`: finished trials a study is run to
-# `nas search`'s default: the biggest designs ended best, and small designs widened to 0.9 of the
-# parameter limit scored higher at the search's fidelity (studies/calibration-filled)
-SEARCH_FILL = 0.9
 SAMPLERS = ("tpe", "random")  # `nas search --sampler`: random sampling is the control TPE must beat
 SEARCH_SAMPLER = "tpe"
 PRUNERS = ("hyperband", "median", "none")  # `nas search --pruner`
 SEARCH_PRUNER = "hyperband"
-# `nas search --budget-minutes M`: the share of M each trial trains: the share past which a larger
-# one ranked designs hardly better against the full budget, at a fraction of its cost
-# (studies/calibration-equal-time)
-TIME_SHARE = 0.05
+
+
+@dataclass(frozen=True)
+class Mode:
+    """The defaults of one way of comparing designs (`nas search` reads them for the flags not
+    given): the space searched, the share of the parameter limit each design is widened to, and
+    how many of the top trials the final rung gives their truth (`nas.search.rung`)."""
+
+    space: Path
+    fill_params: float
+    final_rung: int
+
+
+# At equal epochs (`--budget-minutes 0`) the biggest designs ended best, and small designs widened
+# to 0.9 of the parameter limit scored higher at the search's fidelity (studies/calibration-filled);
+# its studies picked the best design without a final rung (studies/c1c2c3c4o-final).
+EQUAL_EPOCHS = Mode(DEFAULT_SPACE, fill_params=0.9, final_rung=0)
+# At equal time (the default), the settings of the search that passed its proof
+# (studies/equal-time-v4): the space of designs fast on a CPU, designs as sampled (a widened design
+# is a slower one), each trial TIME_SHARE of the budget, and a final rung: its truths picked the
+# search's second, which the proof confirmed; the top two hold that pick at two thirds of its cost.
+EQUAL_TIME = Mode(FAST_SPACE, fill_params=0.0, final_rung=2)
+SEARCH_FILL = EQUAL_EPOCHS.fill_params  # what a study's settings default to (StudySettings)
+# The share of M each trial trains at equal time: the calibration ranked designs best at 10 % of M
+# among the shares measured (studies/calibration-equal-time); equal-time-v4 searched with it.
+TIME_SHARE = 0.1
+# Without --budget-minutes, M is the minutes of this many epochs of the reference's feasible twin,
+# timed on this device before the search: what the hand-made design needs for its 85 %
+# (studies/equal-time-v4 measured M so).
+TWIN_EPOCHS = 20
+
+
+def mode(budget_minutes: float) -> Mode:
+    """The defaults of a search with this budget (0: equal epochs)."""
+    return EQUAL_TIME if budget_minutes else EQUAL_EPOCHS
 
 
 def check_fill(share: float) -> None:
@@ -216,22 +244,23 @@ def cost(fidelity: Fidelity) -> float:
 
 
 def default_study() -> str:
-    """The study a command opens when none is named: the shipped space's name."""
-    return read_table(DEFAULT_SPACE, "search space")["name"]
+    """The study a command opens when none is named: the one `nas search` makes when none is
+    named, called after its space, the default mode's (equal time)."""
+    return read_table(EQUAL_TIME.space, "search space")["name"]
 
 
 def search_flags(settings: StudySettings) -> dict[str, Any]:
     """The `nas search` flags, each with its value (None: a switch), that make a study with
-    `settings` on a machine of its precision (and at equal time, its device): its fidelity and
-    precision always, every other setting where it is not the command's default; the space, the
-    study's name, storage and trials apart. The
+    `settings` on a machine of its precision (and at equal time, its device): its budget,
+    fidelity and precision always, every other setting where it is not the command's default;
+    the space, the study's name, storage and trials apart. The
     inverse of the command line's `study_settings` (tests/test_report_commands.py holds the two
     together)."""
     fidelity = settings.fidelity
     flags: dict[str, Any] = {}
-    if settings.budget_minutes:  # measured on settings.device
-        flags |= {"budget-minutes": f"{settings.budget_minutes:g}",
-                  "time-share": fidelity.time_share, "rounds": fidelity.rounds}
+    flags["budget-minutes"] = f"{settings.budget_minutes:g}"  # at equal time, on settings.device
+    if settings.budget_minutes:
+        flags |= {"time-share": fidelity.time_share, "rounds": fidelity.rounds}
     else:
         flags["epochs"] = fidelity.epochs
     flags |= {"data-fraction": fidelity.data_fraction, "val-images": fidelity.val_images}
@@ -241,7 +270,7 @@ def search_flags(settings: StudySettings) -> dict[str, Any]:
     flags |= recipe_flags(settings.recipe)
     if settings.second_objective:
         flags["second-objective"] = settings.second_objective
-    if settings.fill_params != SEARCH_FILL:
+    if settings.fill_params != mode(settings.budget_minutes).fill_params:
         flags["fill-params"] = settings.fill_params
     if settings.sampler != SEARCH_SAMPLER:
         flags["sampler"] = settings.sampler

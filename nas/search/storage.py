@@ -125,3 +125,11 @@ def load_existing(name: str, storage_url: str) -> optuna.Study:
         known = ", ".join(names) if names else "none yet (run nas search)"
         raise NasError(f"no study named {name!r} in {storage_url}; studies there: {known}")
     return optuna.load_study(study_name=name, storage=storage)
+
+
+def existing(name: str, storage_url: str) -> optuna.Study | None:
+    """The named study if the storage holds it, else None (a storage not made yet holds none)."""
+    try:
+        return load_existing(name, storage_url)
+    except NasError:
+        return None

@@ -147,21 +147,25 @@ def best_trial(study: optuna.Study, number: int | None = None) -> FrozenTrial:
     return max(complete, key=lambda t: t.values[0])
 
 
+def made_alike(run: dict[str, Any], settings: StudySettings) -> bool:
+    """Whether a `--validate` run trained with the study's defaults: its time budget, else the
+    calibration's truth epochs (runs with other --epochs or --budget-minutes do not)."""
+    if settings.budget_minutes:
+        return run.get("budget_minutes") == settings.budget_minutes
+    return "budget_minutes" not in run and run["epochs"] == truth_epochs()
+
+
 def truths(study: optuna.Study) -> dict[int, float]:
-    """Each trial's truth: the mean val accuracy of its `nas train-best --validate` runs made with
-    the study's defaults (the study's time budget, else the calibration's truth epochs), so that
-    the designs compared trained alike; runs with other --epochs or --budget-minutes do not count."""
+    """Each trial's truth: the mean val accuracy of its `nas train-best --validate` runs (and
+    final rung runs) made with the study's defaults (`made_alike`), so that the designs compared
+    trained alike."""
     results = recorded_results(study, "val")
-    minutes = settings_of(study).budget_minutes if results else 0.0
-
-    def alike(run: dict[str, Any]) -> bool:
-        if minutes:
-            return run.get("budget_minutes") == minutes
-        return "budget_minutes" not in run and run["epochs"] == truth_epochs()
-
+    if not results:
+        return {}
+    settings = settings_of(study)
     out = {}
     for number, runs in results.items():
-        if accuracies := [run["accuracy"] for run in runs if alike(run)]:
+        if accuracies := [run["accuracy"] for run in runs if made_alike(run, settings)]:
             out[number] = sum(accuracies) / len(accuracies)
     return out
 
@@ -182,3 +186,33 @@ def record_result(study: optuna.Study, trial: FrozenTrial, result: dict[str, Any
 def recorded_results(study: optuna.Study, split: str) -> dict[int, list[dict[str, Any]]]:
     """Every recorded `split` run of each trial, oldest first."""
     return {int(k): list(v.values()) for k, v in study.user_attrs.get(RESULTS[split], {}).items()}
+
+
+COST = "search_cost"  # study attribute: what the search and its final rung took (`search_cost`)
+RUNG = "final_rung"  # study attribute: the final rung's trials, best score first, and its folder
+
+
+def search_cost(study: optuna.Study, rung: list[int]) -> dict[str, float]:
+    """The minutes the search took: its trials' busy time (the union of their start-to-end spans,
+    so a pause between resumed runs is not counted, and parallel workers' trials count once)
+    and its final rung's (the truth runs of the `rung` trials made with the study's defaults);
+    their sum, and at equal time that sum as a multiple of the budget M."""
+    spans = sorted((t.datetime_start, t.datetime_complete) for t in study.get_trials(deepcopy=False)
+                   if t.datetime_start and t.datetime_complete)
+    busy, end = 0.0, None
+    for start, stop in spans:
+        if end is None or start > end:
+            busy += (stop - start).total_seconds()
+            end = stop
+        elif stop > end:
+            busy += (stop - end).total_seconds()
+            end = stop
+    settings = settings_of(study)
+    rung_seconds = sum(run["wall_seconds"] for number, runs in recorded_results(study, "val").items()
+                       if number in rung for run in runs if made_alike(run, settings))
+    total = (busy + rung_seconds) / 60
+    cost = {"trials_minutes": round(busy / 60, 2), "rung_minutes": round(rung_seconds / 60, 2),
+            "total_minutes": round(total, 2)}
+    if settings.budget_minutes:
+        cost["multiple_of_budget"] = round(total / settings.budget_minutes, 2)
+    return cost

@@ -122,10 +122,30 @@ class Plan:
 def make_plan(minutes: float, speed: Speed, train_images: int, eval_images: int, device: str) -> Plan:
     """How many epochs of `train_images`, each followed by an evaluation of `eval_images`, fit
     `minutes` at the measured `speed`, the final evaluation (two passes: flip-TTA) kept apart."""
+    epoch, final = epoch_and_final_seconds(speed, train_images, eval_images)
+    return Plan(minutes, epochs_in(minutes * 60 - final, epoch), round(epoch, 2), device,
+                speed.attrs(), round(final, 2))
+
+
+def epoch_and_final_seconds(speed: Speed, train_images: int, eval_images: int) -> tuple[float, float]:
+    """The seconds of an epoch of `train_images` with its evaluation of `eval_images` at `speed`,
+    and those of a final evaluation (two passes: flip-TTA)."""
     evaluation = eval_images / speed.infer_images_per_s
-    epoch = speed.epoch_seconds * train_images / EPOCH_IMAGES + evaluation
-    return Plan(minutes, epochs_in(minutes * 60 - 2 * evaluation, epoch), round(epoch, 2), device,
-                speed.attrs(), round(2 * evaluation, 2))
+    return speed.epoch_seconds * train_images / EPOCH_IMAGES + evaluation, 2 * evaluation
+
+
+def minutes_of(epochs: int, speed: Speed, train_images: int, eval_images: int) -> float:
+    """The minutes `epochs` epochs with their evaluations and the final one take at `speed`:
+    what `make_plan` fits into a budget."""
+    epoch, final = epoch_and_final_seconds(speed, train_images, eval_images)
+    return (epochs * epoch + final) / 60
+
+
+def time_epochs(config: ArchConfig, recipe: Recipe, runtime: Runtime, epochs: int,
+                train_images: int, eval_images: int) -> float:
+    """The minutes `epochs` epochs of `config` with `recipe` take here, timed now (`PLAN_TIMING`)."""
+    speed = measure_speed(config, recipe, runtime, timing=PLAN_TIMING)
+    return minutes_of(epochs, speed, train_images, eval_images)
 
 
 def plan_budget(out: Path, minutes: float, config: ArchConfig, recipe: Recipe, runtime: Runtime,

@@ -23,13 +23,14 @@ import torch
 from torch import nn
 
 from nas.data.batch_augment import MixBatch
+from nas.data.settings import TRAIN_IMAGES
 from nas.design.config import ArchConfig
 from nas.design.model import build_model
 from nas.training.loop import make_learner, train_step
 from nas.training.recipe import Recipe
 from nas.training.runtime import Runtime, autocast, keep_freed_memory, sync
 
-EPOCH_IMAGES = 50_000  # CIFAR-10's training set: what "seconds per epoch" counts
+EPOCH_IMAGES = TRAIN_IMAGES  # what "seconds per epoch" counts: CIFAR-10's training set
 INFER_BATCH = 256  # inference throughput is measured at this batch (serving many images)
 
 

@@ -1,0 +1,105 @@
+"""The final rung of a search (`nas search --final-rung K`): after its trials, the study's top K
+designs by score are each trained at the study's truth fidelity, and the highest truth is the
+search's pick (`nas.search.trials.best_trial`).
+
+A trial's score is a cheap ranking; the designs it ranks near the top differ by less than its
+noise, and a longer training can reorder them (studies/equal-time-v4: the rung picked the search's
+second). The truth run is exactly `nas train-best --validate --trial N`: the study's recipe as
+searched, for the study's budget in minutes (at equal time) or the truth fidelity's epochs, on
+the 45,000 search-training images, scored on the validation hold-out; never the test set.
+
+Resumable as trials are: a trial whose truth the study already holds is not trained again, a run
+folder with a checkpoint is continued from its last finished epoch, and one whose metrics were
+written before it was recorded is recorded from them.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from nas.data.cifar10 import Cifar10
+from nas.search.settings import truth_epochs
+from nas.search.trials import (RUNG, is_feasible, record_result, recorded_results, settings_of,
+                               trial_design, truths)
+from nas.training.budget import plan_budget, read_plan
+from nas.training.checkpoints import CHECKPOINT
+from nas.training.progress import SeriesProgress
+from nas.training.recipe import Recipe, recipe_from_dict
+from nas.training.run import RunSpec, train_run
+from nas.training.runtime import Runtime
+
+def rung_trials(study: optuna.Study, k: int) -> list[FrozenTrial]:
+    """The study's top `k` complete feasible trials by score (a repeat counts once: its first)."""
+    complete = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+                if is_feasible(t) and "duplicate_of" not in t.user_attrs]
+    return sorted(complete, key=lambda t: (-t.values[0], t.number))[:k]
+
+
+def truth_recipe(study: optuna.Study) -> Recipe:
+    """The recipe of a truth run: the study's as searched, at the truth fidelity's epochs (a
+    study with a time budget re-plans them to fill its minutes)."""
+    searched = recipe_from_dict(settings_of(study).recipe, f"study {study.study_name}")
+    return replace(searched, epochs=truth_epochs())
+
+
+def truth_folder(out: Path, trial: int) -> Path:
+    """Where a truth run of `trial` is written under `out`: as `nas train-best --validate
+    --trial N` writes it under its default runs/STUDY."""
+    return out / f"trial-{trial}-val"
+
+
+def recorded(metrics: dict[str, Any], out: Path) -> dict[str, Any]:
+    """A finished truth or test run as the study keeps it (`record_result`)."""
+    budget = metrics.get("budget")
+    return {"accuracy": metrics["accuracy"], "epochs": metrics["epochs"], "out": str(out),
+            "wall_seconds": metrics["wall_seconds"],
+            **({"budget_minutes": budget["budget_minutes"]} if budget else {})}
+
+
+def truth_run(study: optuna.Study, trial: FrozenTrial, out: Path, data: Cifar10, runtime: Runtime,
+              progress: SeriesProgress, command: str) -> dict[str, Any]:
+    """Train `trial`'s truth into `out` (continuing a run there) and return its metrics."""
+    settings = settings_of(study)
+    resume = (out / CHECKPOINT).exists()
+    spec = RunSpec(trial_design(study, trial), truth_recipe(study), out, "val",
+                   val_images=settings.fidelity.val_images, resume=resume, command=command)
+    if minutes := settings.budget_minutes:
+        plan = read_plan(out) if resume else plan_budget(
+            out, minutes, spec.config, spec.recipe, runtime,
+            len(data.train_labels) - spec.val_images, spec.val_images)
+        spec = replace(spec, plan=plan, recipe=replace(spec.recipe, epochs=plan.epochs))
+    return train_run(spec, data, runtime, progress)
+
+
+def final_rung(study: optuna.Study, k: int, out: Path, data: Cifar10, runtime: Runtime,
+               progress: SeriesProgress | None = None, command: str = "") -> list[int]:
+    """Give each of the study's top `k` trials its truth (see the module docstring), writing the
+    runs under `out`; the rung's trial numbers, best score first. `command`, with {trial} and
+    {out} filled in, is recorded in each run's metrics as the command that makes it alone."""
+    progress = progress or SeriesProgress()
+    top = rung_trials(study, k)
+    numbers = [t.number for t in top]
+    study.set_user_attr(RUNG, {"k": k, "trials": numbers, "out": str(out)})
+    have = truths(study)
+    progress.series_started(f"final rung: the top {len(top)} trials' truths", total=len(top),
+                            done=sum(n in have for n in numbers))
+    for trial in top:
+        if trial.number in have:
+            continue
+        folder = truth_folder(out, trial.number)
+        progress.training_started(f"trial {trial.number}")
+        if (folder / "metrics.json").exists():  # finished, then killed before it was recorded
+            metrics = json.loads((folder / "metrics.json").read_text())
+        else:
+            metrics = truth_run(study, trial, folder, data, runtime, progress,
+                                command.format(trial=trial.number, out=folder))
+        if all(run["out"] != str(folder) for run in recorded_results(study, "val").get(trial.number, [])):
+            record_result(study, trial, recorded(metrics, folder), "val")
+        progress.training_done(1)
+    return numbers

@@ -1,0 +1,215 @@
+"""The final rung inside `nas search` (`--final-rung K`): the top K trials' truths after the
+trials, resumed after Ctrl-C and a kill without training a finished truth again, the highest truth
+picked, the search's cost stored; and the default budget: the reference twin's epochs timed here.
+Tiny synthetic data; a truth here is 2 epochs (the real one is the calibration's 10)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import subprocess
+import sys
+import time
+
+import pytest
+
+import nas.report.table
+import nas.search.optimize
+import nas.search.rung
+import nas.search.storage
+import nas.search.trials
+import nas.training.budget
+from nas.cli.main import main
+from nas.search.settings import EQUAL_EPOCHS, EQUAL_TIME, TIME_SHARE, TWIN_EPOCHS
+from nas.search.trials import COST, RUNG, best_trial, recorded_results, truths
+from nas.training.budget import minutes_of
+from nas.training.speed import Speed
+from tests.conftest import ROOT
+from tests.test_search import load, search_args
+
+TRUTH_EPOCHS = 2
+
+
+@pytest.fixture(autouse=True)
+def short_truths(monkeypatch) -> None:
+    """A truth of TRUTH_EPOCHS epochs, for the rung and for what counts as one alike."""
+    for module in (nas.search.rung, nas.search.trials):
+        monkeypatch.setattr(module, "truth_epochs", lambda: TRUTH_EPOCHS)
+
+
+def rung_args(tmp_path, data_dir, k: int, study: str = "r", trials: int = 4) -> list[str]:
+    return search_args(tmp_path, data_dir, trials, study, "--final-rung", str(k),
+                       "--out", str(tmp_path / "rung"))
+
+
+def top_by_score(study, k: int) -> list[int]:
+    return [t.number for t in nas.search.rung.rung_trials(study, k)]
+
+
+def test_the_rung_gives_the_top_trials_their_truth_resumes_after_ctrl_c_and_picks_the_highest(
+        tmp_path, tiny_data_dir, monkeypatch, capsys) -> None:
+    real = nas.search.rung.train_run
+    calls: list[tuple[str, bool]] = []
+
+    def interrupted_in_the_second(spec, data, runtime, progress):
+        calls.append((spec.out.name, spec.resume))
+        if len(calls) == 2:  # Ctrl-C as the second truth's second epoch starts
+            epoch_started = progress.epoch_started
+
+            def stop(epoch, epochs, steps):
+                if epoch == 2:
+                    raise KeyboardInterrupt
+                epoch_started(epoch, epochs, steps)
+            progress.epoch_started = stop
+        return real(spec, data, runtime, progress)
+
+    monkeypatch.setattr(nas.search.rung, "train_run", interrupted_in_the_second)
+    assert main(rung_args(tmp_path, tiny_data_dir, 2)) == 130
+    top = top_by_score(load(tmp_path, "r"), 2)
+    first, second = [f"trial-{n}-val" for n in top]
+    assert calls == [(first, False), (second, False)]
+    assert len((tmp_path / "rung" / second / "log.jsonl").read_text().splitlines()) == 1
+    assert list(truths(load(tmp_path, "r"))) == [top[0]]
+    # the same command: the first truth is not trained again, the second continues from epoch 1
+    assert main(rung_args(tmp_path, tiny_data_dir, 2)) == 0
+    assert calls[2:] == [(second, True)]
+    assert len((tmp_path / "rung" / second / "log.jsonl").read_text().splitlines()) == TRUTH_EPOCHS
+
+    study = load(tmp_path, "r")
+    assert study.user_attrs[RUNG] == {"k": 2, "trials": top, "out": str(tmp_path / "rung")}
+    known = truths(study)
+    assert sorted(known) == sorted(top)  # the top two, and no other, have a truth
+    for number in top:
+        [run] = recorded_results(study, "val")[number]
+        assert run["out"] == str(tmp_path / "rung" / f"trial-{number}-val")
+        metrics = json.loads((tmp_path / "rung" / f"trial-{number}-val" / "metrics.json").read_text())
+        assert metrics["eval_split"] == "val" and metrics["epochs"] == TRUTH_EPOCHS
+        assert metrics["command"].startswith(f"nas train-best --study r --storage sqlite:///{tmp_path}")
+        assert f"--validate --trial {number} --out {run['out']}" in metrics["command"]
+    assert best_trial(study).number == max(known, key=known.get)
+    cost = study.user_attrs[COST]
+    rung_seconds = sum(run["wall_seconds"] for runs in recorded_results(study, "val").values() for run in runs)
+    assert cost["rung_minutes"] == round(rung_seconds / 60, 2) > 0 and cost["trials_minutes"] > 0
+    assert cost["total_minutes"] == pytest.approx(cost["trials_minutes"] + cost["rung_minutes"], abs=0.02)
+    out = capsys.readouterr().out
+    assert "final rung: the top 2 trials' truths" in out and "cost: " in out
+
+    # killed after a truth's metrics were written and before they were recorded: recorded from them
+    results = study.user_attrs["val_results"]
+    study.set_user_attr("val_results", {k: v for k, v in results.items() if k != str(top[1])})
+    assert main(rung_args(tmp_path, tiny_data_dir, 2)) == 0
+    assert calls[3:] == [] and truths(load(tmp_path, "r")) == known
+
+    assert main(["report", "--study", "r", "--storage", f"sqlite:///{tmp_path}/nas.db",
+                 "--markdown", str(tmp_path / "doc" / "REPORT.md")]) == 0
+    assert "the search's cost" in capsys.readouterr().out
+    rows, _, _ = nas.report.table.rows(load(tmp_path, "r"))
+    assert sorted(int(row[1]) for row in rows if "final rung" in row[-1]) == sorted(top)
+    text = (tmp_path / "doc" / "REPORT.md").read_text()
+    reproduce = text[text.index("Reproduce"):text.index("##", text.index("Reproduce"))]
+    assert "--final-rung 2" in reproduce and "--validate" not in reproduce  # the search makes them
+
+
+def test_final_rung_0_is_the_search_without_it(tmp_path, tiny_data_dir) -> None:
+    assert main(rung_args(tmp_path, tiny_data_dir, 0, trials=2)) == 0
+    study = load(tmp_path, "r")
+    assert RUNG not in study.user_attrs and truths(study) == {}
+    assert not (tmp_path / "rung").exists()
+    assert study.user_attrs[COST]["rung_minutes"] == 0
+
+
+def test_the_rung_resumes_after_a_kill(tmp_path, tiny_data_dir, monkeypatch) -> None:
+    """kill -9 during a truth run: its finished epochs are kept, and the same command continues
+    it."""
+    epochs = 5  # a longer truth, so that the kill lands inside it
+    for module in (nas.search.rung, nas.search.trials):
+        monkeypatch.setattr(module, "truth_epochs", lambda: epochs)
+    args = rung_args(tmp_path, tiny_data_dir, 1, trials=2)
+    code = ("import sys; import nas.search.rung, nas.search.trials\n"
+            f"for m in (nas.search.rung, nas.search.trials): m.truth_epochs = lambda: {epochs}\n"
+            "from nas.cli.main import main; sys.exit(main(sys.argv[1:]))")
+    proc = subprocess.Popen([sys.executable, "-c", code, *args], cwd=ROOT, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+    logs = tmp_path / "rung"
+    deadline = time.time() + 240  # against a hang only
+    while not any(len(p.read_text().splitlines()) >= 1 for p in logs.glob("*/log.jsonl")):
+        assert proc.poll() is None and time.time() < deadline, proc.communicate()[1]
+        time.sleep(0.2)
+    proc.kill()
+    proc.wait()
+    [log] = logs.glob("*/log.jsonl")
+    done = len(log.read_text().splitlines())
+    assert 1 <= done < epochs and not (log.parent / "metrics.json").exists()
+    assert main(args) == 0  # the killed run's epochs are kept, the rest trained
+    lines = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [line["epoch"] for line in lines] == list(range(1, epochs + 1))
+    assert len(truths(load(tmp_path, "r"))) == 1
+
+
+def fake_speed(config, recipe, runtime, **_) -> Speed:  # 5,000 training images/s, whatever design
+    return Speed(5000.0, 10.0, 20_000.0, 1.0, 0.0)
+
+
+def test_without_a_budget_m_is_the_twins_epochs_timed_here_and_the_study_keeps_it(
+        tmp_path, tiny_data_dir, monkeypatch, capsys) -> None:
+    timed: list = []
+
+    def measure(config, recipe, runtime, **kwargs):
+        timed.append(dataclasses.replace(config, name=""))
+        return fake_speed(config, recipe, runtime)
+
+    for module in (nas.training.budget, nas.search.optimize):
+        monkeypatch.setattr(module, "measure_speed", measure)
+    args = search_args(tmp_path, tiny_data_dir, 2, "t", "--final-rung", "0", "--time-share", "0.001")
+    at = args.index("--budget-minutes")
+    args = [*args[:at], *args[at + 2:]]  # no budget given
+    at = args.index("--epochs")
+    args = [*args[:at], "--rounds", *args[at + 1:]]  # at equal time a trial trains in rounds
+    assert main(args) == 0
+    expected = round(minutes_of(TWIN_EPOCHS, fake_speed(None, None, None), 50_000, 10_000), 1)
+    settings = nas.search.trials.settings_of(load(tmp_path, "t"))
+    assert settings.budget_minutes == expected and settings.fidelity.rounds == 2
+    twin = load(tmp_path, "t").trials[1]  # the twin is trial 1: timed first, for M
+    assert timed[0] == dataclasses.replace(nas.search.trials.trial_design(load(tmp_path, "t"), twin), name="")
+    assert f"budget: {expected:g} min, the reference twin's {TWIN_EPOCHS} epochs" in capsys.readouterr().out
+    # rerun without a budget: the study's own M, nothing timed again for it
+    timed.clear()
+    assert main([*args[:args.index("--trials") + 1], "3", *args[args.index("--trials") + 2:]]) == 0
+    assert "budget:" not in capsys.readouterr().out
+    assert nas.search.trials.settings_of(load(tmp_path, "t")).budget_minutes == expected
+    assert nas.search.trials.finished(load(tmp_path, "t")) == 3
+
+
+def test_the_modes_defaults_are_the_documented_ones() -> None:
+    from nas.design.files import DEFAULT_SPACE, FAST_SPACE
+
+    assert (EQUAL_TIME.space, EQUAL_TIME.fill_params, EQUAL_TIME.final_rung, TIME_SHARE) == \
+        (FAST_SPACE, 0.0, 2, 0.1)  # studies/equal-time-v4's settings
+    assert (EQUAL_EPOCHS.space, EQUAL_EPOCHS.fill_params, EQUAL_EPOCHS.final_rung) == (DEFAULT_SPACE, 0.9, 0)
+    assert TWIN_EPOCHS == 20
+
+
+def test_the_main_command_runs_end_to_end(tmp_path, tiny_data_dir, monkeypatch, capsys) -> None:
+    """README's main command on the tiny data: `nas search --trials N` (at equal time, M the
+    twin's epochs timed here: a fake speed makes them 0.1 min), its final rung, `nas train-best`
+    for M minutes and `nas report`, each with its defaults but the tiny data's flags."""
+    fast = Speed(166_000.0, 0.3, 1_000_000.0, 1.0, 0.0)  # per 50,000 images: 20 epochs are 0.1 min
+    for module in (nas.training.budget, nas.search.optimize):
+        monkeypatch.setattr(module, "measure_speed", lambda *a, **k: fast)
+    monkeypatch.chdir(tmp_path)
+    data = ["--data-dir", str(tiny_data_dir), "--workers", "0"]
+    tiny = [*data, "--val-images", "200", "--batch-size", "32", "--time-share", "0.002", "--rounds", "2"]
+    assert main(["search", "--trials", "3", *tiny]) == 0
+    assert main(["train-best", *data]) == 0
+    assert main(["report", "--markdown", "runs/REPORT.md"]) == 0
+    study = nas.search.storage.load_existing(EQUAL_TIME.space.stem, "sqlite:///runs/nas.db")
+    settings = nas.search.trials.settings_of(study)
+    assert settings.budget_minutes == 0.1 and settings.fill_params == EQUAL_TIME.fill_params
+    rung = study.user_attrs[RUNG]["trials"]
+    assert rung == top_by_score(study, EQUAL_TIME.final_rung) and sorted(truths(study)) == sorted(rung)
+    best = best_trial(study).number
+    assert best in rung and (tmp_path / "runs" / study.study_name / "best" / "model.pt").is_file()
+    [tested] = recorded_results(study, "test")[best]
+    assert tested["budget_minutes"] == 0.1
+    assert study.user_attrs[COST]["multiple_of_budget"] > 0
+    assert "★ best" in (tmp_path / "runs" / "REPORT.md").read_text()
