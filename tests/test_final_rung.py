@@ -92,7 +92,7 @@ def test_the_rung_gives_the_top_trials_their_truth_resumes_after_ctrl_c_and_pick
     assert cost["rung_minutes"] == round(rung_seconds / 60, 2) > 0 and cost["trials_minutes"] > 0
     assert cost["total_minutes"] == pytest.approx(cost["trials_minutes"] + cost["rung_minutes"], abs=0.02)
     out = capsys.readouterr().out
-    assert "final rung: the top 2 trials' truths" in out and "cost: " in out
+    assert "final rung: the truths of the top 2 trials" in out and "cost: " in out
 
     # killed after a truth's metrics were written and before they were recorded: recorded from them
     results = study.user_attrs["val_results"]

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from nas.cli.arguments import (check_creatable, check_storage_url, interrupted, limits_from,
                                 recipe_from, runtime_from)
-from nas.cli.views import SeriesBars, TrainingBars, console, counts_line
+from nas.cli.views import SeriesBars, TrainingBars, console, count, counts_line
 from nas.data.cifar10 import load_cifar10
 from nas.data.settings import TEST_IMAGES, TRAIN_IMAGES, resolve_data_dir
 from nas.design.files import DEFAULT_SPACE
@@ -152,7 +152,7 @@ def run_final_rung(study: optuna.Study, k: int, out: Path, data: Cifar10, runtim
     from nas.search.rung import final_rung
     from nas.search.trials import truths
 
-    console.print(f"final rung: the top {k} trials' truths, each run in {out}")
+    console.print(f"final rung: the truths of the top {count(k, 'trial')}, each run in {out}")
     with SeriesBars(console, "val") as progress:
         numbers = final_rung(study, k, out, data, runtime, progress, command)
     known = truths(study)

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from nas.cli.arguments import (check_creatable, check_run, interrupted, recipe_from, runtime_from,
                                 study_args)
-from nas.cli.views import TrainingBars, console
+from nas.cli.views import TrainingBars, console, count
 from nas.data.cifar10 import Cifar10, load_cifar10
 from nas.data.settings import resolve_data_dir
 from nas.design.files import load_config, resolve_design
@@ -77,7 +77,7 @@ def check_budget_flags(args: argparse.Namespace) -> None:
 
 def result_line(metrics: dict[str, Any], out: Path) -> str:
     return (f"[bold]{metrics['eval_split']} accuracy {metrics['accuracy'] * 100:.2f}%[/] after "
-            f"{metrics['epochs']} epochs, {metrics['wall_seconds'] / 60:.1f} min; saved in {out}")
+            f"{count(metrics['epochs'], 'epoch')}, {metrics['wall_seconds'] / 60:.1f} min; saved in {out}")
 
 
 def train(args: argparse.Namespace) -> int:
@@ -149,9 +149,9 @@ def train_best(args: argparse.Namespace) -> int:
     spec = budgeted(spec, minutes, runtime, data)
     recipe = spec.recipe
     how = (f"on the {len(data.train_labels) - val_images:,} search-training images for "
-           f"{recipe.epochs} epochs with the study's recipe, scored on its {val_images:,} validation "
+           f"{count(recipe.epochs, 'epoch')} with the study's recipe, scored on its {val_images:,} validation "
            "images (its truth; never the test set)" if args.validate else
-           f"on all {len(data.train_labels):,} training images for {recipe.epochs} epochs with the "
+           f"on all {len(data.train_labels):,} training images for {count(recipe.epochs, 'epoch')} with the "
            f"study's recipe ({knobs_line(recipe)})")
     if spec.plan:
         how += f"; {spec.plan.describe()}"

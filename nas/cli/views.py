@@ -102,6 +102,11 @@ class SeriesBars(TrainingBars, SeriesProgress):
         self.bars.advance(self.series, work)
 
 
+def count(n: int, noun: str) -> str:
+    """"1 epoch", "2 epochs": `n` and the noun, in the plural where `n` is not 1."""
+    return f"{n} {noun}{'s' * (n != 1)}"
+
+
 def counts_line(counts: dict[str, int]) -> str:
     return (f"{counts['complete']} complete, {counts['constraint']} pruned by constraint, "
             f"{counts['pruner']} pruned by pruner, {counts['failed']} failed, "

@@ -87,7 +87,7 @@ def final_rung(study: optuna.Study, k: int, out: Path, data: Cifar10, runtime: R
     numbers = [t.number for t in top]
     study.set_user_attr(RUNG, {"k": k, "trials": numbers, "out": str(out)})
     have = truths(study)
-    progress.series_started(f"final rung: the top {len(top)} trials' truths", total=len(top),
+    progress.series_started(f"final rung: {len(top)} truth{'s' * (len(top) != 1)}", total=len(top),
                             done=sum(n in have for n in numbers))
     for trial in top:
         if trial.number in have:
