@@ -11,10 +11,10 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 source studies/run-lib.sh  # run OUT COMMAND...: skip a finished run, resume an interrupted one
 S=studies/c1c2c3c4o-final
-DB=(--storage "sqlite:///$S/study.db")  # the study is c1c2c3c4o, the space's name
+DB=(--study c1c2c3c4o --storage "sqlite:///$S/study.db")  # named after its space
 date -u +"start %F %T UTC"
 if [ ! -f "$S/search.done" ]; then  # resumes an interrupted search; skipped once done
-    nas search --trials 50 "${DB[@]}"
+    nas search --trials 50 --budget-minutes 0 "${DB[@]}"  # at equal epochs (the default until 2026-12-06)
     touch "$S/search.done"
     date -u +"search end %F %T UTC"
 fi

@@ -13,12 +13,12 @@ cd "$(dirname "$0")/../.."
 S=${S:-studies/c1c2c3c4o-v2}  # archive/c1c2c3c4o-v1/run.sh gives its own
 EPOCHS=20
 
-DB=(--storage "sqlite:///$S/study.db")  # the study is c1c2c3c4o, the space's name
+DB=(--study c1c2c3c4o --storage "sqlite:///$S/study.db")  # named after its space
 
 source studies/run-lib.sh  # run OUT COMMAND...: skip a finished run, resume an interrupted one
 
 date -u +"search start %F %T UTC"
-nas search --trials 50 "${DB[@]}"
+nas search --trials 50 --budget-minutes 0 "${DB[@]}"  # at equal epochs (the default until 2026-12-06)
 date -u +"search end %F %T UTC"
 for seed in 0 1; do
     run "$S/best-${EPOCHS}ep-seed$seed" nas train-best "${DB[@]}" --epochs "$EPOCHS" --seed "$seed"

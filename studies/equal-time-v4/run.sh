@@ -18,7 +18,7 @@ date -u +"start %F %T UTC on $(python -c 'from nas.training.runtime import Runti
 
 # 1. The search: each trial 10 % of 14.7 min, kept, the fast space, no budget filling
 nas search --trials 50 --budget-minutes 14.7 --time-share 0.1 --space search_spaces/c1c2c3c4o-fast.toml \
-    --fill-params 0 "${STUDY[@]}"  # --fill-budget 0 when it ran (the former name)
+    --fill-params 0 --rounds 4 --final-rung 0 "${STUDY[@]}"  # --fill-budget 0 and no rung when it ran
 date -u +"search end %F %T UTC"
 
 # 2. The proof (studies/run-lib.sh): the twin's 20 epochs, whose minutes are M, and the best

@@ -19,7 +19,7 @@ date -u +"start %F %T UTC"
 for seed in 0 1 2; do
     for sampler in tpe random; do
         date -u +"search $sampler-$seed %F %T UTC"
-        nas search --trials 50 --seed "$seed" --sampler "$sampler" --study "$sampler-$seed" --storage "$DB"
+        nas search --trials 50 --budget-minutes 0 --seed "$seed" --sampler "$sampler" --study "$sampler-$seed" --storage "$DB"
     done
 done
 [ -n "${SEARCHES_ONLY:-}" ] && { date -u +"searches done %F %T UTC"; exit 0; }
