@@ -24,7 +24,7 @@ URL = os.environ.get("NAS_TEST_POSTGRES")
 @pytest.mark.skipif(not URL, reason="set NAS_TEST_POSTGRES (.ci/start-postgres prints one)")
 def test_two_workers_share_one_study(tiny_data_dir) -> None:
     study_name = f"workers-{uuid.uuid4().hex[:8]}"
-    cmd = [sys.executable, "-m", "nas.cli.main", "search", "--trials", "8", "--study", study_name,
+    cmd = [sys.executable, "-m", "nas.cli.main", "search", "--trials", "6", "--study", study_name,
            "--storage", URL, "--data-dir", str(tiny_data_dir), *FAST]
     workers = [subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
                for _ in range(2)]
@@ -33,7 +33,7 @@ def test_two_workers_share_one_study(tiny_data_dir) -> None:
     study = optuna.load_study(study_name=study_name,
                               storage=URL.replace("postgresql://", "postgresql+psycopg://"))
     done = study.get_trials(states=(TrialState.COMPLETE, TrialState.PRUNED))
-    assert len(done) == 8
+    assert len(done) == 6
     assert [t.user_attrs.get("baseline") for t in study.trials].count("reference") == 1
     failed = study.get_trials(states=(TrialState.FAIL,))
     assert all(t.user_attrs["fail_reason"].startswith("surplus") for t in failed)
@@ -52,7 +52,8 @@ def test_jobs_2_on_sqlite_gives_exactly_the_trials(tmp_path, tiny_data_dir) -> N
     done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600,
                           env=os.environ | {"TMPDIR": str(temp)})
     assert done.returncode == 0, done.stderr
-    assert not list(temp.iterdir())  # the worker's log folder went with it: the worker succeeded
+    # the worker's log folder went with it: the worker succeeded (torch may leave its own cache there)
+    assert not list(temp.glob("nas-workers-*"))
     study = optuna.load_study(study_name="jobs", storage=storage)
     finished = study.get_trials(states=(TrialState.COMPLETE, TrialState.PRUNED))
     assert len(finished) == 6

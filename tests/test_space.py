@@ -126,7 +126,7 @@ def test_width_ladder_steps_up_one_common_factor() -> None:
 def test_filling_keeps_every_rule_and_reaches_the_share_where_it_can() -> None:
     limits, share = Limits(), 0.9
     feasible = reached = 0
-    for config in sampled_designs(60):
+    for config in sampled_designs(40):
         before = check(config, limits)
         filled, verdict = fill_params(config, limits, share)
         assert verdict == check(filled, limits)  # the verdict returned is the filled design's
@@ -147,7 +147,7 @@ def test_filling_keeps_every_rule_and_reaches_the_share_where_it_can() -> None:
             # short of the share only where the next wider rung breaks a rule (params or FLOPs)
             assert not check(with_widths(config, ladder[rung + 1]), limits).passed
     # most reach it; the others stop a rung short where the wider one breaks the FLOP limit
-    assert feasible >= 40 and reached >= 0.5 * feasible, (feasible, reached)
+    assert feasible >= 25 and reached >= 0.5 * feasible, (feasible, reached)
 
 
 def test_filling_stops_at_the_flop_limit() -> None:
