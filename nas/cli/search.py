@@ -60,7 +60,7 @@ def search_budget(args: argparse.Namespace, space: SearchSpace, name: str, stora
     """The search's budget M: --budget-minutes; else the study's own, when it exists (rerunning
     the command continues it); else the minutes of the reference twin's TWIN_EPOCHS epochs on all
     50,000 training images, with the test set's evaluations, timed here now."""
-    from nas.search.space import baseline_params
+    from nas.search.space import TWIN, baseline_params
     from nas.search.storage import existing
     from nas.search.trials import settings_of
     from nas.training.budget import check_budget, time_epochs
@@ -70,7 +70,7 @@ def search_budget(args: argparse.Namespace, space: SearchSpace, name: str, stora
         return args.budget_minutes
     if (study := existing(name, storage)) is not None:
         return settings_of(study).budget_minutes
-    twin = dict(baseline_params(space)).get("reference, C2 conv2 separable")
+    twin = dict(baseline_params(space)).get(TWIN)
     if twin is None:
         raise NasError(f"space {space.name} does not hold the reference's twin, whose {TWIN_EPOCHS} "
                        "epochs set the default budget: give --budget-minutes M (0: equal epochs)")

@@ -46,7 +46,7 @@ from nas.search.fill import fill_params
 from nas.search.proxies import proxy_batch, scores
 from nas.search.settings import (TIME_FIDELITIES, TIME_TRUTH_FIDELITY, CalibrationSettings,
                                  check_fill, cost, label, parse_fidelity, upgraded)
-from nas.search.space import SearchSpace, baseline_params
+from nas.search.space import TWIN, SearchSpace, baseline_params
 from nas.search.trials import PROXIES
 from nas.training.batches import make_batches
 from nas.training.budget import check_budget, equal_time
@@ -97,7 +97,7 @@ def pick_designs(space: SearchSpace, limits: Limits, count: int, seed: int, fill
     picked: list[tuple[str, ArchConfig, Verdict]] = []
     twin = [params for name, params in baseline_params(space) if name != "reference"]
     if twin and (judgement := fill_params(space.design(twin[0]), limits, fill))[1].passed:
-        picked.append(("reference, C2 conv2 separable", *judgement))
+        picked.append((TWIN, *judgement))
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
     for _ in range(100 * count):
         if len(picked) == count:

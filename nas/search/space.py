@@ -186,6 +186,9 @@ def space_from_dict(data: dict[str, Any], source: str) -> SearchSpace:
     return space
 
 
+TWIN = "reference, C2 conv2 separable"  # the twin's label: a baseline trial's `baseline` attribute
+
+
 def baseline_params(space: SearchSpace) -> list[tuple[str, dict[str, Any]]]:
     """The reference design as trial 0 and, since the strict depthwise-separable rule fails it
     (its C2 depthwise conv has no pointwise), its separable twin as trial 1: a feasible baseline.
@@ -195,4 +198,4 @@ def baseline_params(space: SearchSpace) -> list[tuple[str, dict[str, Any]]]:
     except NasError:
         return []
     twin = dict(params, c2_conv2="separable")
-    return [("reference", params), ("reference, C2 conv2 separable", twin)]
+    return [("reference", params), (TWIN, twin)]
