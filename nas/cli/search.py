@@ -63,10 +63,9 @@ def search_budget(args: argparse.Namespace, space: SearchSpace, name: str, stora
     from nas.search.space import TWIN, baseline_params
     from nas.search.storage import existing
     from nas.search.trials import settings_of
-    from nas.training.budget import check_budget, time_epochs
+    from nas.training.budget import time_epochs
 
-    if args.budget_minutes is not None:
-        check_budget(args.budget_minutes)
+    if args.budget_minutes is not None:  # checked with the other flags (`study_settings`)
         return args.budget_minutes
     if (study := existing(name, storage)) is not None:
         return settings_of(study).budget_minutes
@@ -94,7 +93,8 @@ def search(args: argparse.Namespace) -> int:
         raise NasError(f"--trials {args.trials}: give a positive number of trials")
     if args.final_rung is not None and args.final_rung < 0:
         raise NasError(f"--final-rung {args.final_rung}: give how many top trials get their truth (0: none)")
-    defaults = mode(1.0 if args.budget_minutes is None else args.budget_minutes)
+    nominal = 1.0 if args.budget_minutes is None else args.budget_minutes  # none given: equal time
+    defaults = mode(nominal)
     space = load_space(args.space or defaults.space)
     name, storage = args.study or space.name, args.storage or DEFAULT_STORAGE
     check_storage_url(storage)
@@ -103,9 +103,8 @@ def search(args: argparse.Namespace) -> int:
     out = Path(args.out or DEFAULT_RUNS / name)
     if rung:
         check_creatable(out, "--out", out)
-    # every flag checked before the data is read or M timed (a budget not given: at equal time)
-    checked = study_settings(args, space, runtime.precision, "", 1.0 if args.budget_minutes is None
-                             else args.budget_minutes)
+    # every flag checked before the data is read or M timed
+    checked = study_settings(args, space, runtime.precision, "", nominal)
     if args.dry_run:
         return print_dry_run(dry_run(space, checked.limits, args.trials, args.seed or 0,
                                      checked.fill_params, args.sampler), args.sampler)
@@ -163,11 +162,11 @@ def cost_line(study: optuna.Study) -> str:
     """The search's cost (`search_cost`), stored on the study and said in one line."""
     from nas.search.trials import COST, RUNG, search_cost
 
+    from nas.report.table import cost_text
+
     cost = search_cost(study, study.user_attrs.get(RUNG, {}).get("trials", []))
     study.set_user_attr(COST, cost)
-    line = (f"cost: {cost['trials_minutes']:.1f} min of trials + {cost['rung_minutes']:.1f} min of "
-            f"final rung = {cost['total_minutes']:.1f} min")
-    return line + (f" ({cost['multiple_of_budget']:.2f} × M)" if "multiple_of_budget" in cost else "")
+    return f"cost: {cost_text(cost)}"
 
 
 def print_dry_run(stats: dict[str, Any], sampler: str) -> int:

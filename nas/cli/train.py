@@ -32,31 +32,6 @@ def checked_data(args: argparse.Namespace, spec: RunSpec) -> Cifar10:
     return data
 
 
-def budgeted(spec: RunSpec, minutes: float, runtime: Runtime, data: Cifar10) -> RunSpec:
-    """`spec` at the epochs its budget of `minutes` gives: a resumed run's plan, or a new plan at
-    the design's speed measured here (written to the run folder before the run starts); as it
-    is without a budget."""
-    from nas.training.budget import plan_budget
-
-    if not minutes or spec.plan:
-        return spec
-    train_images = round((len(data.train_labels) - (spec.val_images if spec.split == "val" else 0))
-                         * spec.fraction)
-    eval_images = spec.val_images if spec.split == "val" else len(data.test_labels)
-    plan = plan_budget(spec.out, minutes, spec.config, spec.recipe, runtime, train_images, eval_images)
-    return replace(spec, plan=plan, recipe=replace(spec.recipe, epochs=plan.epochs))
-
-
-def resumed(spec: RunSpec, minutes: float) -> RunSpec:
-    """A resumed budgeted run keeps the plan, and so the epochs, it started with."""
-    from nas.training.budget import read_plan
-
-    if not (minutes and spec.resume):
-        return spec
-    plan = read_plan(spec.out)
-    return replace(spec, plan=plan, recipe=replace(spec.recipe, epochs=plan.epochs))
-
-
 def train_and_test(spec: RunSpec, data: Cifar10, runtime: Runtime) -> dict[str, Any]:
     """Train and score one design (`nas.training.run.train_run`), with bars and a line per epoch."""
     from nas.training.run import train_run
@@ -81,7 +56,7 @@ def result_line(metrics: dict[str, Any], out: Path) -> str:
 
 
 def train(args: argparse.Namespace) -> int:
-    from nas.training.run import RunSpec
+    from nas.training.run import RunSpec, budgeted, resumed
 
     check_budget_flags(args)
     config = load_config(resolve_design(args.config))
@@ -115,7 +90,7 @@ def train_best(args: argparse.Namespace) -> int:
     from nas.search.storage import load_existing
     from nas.search.trials import (best_trial, record_result, recorded_results, settings_of,
                                    trial_design, truths)
-    from nas.training.run import RunSpec, check_run_folder
+    from nas.training.run import RunSpec, budgeted, check_run_folder, resumed
 
     # the checks that need no study first, so that a bad flag is named whatever the storage holds
     recipe_from(args)

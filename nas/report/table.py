@@ -131,10 +131,14 @@ def summary_line(study: optuna.Study) -> str:
             f"{c['constraint']} pruned by constraint, {c['pruner']} pruned by pruner, "
             f"{c['failed']} failed, {c['running']} running; wall time {wall:.1f} min, of which "
             f"training {train:.1f} min"
-            + (f"; the search's cost: {cost['trials_minutes']:.1f} min of trials + "
-               f"{cost['rung_minutes']:.1f} min of final rung = {cost['total_minutes']:.1f} min"
-               + (f", {cost['multiple_of_budget']:.2f} × M" if "multiple_of_budget" in cost else "")
-               if cost else ""))
+            + (f"; the search's cost: {cost_text(cost)}" if cost else ""))
+
+
+def cost_text(cost: dict[str, float]) -> str:
+    """A search's cost (`nas.search.trials.search_cost`) in words."""
+    return (f"{cost['trials_minutes']:.1f} min of trials + {cost['rung_minutes']:.1f} min of final "
+            f"rung = {cost['total_minutes']:.1f} min"
+            + (f" ({cost['multiple_of_budget']:.2f} × M)" if "multiple_of_budget" in cost else ""))
 
 
 def rich_table(study: optuna.Study) -> Table:

@@ -21,24 +21,21 @@ from pathlib import Path
 from typing import Any
 
 import optuna
-from optuna.trial import FrozenTrial, TrialState
+from optuna.trial import FrozenTrial
 
 from nas.data.cifar10 import Cifar10
 from nas.search.settings import truth_epochs
-from nas.search.trials import (RUNG, is_feasible, record_result, recorded_results, settings_of,
+from nas.search.trials import (RUNG, contenders, record_result, recorded_results, settings_of,
                                trial_design, truths)
-from nas.training.budget import plan_budget, read_plan
 from nas.training.checkpoints import CHECKPOINT
 from nas.training.progress import SeriesProgress
 from nas.training.recipe import Recipe, recipe_from_dict
-from nas.training.run import RunSpec, train_run
+from nas.training.run import RunSpec, budgeted, resumed, train_run
 from nas.training.runtime import Runtime
 
 def rung_trials(study: optuna.Study, k: int) -> list[FrozenTrial]:
     """The study's top `k` complete feasible trials by score (a repeat counts once: its first)."""
-    complete = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-                if is_feasible(t) and "duplicate_of" not in t.user_attrs]
-    return sorted(complete, key=lambda t: (-t.values[0], t.number))[:k]
+    return sorted(contenders(study), key=lambda t: (-t.values[0], t.number))[:k]
 
 
 def truth_recipe(study: optuna.Study) -> Recipe:
@@ -69,12 +66,8 @@ def truth_run(study: optuna.Study, trial: FrozenTrial, out: Path, data: Cifar10,
     resume = (out / CHECKPOINT).exists()
     spec = RunSpec(trial_design(study, trial), truth_recipe(study), out, "val",
                    val_images=settings.fidelity.val_images, resume=resume, command=command)
-    if minutes := settings.budget_minutes:
-        plan = read_plan(out) if resume else plan_budget(
-            out, minutes, spec.config, spec.recipe, runtime,
-            len(data.train_labels) - spec.val_images, spec.val_images)
-        spec = replace(spec, plan=plan, recipe=replace(spec.recipe, epochs=plan.epochs))
-    return train_run(spec, data, runtime, progress)
+    minutes = settings.budget_minutes  # a resumed run keeps its plan, a new one is planned here
+    return train_run(budgeted(resumed(spec, minutes), minutes, runtime, data), data, runtime, progress)
 
 
 def final_rung(study: optuna.Study, k: int, out: Path, data: Cifar10, runtime: Runtime,

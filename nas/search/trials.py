@@ -125,13 +125,18 @@ def filled_widths(attrs: dict[str, Any], blocks: int) -> tuple[int, ...] | None:
     return tuple(int(attrs[FILLED.format(b)]) for b in range(1, blocks + 1))
 
 
+def contenders(study: optuna.Study) -> list[FrozenTrial]:
+    """The trials that compete for best: complete, feasible, and not a repeat of an earlier one."""
+    return [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+            if is_feasible(t) and "duplicate_of" not in t.user_attrs]
+
+
 def best_trial(study: optuna.Study, number: int | None = None) -> FrozenTrial:
     """Trial `number`, or the best design: where some complete feasible trials have a truth (the
     final rung: `nas train-best --validate --trial N` for the search's top few), the one with the
     highest (`truths`); otherwise the one with the highest validation accuracy at the search's
     fidelity."""
-    complete = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-                if is_feasible(t) and "duplicate_of" not in t.user_attrs]
+    complete = contenders(study)
     if number is not None:
         trial = next((t for t in study.trials if t.number == number), None)
         if trial is None or trial.state != TrialState.COMPLETE:

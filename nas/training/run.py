@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,7 @@ from nas.design.rules import ensure_buildable
 from nas.design.summary import markdown_table
 from nas.errors import NasError
 from nas.training.batches import make_batches
-from nas.training.budget import Plan
+from nas.training.budget import Plan, plan_budget, read_plan
 from nas.training.checkpoints import CHECKPOINT, EpochLog, epochs_done
 from nas.training.loop import Hooks, check_trainable, train
 from nas.training.metrics import evaluate
@@ -103,6 +103,31 @@ class RunSpec:
     resume: bool = False
     plan: Plan | None = None
     command: str = ""
+
+
+def budgeted(spec: RunSpec, minutes: float, runtime: Runtime, data: Cifar10) -> RunSpec:
+    """`spec` at the epochs its budget of `minutes` gives: a resumed run's plan, or a new plan at
+    the design's speed measured here (written to the run folder before the run starts); as it
+    is without a budget."""
+    if not minutes or spec.plan:
+        return spec
+    train_images = round((len(data.train_labels) - (spec.val_images if spec.split == "val" else 0))
+                         * spec.fraction)
+    eval_images = spec.val_images if spec.split == "val" else len(data.test_labels)
+    plan = plan_budget(spec.out, minutes, spec.config, spec.recipe, runtime, train_images, eval_images)
+    return planned(spec, plan)
+
+
+def resumed(spec: RunSpec, minutes: float) -> RunSpec:
+    """A resumed budgeted run keeps the plan, and so the epochs, it started with."""
+    if not (minutes and spec.resume):
+        return spec
+    return planned(spec, read_plan(spec.out))
+
+
+def planned(spec: RunSpec, plan: Plan) -> RunSpec:
+    """`spec` with its time budget's `plan`, at the plan's epochs."""
+    return replace(spec, plan=plan, recipe=replace(spec.recipe, epochs=plan.epochs))
 
 
 def train_run(spec: RunSpec, data: Cifar10, runtime: Runtime,
