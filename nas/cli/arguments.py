@@ -61,7 +61,7 @@ def study_args(args: argparse.Namespace) -> tuple[str, str]:
 def interrupted(args: argparse.Namespace, saved: str) -> int:
     """Exit code 130 after Ctrl-C, with what was kept and the command that continues."""
     again = args.command_line
-    if "--resume" not in args.argv and args.command not in ("search", "calibrate"):
+    if "--resume" not in args.argv and args.command not in ("search", "calibrate", "screen"):
         again += " --resume"
     print(f"nas: interrupted; {saved}. Continue with: {again}", file=sys.stderr)
     return 130

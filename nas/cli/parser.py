@@ -273,6 +273,19 @@ def add_model_parsers(sub) -> None:
     ex.set_defaults(func="nas.cli.model:export")
 
 
+def add_screen_parser(sub) -> None:
+    """`nas screen`: a recipe screen described by a TOML file (docs/training.md)."""
+    sc = sub.add_parser("screen", help="train variants of a recipe over seeds on the validation "
+                        "split and tabulate them against a base variant (a recipe screen)")
+    sc.add_argument("file", metavar="SCREEN.toml",
+                    help="the screen: design, seeds, data_fraction, base, [recipe] and [variants.NAME]")
+    sc.add_argument("--out", help="folder of the runs (VARIANT-sSEED) and of screen.md and screen.json "
+                                  f"(default {DEFAULT_RUNS}/screen-<file stem>); a rerun continues it")
+    sc.add_argument("--table", action="store_true", help="train nothing: tabulate the finished runs")
+    add_runtime_args(sc.add_argument_group("where it runs (not part of the recipe)"))
+    sc.set_defaults(func="nas.cli.screen:screen")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="nas", description=(
         "Search small CIFAR-10 classifiers of the shape C1C2C3C4O under a hard budget: every rule "
@@ -280,6 +293,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     add_model_parsers(sub)
     add_train_parsers(sub)
+    add_screen_parser(sub)
     add_search_parsers(sub)
     rp = sub.add_parser("report", help="the study as a table; --markdown writes a results document")
     add_study_args(rp, "the study (default: the shipped space's name)")

@@ -154,7 +154,8 @@ def train_run(spec: RunSpec, data: Cifar10, runtime: Runtime,
     result = evaluate(model, batches[1], runtime.device, runtime.dtype, flip_tta=True)
     metrics = {
         "command": spec.command, "design": config.name, "eval_split": splits.eval_split,
-        "train_images": len(splits.train_labels), "eval_images": len(splits.eval_labels),
+        "train_images": len(splits.train_labels), "data_fraction": spec.fraction,
+        "eval_images": len(splits.eval_labels),
         "epochs": len(history), **result.to_dict(splits.classes),
         "accuracy_flip_tta": result.accuracy_flip_tta,
         "wall_seconds": round(sum(h.seconds for h in history) + time.perf_counter() - start, 1),
