@@ -17,6 +17,7 @@ import torch
 
 import nas
 from nas.cli.main import main
+from nas.training.presets import preset_for
 from nas.training.recipe import Recipe
 from tests.conftest import ROOT
 from tests.test_search import BLOCKING, search_args
@@ -114,8 +115,9 @@ def test_train_best_trains_with_the_study_recipe(study, tiny_data_dir, tmp_path)
                  "0.2", "--out", str(out), "--data-dir", str(tiny_data_dir), "--workers", "0"]) == 0
     recipe = json.loads((out / "recipe.json").read_text())
     searched = optuna.load_study(study_name="tiny", storage=common(study, None)[3]).user_attrs
-    final = {"no_decay_norm_bias": True, "norm_bias_lr_scale": 4.0}  # train-best's own knobs
-    assert recipe == searched["settings"]["recipe"] | {"epochs": 1, "label_smoothing": 0.2} | final
+    preset = preset_for(1)  # train-best's knobs for its epochs, under the flags given
+    assert recipe == (searched["settings"]["recipe"] | preset.knobs | {"preset": preset.name}
+                      | {"epochs": 1, "label_smoothing": 0.2})
     assert recipe["batch_size"] == 32 != Recipe().batch_size  # the study's, not the default
 
 

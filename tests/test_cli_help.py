@@ -17,7 +17,8 @@ from nas.search.settings import (DEFAULT_CALIBRATION, DEFAULT_RUNS, DEFAULT_STOR
                                  SEARCH_SAMPLER, TIME_FIDELITIES, TIME_SHARE, TIME_TRUTH_FIDELITY,
                                  TWIN_EPOCHS, CalibrationSettings, Fidelity, StudySettings,
                                  truth_epochs)
-from nas.training.recipe import FINAL, OPTIMIZER_DEFAULTS, Recipe
+from nas.training.presets import PRESETS
+from nas.training.recipe import FINAL_EPOCHS, OPTIMIZER_DEFAULTS, Recipe
 
 
 def help_of(command: str, flag: str) -> str:
@@ -93,16 +94,18 @@ def test_renamed_flags_still_read_and_are_not_shown():
 
 def test_train_and_train_best_show_their_own_epochs():
     assert f"default {Recipe().epochs}" in help_of("train", "--epochs")
-    assert f"default {FINAL['epochs']}" in help_of("train-best", "--epochs")
+    assert f"default {FINAL_EPOCHS}" in help_of("train-best", "--epochs")
     assert f"default {Recipe().batch_size}" in help_of("show", "--batch-size")  # what --speed measures
     assert defaults("show")["batch_size"] == Recipe().batch_size
     truth = next(f.default for f in fields(CalibrationSettings) if f.name == "truth_fidelity")
     assert f"with --validate {truth_epochs()}, the calibration's truth fidelity {truth}" in \
         help_of("train-best", "--epochs")
     assert truth_epochs() == int(truth.split("x")[0])  # the epochs of EPOCHSxFRACTION
-    assert f"default {FINAL['norm_bias_lr_scale']}" in help_of("train-best", "--norm-bias-lr-scale")
-    assert "the default here" in help_of("train-best", "--no-decay-norm-bias")
-    assert "the default here" in help_of("train", "--decay-norm-bias")
+    for command in ("train", "train-best"):  # what each preset sets, read from PRESETS
+        shown = help_of(command, "--norm-bias-lr-scale")
+        assert all(f"{p.name} {p.knobs['norm_bias_lr_scale']}" in shown for p in PRESETS)
+        assert all(f"{p.name} (" in help_of(command, "--preset") for p in PRESETS)
+    assert "preset" not in defaults("search")  # a study keeps its recipe
     assert "study's" in help_of("train-best", "--lr") and "study's" in help_of("train-best", "--seed")
     for command in ("train-best", "report"):
         assert "shipped space" in help_of(command, "--study")

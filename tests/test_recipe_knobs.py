@@ -122,7 +122,7 @@ def test_resume_with_every_knob_ends_identical(tmp_path, monkeypatch) -> None:
 
 def test_a_recipe_saved_before_the_knobs_still_resumes() -> None:
     old = Recipe().to_dict()
-    for key in ("ema", "no_decay_norm_bias", "norm_bias_lr_scale", "mixup", "cutmix", "mix_ramp"):
+    for key in ("ema", "no_decay_norm_bias", "norm_bias_lr_scale", "mixup", "cutmix", "mix_ramp", "preset"):
         del old[key]
     del old["augment"]["flip"]
     assert as_written_today(old) == Recipe().to_dict()

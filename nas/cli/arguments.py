@@ -16,6 +16,7 @@ from nas.design.config import ArchConfig
 from nas.design.limits import Limits
 from nas.errors import NasError
 from nas.search.settings import DEFAULT_STORAGE, default_study
+from nas.training.presets import with_preset
 from nas.training.recipe import Recipe
 
 if TYPE_CHECKING:
@@ -42,6 +43,12 @@ def recipe_from(args: argparse.Namespace, base: Recipe = Recipe()) -> Recipe:
     if given.get("optimizer", base.optimizer) != base.optimizer:  # its own lr and decay defaults
         given = {"lr": None, "weight_decay": None} | given
     return replace(base, **given, augment=replace(base.augment, **augment))
+
+
+def preset_recipe(args: argparse.Namespace, base: Recipe, epochs: int, preset: str) -> Recipe:
+    """The recipe of a final training of `epochs` epochs: `base`, the `preset` for them laid over
+    it, and the flags given over that."""
+    return recipe_from(args, with_preset(base, preset, epochs))
 
 
 def runtime_from(args: argparse.Namespace) -> Runtime:

@@ -16,7 +16,8 @@ from nas.search.settings import (DEFAULT_CALIBRATION, DEFAULT_RUNS, DEFAULT_STOR
                                  EQUAL_EPOCHS, EQUAL_TIME, PRUNERS, SAMPLERS, SEARCH_PRUNER,
                                  SEARCH_SAMPLER, TIME_FIDELITIES, TIME_SHARE, TIME_TRUTH_FIDELITY,
                                  TWIN_EPOCHS, CalibrationSettings, Fidelity, truth_epochs)
-from nas.training.recipe import FINAL, OPTIMIZER_DEFAULTS, Recipe
+from nas.training.presets import CHOICES as PRESET_CHOICES, PRESETS, presets_help
+from nas.training.recipe import FINAL_EPOCHS, OPTIMIZER_DEFAULTS, Recipe
 
 DATA_HELP = f"CIFAR-10 folder (default: ${DATA_ENV}, else {DEFAULT_DATA_DIR})"
 STORAGE_HELP = f"Optuna storage URL (default {DEFAULT_STORAGE}, relative to this folder)"
@@ -48,15 +49,15 @@ def add_old_name(parser: argparse.ArgumentParser, flag: str, dest: str, kind: ty
 
 
 def add_recipe_args(parser: argparse.ArgumentParser, base: Recipe | None,
-                    epochs: int | str | None) -> None:
+                    epochs: int | str | None, presets: bool = False) -> None:
     """The recipe's knobs, each None unless given (`recipe_from` lays them over the command's base
-    recipe); the help shows `base`'s values, or says the study's for train-best (`base` None,
-    with `FINAL` on top). `epochs`: the default the help names; None: something else sets them
-    (calibrate's fidelities)."""
+    recipe, or over the preset laid over it); the help shows `base`'s values, or says the study's
+    for train-best (`base` None), and with `presets` (--preset) what each preset sets. `epochs`:
+    the default the help names; None: something else sets them (calibrate's fidelities)."""
     def default(name: str) -> str:
-        if name in FINAL and base is None:
-            return f"default {FINAL[name]}"
-        return "default: the study's" if base is None else f"default {getattr(base, name)}"
+        shown = "default: the study's" if base is None else f"default {getattr(base, name)}"
+        set_by = [f"{p.name} {p.knobs[name]}" for p in PRESETS if name in p.knobs] if presets else []
+        return shown + (f"; the presets: {', '.join(set_by)}" if set_by else "")
 
     aug = (base or Recipe()).augment
     if epochs is None:
@@ -94,14 +95,16 @@ def add_recipe_args(parser: argparse.ArgumentParser, base: Recipe | None,
     parser.add_argument("--ema", type=float, metavar="D",
                         help="decay per step of an average of the weights, evaluated and saved "
                              f"instead of them, e.g. 0.999 ({default('ema')}; 0: off)")
-    on = base.no_decay_norm_bias if base else FINAL["no_decay_norm_bias"]
     parser.add_argument("--no-decay-norm-bias", action="store_true", default=None,
-                        help="no weight decay on BatchNorm weights and biases, nor on any bias"
-                             + (" (the default here)" if on else ""))
+                        help="no weight decay on BatchNorm weights and biases, nor on any bias "
+                             f"({default('no_decay_norm_bias')})")
     parser.add_argument("--decay-norm-bias", dest="no_decay_norm_bias", action="store_false",
-                        default=None, help="weight decay on every parameter" + ("" if on else " (the default here)"))
+                        default=None, help="weight decay on every parameter")
     parser.add_argument("--norm-bias-lr-scale", type=float, metavar="F",
                         help=f"learning-rate factor of the BatchNorm biases ({default('norm_bias_lr_scale')})")
+    if presets:
+        parser.add_argument("--preset", choices=PRESET_CHOICES, default=PRESET_CHOICES[0],
+                            help=presets_help())
     add_runtime_args(parser.add_argument_group("where it runs (not part of the recipe)"))
 
 
@@ -141,7 +144,7 @@ def add_train_parsers(sub) -> None:
     tr.add_argument("--budget-minutes", type=float, default=None, metavar="M",
                     help="train for M minutes here: the epochs planned at the design's measured "
                          "speed, re-planned after every epoch from the real ones")
-    add_recipe_args(tr, Recipe(), Recipe().epochs)
+    add_recipe_args(tr, Recipe(), Recipe().epochs, presets=True)
     tr.set_defaults(func="nas.cli.train:train")
 
     tb = sub.add_parser("train-best", help="re-train the best trial on all training images, test it "
@@ -157,9 +160,9 @@ def add_train_parsers(sub) -> None:
     tb.add_argument("--budget-minutes", type=float, default=None, metavar="M",
                     help="train for M minutes here, the epochs re-planned after every epoch from "
                          "the real ones (default: the study's --budget-minutes, if it has one)")
-    add_recipe_args(tb, None, f"{FINAL['epochs']}; with --validate {truth_epochs()}, the "
+    add_recipe_args(tb, None, f"{FINAL_EPOCHS}; with --validate {truth_epochs()}, the "
                               f"calibration's truth fidelity {CalibrationSettings.truth_fidelity}; for a study "
-                              "with a time budget, the epochs that fit it here")
+                              "with a time budget, the epochs that fit it here", presets=True)
     tb.set_defaults(func="nas.cli.train:train_best")
 
 

@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import argparse
+import json
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nas.cli.arguments import (check_creatable, check_run, interrupted, recipe_from, runtime_from,
-                                study_args)
+from nas.cli.arguments import (check_creatable, check_run, interrupted, preset_recipe, recipe_from,
+                                runtime_from, study_args)
 from nas.cli.views import TrainingBars, console, count
 from nas.data.cifar10 import Cifar10, load_cifar10
 from nas.data.settings import resolve_data_dir
 from nas.design.files import load_config, resolve_design
 from nas.errors import NasError
 from nas.search.settings import DEFAULT_RUNS
-from nas.training.recipe import FINAL, Recipe, recipe_from_dict
+from nas.training.presets import AUTO, NONE
+from nas.training.recipe import FINAL_EPOCHS, Recipe, recipe_from_dict
 
 if TYPE_CHECKING:
     from nas.training.run import RunSpec
@@ -50,6 +52,26 @@ def check_budget_flags(args: argparse.Namespace) -> None:
             raise NasError(f"--epochs {args.epochs} --budget-minutes {args.budget_minutes:g}: give one of them")
 
 
+def at_its_epochs(spec: RunSpec, args: argparse.Namespace, base: Recipe | None) -> RunSpec:
+    """`spec` with the preset for the epochs it now trains, given or planned from its budget (a
+    resumed plan's, or a new one's), over `base` and under the flags; None: a truth run, whose
+    recipe is the study's as searched."""
+    if base is None:
+        return spec
+    return replace(spec, recipe=preset_recipe(args, base, spec.recipe.epochs, preset_of(args, spec.out)))
+
+
+def preset_of(args: argparse.Namespace, out: Path) -> str:
+    """--preset; when resuming without one, the preset the run started with (none for a run
+    saved before presets), so that a run continues as it began whatever its budget now gives."""
+    if not (args.resume and args.preset == AUTO):
+        return args.preset
+    try:
+        return json.loads((out / "recipe.json").read_text()).get("preset") or NONE
+    except (OSError, ValueError, AttributeError):
+        return AUTO  # no readable recipe.json: the run folder's check names it
+
+
 def result_line(metrics: dict[str, Any], out: Path) -> str:
     return (f"[bold]{metrics['eval_split']} accuracy {metrics['accuracy'] * 100:.2f}%[/] after "
             f"{count(metrics['epochs'], 'epoch')}, {metrics['wall_seconds'] / 60:.1f} min; saved in {out}")
@@ -60,14 +82,16 @@ def train(args: argparse.Namespace) -> int:
 
     check_budget_flags(args)
     config = load_config(resolve_design(args.config))
-    spec = RunSpec(config, recipe_from(args), Path(args.out or DEFAULT_RUNS / config.name),
+    base = Recipe()
+    spec = RunSpec(config, replace(base, epochs=args.epochs or base.epochs),
+                   Path(args.out or DEFAULT_RUNS / config.name),
                    "val" if args.validate else "test", args.data_fraction, resume=args.resume,
                    command=args.command_line)
     runtime = runtime_from(args)
     minutes = args.budget_minutes or 0.0
-    spec = resumed(spec, minutes)
+    spec = at_its_epochs(resumed(at_its_epochs(spec, args, base), minutes), args, base)
     data = checked_data(args, spec)
-    spec = budgeted(spec, minutes, runtime, data)
+    spec = at_its_epochs(budgeted(spec, minutes, runtime, data), args, base)
     if spec.plan:
         console.print(f"training {config.name}: {spec.plan.describe()}; saving in {spec.out}")
     try:
@@ -79,8 +103,8 @@ def train(args: argparse.Namespace) -> int:
 
 
 def knobs_line(recipe: Recipe) -> str:
-    """What train-best's recipe adds to the study's: the final schedule's knobs, as set."""
-    return (f"lr {recipe.lr:g}, weight decay {recipe.weight_decay:g}, "
+    """The final training's recipe: its preset and the knobs presets set, as set."""
+    return (f"preset {recipe.preset or 'none'}: lr {recipe.lr:g}, weight decay {recipe.weight_decay:g}, "
             f"{'no decay' if recipe.no_decay_norm_bias else 'decay'} on BatchNorm and biases, "
             f"BatchNorm-bias lr ×{recipe.norm_bias_lr_scale:g}")
 
@@ -96,6 +120,9 @@ def train_best(args: argparse.Namespace) -> int:
     recipe_from(args)
     runtime = runtime_from(args)
     check_budget_flags(args)
+    if args.validate and args.preset != AUTO:
+        raise NasError(f"--preset {args.preset} --validate: a truth run trains the study's recipe as "
+                       "searched; leave out --preset")
     name, storage = study_args(args)
     split = "val" if args.validate else "test"
     # the twin's folder beside the best's, each truth's beside its test run's
@@ -107,21 +134,23 @@ def train_best(args: argparse.Namespace) -> int:
     trial = best_trial(study, args.trial)
     settings = settings_of(study)
     # the recipe the study's trials were trained with: for the truth (--validate) as searched, at
-    # the calibration's truth epochs; for the test, made FINAL; flags given change it
-    recipe = recipe_from(args, truth_recipe(study) if args.validate else
-                         replace(recipe_from_dict(settings.recipe, f"study {name}"), **FINAL))
+    # the calibration's truth epochs; for the test, with the preset for its epochs; flags on top
+    base = None if args.validate else recipe_from_dict(settings.recipe, f"study {name}")
+    recipe = recipe_from(args, truth_recipe(study) if base is None
+                         else replace(base, epochs=args.epochs or FINAL_EPOCHS))
     # --epochs overrides the study's budget, --budget-minutes replaces it
     minutes = (args.budget_minutes if args.budget_minutes is not None
                else 0.0 if args.epochs is not None else settings.budget_minutes)
     val_images = settings.fidelity.val_images
-    spec = resumed(RunSpec(trial_design(study, trial), recipe, out, split, val_images=val_images,
-                           resume=args.resume, command=args.command_line), minutes)
+    spec = RunSpec(trial_design(study, trial), recipe, out, split, val_images=val_images,
+                   resume=args.resume, command=args.command_line)
+    spec = at_its_epochs(resumed(at_its_epochs(spec, args, base), minutes), args, base)
     if any(run["out"] == str(out) for run in recorded_results(study, split).get(trial.number, [])):
         # recorded after the training: refused now, not after hours of it
         raise NasError(f"trial {trial.number} already has a {split} result from {out}: "
                        "choose another --out")
     data = checked_data(args, spec)
-    spec = budgeted(spec, minutes, runtime, data)
+    spec = at_its_epochs(budgeted(spec, minutes, runtime, data), args, base)
     recipe = spec.recipe
     how = (f"on the {len(data.train_labels) - val_images:,} search-training images for "
            f"{count(recipe.epochs, 'epoch')} with the study's recipe, scored on its {val_images:,} validation "

@@ -20,10 +20,8 @@ from nas.errors import NasError
 OPTIMIZER_DEFAULTS = {"sgd": {"lr": 0.2, "weight_decay": 5e-4},
                       "adamw": {"lr": 3e-3, "weight_decay": 0.05}}
 
-# `nas train-best`'s final recipe: the study's, for the long schedule, with the knobs the recipe
-# screen adopted (studies/recipe-screen: each gained more than its spread over 3 seeds); flags
-# given on the command line override these
-FINAL = {"epochs": 100, "no_decay_norm_bias": True, "norm_bias_lr_scale": 4.0}
+# `nas train-best`'s epochs when neither --epochs nor a time budget sets them
+FINAL_EPOCHS = 100
 
 
 @dataclass(frozen=True)
@@ -48,6 +46,7 @@ class Recipe:
     mixup: float = 0.0  # α of Beta(α, α) for MixUp of a batch with its shuffled self (0: off)
     cutmix: float = 0.0  # α for CutMix likewise; with both, each mixed batch picks one at 0.5
     mix_ramp: float = 0.0  # share of the epochs over which the mixing probability rises 0 -> 1
+    preset: str = ""  # the preset laid over the base recipe (`PRESETS`; "": none), a label only
 
     def __post_init__(self) -> None:
         for name, value in OPTIMIZER_DEFAULTS[self.optimizer].items():
@@ -89,8 +88,16 @@ class Recipe:
         return json.loads(json.dumps(asdict(self)))
 
 
+# Where a run trained, kept in recipe.json until `Runtime` was split off (2026-11-26): not part of
+# the recipe, so dropped when such a file is read
+RUNTIME_KEYS = ("device", "precision", "channels_last", "workers")
+
+
 def recipe_from_dict(data: dict[str, Any], source: str = "<recipe>") -> Recipe:
-    """The inverse of `Recipe.to_dict` (recipe.json files, study settings)."""
+    """The inverse of `Recipe.to_dict` (recipe.json files, study settings); a recipe saved by an
+    older version reads too (`RUNTIME_KEYS`; knobs added since take their defaults, each off)."""
+    if isinstance(data, dict):
+        data = {k: v for k, v in data.items() if k not in RUNTIME_KEYS}
     return parse_dataclass(Recipe, data, "", source)
 
 

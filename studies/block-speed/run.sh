@@ -14,6 +14,6 @@ S=studies/block-speed
     trial-27.toml --rounds 3 > bench.txt)
 for design in twin twin-c1-16-c2-keep; do
     date -u +"$design start %F %T UTC"
-    run "$S/$design-12.6min-val" nas train "$S/$design.toml" --validate --budget-minutes 12.6
+    run "$S/$design-12.6min-val" nas train "$S/$design.toml" --preset none --validate --budget-minutes 12.6
 done
 date -u +"end %F %T UTC"

@@ -13,7 +13,7 @@ source studies/run-lib.sh  # run OUT COMMAND...: skip a finished run, resume an 
 date -u +"start %F %T UTC"
 for seed in ${SEEDS:-0 1}; do
     for design in twin twin-c3-keep twin-c2-keep; do
-        run "$S/$design-seed$seed" nas train "$S/$design.toml" --validate --epochs 10 --seed "$seed"
+        run "$S/$design-seed$seed" nas train "$S/$design.toml" --preset none --validate --epochs 10 --seed "$seed"
     done
 done
 date -u +"end %F %T UTC"

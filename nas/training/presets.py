@@ -1,0 +1,81 @@
+"""Which recipe a final training uses for its budget: the presets, each with the evidence behind it.
+
+`nas train` and `nas train-best` lay a preset over their base recipe (the defaults, or the study's
+recipe) and the flags given over that: a knob given on the command line always wins. Which preset
+is chosen by the epochs the run trains (given, or planned from its minutes on this device), since
+that is what a recipe's knobs respond to; a budget in minutes buys different epochs on each
+machine. The search's own recipe is never touched: a study keeps the recipe it was calibrated with.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from nas.errors import NasError
+from nas.training.recipe import Recipe
+
+AUTO = "auto"  # --preset's default: chosen by the run's epochs
+NONE = "none"  # the base recipe as it is
+
+
+@dataclass(frozen=True)
+class Preset:
+    """Knobs for schedules of at most `max_epochs` epochs (None: any longer), and why."""
+
+    name: str
+    max_epochs: int | None
+    knobs: dict[str, Any] = field(default_factory=dict)
+    why: str = ""
+
+    def over(self, base: Recipe) -> Recipe:
+        """`base` with this preset's knobs, labelled with its name."""
+        return replace(base, **self.knobs, preset=self.name)
+
+    def describe(self) -> str:
+        knobs = ", ".join(f"{k.replace('_', '-')} {v}" for k, v in self.knobs.items())
+        return f"{self.name} ({knobs or 'the base recipe'})"
+
+
+# Shortest first: a run takes the first preset whose max_epochs its epochs do not exceed.
+PRESETS = (
+    Preset("short", 30,
+           {"no_decay_norm_bias": True, "norm_bias_lr_scale": 4.0},
+           "studies/recipe-short: 10 epochs on the 45,000 search-training images (about 5 min of "
+           "trial 12 on the Zen 4), 2 seeds a variant. 30 epochs: three times the screened "
+           "length; no screen lies between 10 and 100 epochs"),
+    Preset("long", None,
+           {"no_decay_norm_bias": True, "norm_bias_lr_scale": 4.0},
+           "studies/recipe-screen: each knob gained more than its spread over 3 seeds (8 epochs "
+           "on 30 %); c1c2c3c4o-final's 90.63 % in 100 epochs was trained with both. Not yet "
+           "screened at 100 epochs"),
+)
+BY_NAME = {p.name: p for p in PRESETS}
+CHOICES = (AUTO, *BY_NAME, NONE)
+
+
+def preset_for(epochs: int) -> Preset:
+    """The preset for a schedule of `epochs` epochs."""
+    return next(p for p in PRESETS if p.max_epochs is None or epochs <= p.max_epochs)
+
+
+def with_preset(base: Recipe, name: str, epochs: int) -> Recipe:
+    """`base` at `epochs` with the preset `name` (AUTO: chosen by the epochs; NONE: none) laid over it."""
+    base = replace(base, epochs=epochs)
+    if name == NONE:
+        return base
+    if name != AUTO and name not in BY_NAME:
+        raise NasError(f"--preset {name}: unknown; choose one of {', '.join(CHOICES)}")
+    return (preset_for(epochs) if name == AUTO else BY_NAME[name]).over(base)
+
+
+def presets_help() -> str:
+    """--preset's help: every preset and the epochs it is chosen for, read from `PRESETS`."""
+    ranges, low = [], 1
+    for p in PRESETS:
+        ranges.append(f"{p.describe()} for {low}–{p.max_epochs} epochs" if p.max_epochs
+                      else f"{p.describe()} beyond")
+        low = (p.max_epochs or 0) + 1
+    return (f"the knobs laid over the base recipe before the flags given: {AUTO} (default) picks by "
+            f"the epochs the run trains, given or planned from its minutes: {'; '.join(ranges)}; "
+            f"{NONE}: the base recipe alone (docs/training.md)")
