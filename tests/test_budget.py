@@ -61,7 +61,7 @@ def test_a_budget_file_gives_its_deadline() -> None:
     assert Plan.from_dict(older | {"budget_minutes": 1.0}).deadline() == Deadline(60.0, 0.0)
 
 
-@pytest.mark.parametrize("schedule", ["onecycle", "cosine"])
+@pytest.mark.parametrize("schedule", ["onecycle", "linear", "cosine"])
 def test_a_resized_schedule_ends_as_one_made_at_the_new_size(schedule) -> None:
     recipe = Recipe(epochs=10, schedule=schedule)
 
@@ -83,7 +83,7 @@ def test_a_resized_schedule_ends_as_one_made_at_the_new_size(schedule) -> None:
     assert longer[:70] == pytest.approx(lrs(100, 0, 100)[:70])  # the steps taken keep their lrs
     # and the schedule still ends where a made one does: OneCycle's last step takes its least lr,
     # cosine reaches 0 after its last
-    end = -2 if schedule == "onecycle" else -1
+    end = -1 if schedule == "cosine" else -2
     for resized in (longer, shorter):
         assert resized[end] == pytest.approx(fresh[end], rel=1e-6, abs=1e-9)
         assert max(resized[70:]) <= resized[69] + 1e-12  # past the peak, it only falls

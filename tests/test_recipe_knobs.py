@@ -166,7 +166,7 @@ def test_default_recipe_keeps_one_group() -> None:
     assert len(groups) == 1 and groups[0]["weight_decay"] == Recipe().weight_decay
 
 
-@pytest.mark.parametrize("schedule", ["onecycle", "cosine"])
+@pytest.mark.parametrize("schedule", ["onecycle", "linear", "cosine"])
 def test_norm_bias_lr_scale_in_groups_and_schedule(schedule) -> None:
     model = small_model()
     recipe = Recipe(norm_bias_lr_scale=4.0, schedule=schedule, epochs=2)
@@ -176,7 +176,7 @@ def test_norm_bias_lr_scale_in_groups_and_schedule(schedule) -> None:
     assert {id(p) for p in by_name["norm_biases"]["params"]} == bn_biases
     assert by_name["norm_weights_and_biases"]["weight_decay"] == recipe.weight_decay  # decay as before
     sched = make_schedule(optimizer, recipe, steps_per_epoch=10)
-    if schedule == "onecycle":
+    if schedule != "cosine":
         assert by_name["norm_biases"]["max_lr"] == pytest.approx(4 * recipe.lr)
         assert by_name["weights"]["max_lr"] == pytest.approx(recipe.lr)
     names = [g["name"] for g in optimizer.param_groups]
@@ -186,6 +186,29 @@ def test_norm_bias_lr_scale_in_groups_and_schedule(schedule) -> None:
         assert lrs["norm_weights_and_biases"] == pytest.approx(lrs["weights"])
         optimizer.step()
         sched.step()
+
+
+def lrs_of(recipe: Recipe, steps_per_epoch: int = 20) -> list[float]:
+    optimizer = make_optimizer(small_model(), recipe)
+    sched = make_schedule(optimizer, recipe, steps_per_epoch)
+    lrs = []
+    for _ in range(recipe.epochs * steps_per_epoch):
+        lrs.append(sched.get_last_lr()[0])
+        optimizer.step()
+        sched.step()
+    return lrs
+
+
+def test_the_linear_schedule_is_a_triangle() -> None:
+    """--schedule linear: straight up to the peak at `warmup` of the steps, straight down to ~0;
+    onecycle's halves, the same ends, are curves."""
+    for schedule, straight in (("linear", True), ("onecycle", False)):
+        lrs = lrs_of(Recipe(schedule=schedule, warmup=0.2, epochs=5, lr=0.2))
+        peak = lrs.index(max(lrs))
+        assert peak == 19 and lrs[peak] == pytest.approx(0.2) and lrs[-1] < 1e-3
+        for part in (lrs[:peak + 1], lrs[peak:]):  # a straight line takes equal steps
+            steps = np.diff(part)
+            assert np.allclose(steps, steps[0], atol=1e-9) == straight, schedule
 
 
 # --- alternating flip ---

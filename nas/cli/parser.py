@@ -71,8 +71,12 @@ def add_recipe_args(parser: argparse.ArgumentParser, base: Recipe | None,
                     f"sgd, {adamw['weight_decay']} adamw") if base else (default("lr"),) * 2
     parser.add_argument("--lr", type=float, help=f"peak learning rate ({by_optimizer[0]})")
     parser.add_argument("--weight-decay", type=float, help=by_optimizer[1])
-    parser.add_argument("--schedule", choices=["onecycle", "cosine"], help=default("schedule"))
-    parser.add_argument("--warmup", type=float, help=f"OneCycle's rising share of the steps ({default('warmup')})")
+    parser.add_argument("--schedule", choices=["onecycle", "linear", "cosine"],
+                        help="onecycle: a rise over --warmup, then a cosine fall; linear: the "
+                             "same in straight lines (airbench); cosine: a cosine fall from the "
+                             f"peak ({default('schedule')})")
+    parser.add_argument("--warmup", type=float,
+                        help=f"onecycle's and linear's rising share of the steps ({default('warmup')})")
     parser.add_argument("--label-smoothing", type=float, help=default("label_smoothing"))
     parser.add_argument("--seed", type=int, help=default("seed"))
     parser.add_argument("--p-affine", type=float,

@@ -1,7 +1,7 @@
 """The one training loop, used by `nas train`, `nas search` and `nas train-best`.
 
 What is trained is a `nas.training.recipe.Recipe`, where it runs a `nas.training.runtime.Runtime`. The loop is plain
-PyTorch: SGD (Nesterov) or AdamW, OneCycle or cosine, label smoothing; autocast in bf16 where the
+PyTorch: SGD (Nesterov) or AdamW, OneCycle (cosine or linear) or cosine, label smoothing; autocast in bf16 where the
 hardware runs it fast (CUDA; CPUs with AVX512-BF16 or AMX; elsewhere bf16 is emulated, ~10× slower).
 The knobs of a stronger recipe, each off by default: MixUp / CutMix, an exponential moving average
 of the weights (EMA), no weight decay on BatchNorm and biases, a separate lr for BatchNorm biases.
@@ -136,7 +136,7 @@ def check_trainable(recipe: Recipe, train_images: int, timed: bool = False) -> N
         raise NasError(f"{train_images} training images make no full batch of --batch-size "
                        f"{recipe.batch_size}: use more images or a smaller batch")
     steps = train_images // recipe.batch_size
-    if not timed and recipe.schedule == "onecycle" and steps * recipe.epochs < ONECYCLE_MIN_STEPS:
+    if not timed and recipe.schedule != "cosine" and steps * recipe.epochs < ONECYCLE_MIN_STEPS:
         raise NasError(f"OneCycle needs at least {ONECYCLE_MIN_STEPS} steps, this run has "
                        f"{steps * recipe.epochs} ({recipe.epochs} epochs of {steps} batches of "
                        f"{recipe.batch_size} from {train_images} images): use more epochs or "
@@ -145,10 +145,11 @@ def check_trainable(recipe: Recipe, train_images: int, timed: bool = False) -> N
 
 def make_schedule(optimizer: torch.optim.Optimizer, recipe: Recipe, steps_per_epoch: int):
     total = recipe.epochs * steps_per_epoch
-    if recipe.schedule == "onecycle":  # each group's peak is its own lr (norm_bias_lr_scale)
+    if recipe.schedule != "cosine":  # each group's peak is its own lr (norm_bias_lr_scale)
         peaks = [group["lr"] for group in optimizer.param_groups]
-        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=peaks, total_steps=total,
-                                                   pct_start=recipe.warmup)
+        return torch.optim.lr_scheduler.OneCycleLR(
+            optimizer, max_lr=peaks, total_steps=total, pct_start=recipe.warmup,
+            anneal_strategy="cos" if recipe.schedule == "onecycle" else "linear")
     return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total)
 
 

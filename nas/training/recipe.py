@@ -34,8 +34,10 @@ class Recipe:
     lr: float | None = None  # peak of OneCycle, start of cosine; None: OPTIMIZER_DEFAULTS
     momentum: float = 0.9  # SGD, Nesterov
     weight_decay: float | None = None  # None: OPTIMIZER_DEFAULTS
-    schedule: Literal["onecycle", "cosine"] = "onecycle"
-    warmup: float = 0.25  # OneCycle's share of the steps spent rising to the peak
+    # onecycle: rise over `warmup`, cosine fall; linear: the same with straight lines (airbench's
+    # triangle); cosine: cosine from the peak, no warm-up
+    schedule: Literal["onecycle", "linear", "cosine"] = "onecycle"
+    warmup: float = 0.25  # OneCycle's (and linear's) share of the steps spent rising to the peak
     label_smoothing: float = 0.1  # softer targets: the short schedule overfits less
     seed: int = 0
     augment: AugmentConfig = field(default_factory=AugmentConfig)
