@@ -225,6 +225,7 @@ HEAD = 'design = "tiny.toml"\nseeds = [0]\nbase = "a"\n'
     (HEAD + "[variants.a]\nseed = 3", "screen.toml: variants.a.seed: the seeds are"),
     (HEAD.replace("[0]", "[0, 0]") + "[variants.a]", "screen.toml: seeds: a seed is given twice"),
     (HEAD + "data_fraction = 0.0\n[variants.a]", "screen.toml: data_fraction: must be in (0, 1]"),
+    (HEAD + "val_images = 0\n[variants.a]", "screen.toml: val_images: must be a positive number"),
     (HEAD + "[variants.a.5]\nema = 0.9", 'quote a name that holds a dot, [variants."a.5"]'),
     (HEAD.replace("tiny", "none") + "[variants.a]", "screen.toml: design: "),
 ])
@@ -270,3 +271,13 @@ def test_screen_help_names_its_default_folder_and_imports_no_heavy_library() -> 
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert "runs/screen-<file stem>" in re.sub(r"-\s+", "-", " ".join(out.split()))
     assert out.strip().endswith("False")
+
+
+def test_a_screen_scores_on_its_own_hold_out_size(tmp_path, tiny_data_dir) -> None:
+    """`val_images` as `nas search --val-images`: here the tiny data set's 200 of its 1,000."""
+    path = write_screen(tmp_path, {"plain": {}})
+    path.write_text("val_images = 200\n" + path.read_text())  # a top-level key: before the tables
+    assert screen(path, tmp_path / "out", tiny_data_dir) == 0
+    metrics = json.loads((tmp_path / "out" / "plain-s0" / "metrics.json").read_text())
+    assert (metrics["eval_split"], metrics["eval_images"], metrics["train_images"]) == ("val", 200, 400)
+    assert "scored on the 200 held-out" in (tmp_path / "out" / "screen.md").read_text()

@@ -34,7 +34,8 @@ def screen(args: argparse.Namespace) -> int:
     runs = plan.runs()
     # every finished folder is checked before anything trains: one of another run is refused
     finished = {(run.variant, run.seed): metrics for run in runs
-                if (metrics := finished_metrics(out / run.folder, run, config, plan.data_fraction))}
+                if (metrics := finished_metrics(out / run.folder, run, config, plan.data_fraction,
+                                                plan.val_images))}
     if args.table:
         if not finished:
             raise NasError(f"no finished run of {path} in {out}: run `nas screen {path}"
@@ -58,7 +59,7 @@ def train_all(args: argparse.Namespace, plan: Screen, config: ArchConfig, out: P
     from nas.training.checkpoints import CHECKPOINT
     from nas.training.run import RunSpec
 
-    specs = [RunSpec(config, run.recipe, out / run.folder, "val", plan.data_fraction,
+    specs = [RunSpec(config, run.recipe, out / run.folder, "val", plan.data_fraction, plan.val_images,
                      resume=(out / run.folder / CHECKPOINT).exists(), command=args.command_line)
              for run in todo]
     for spec in specs:

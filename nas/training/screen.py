@@ -41,6 +41,7 @@ class Screen:
     variants: dict[str, dict[str, Any]]  # in the file's order: the order the runs go in
     recipe: dict[str, Any] = field(default_factory=dict)
     data_fraction: float = 1.0
+    val_images: int = VAL_IMAGES  # the hold-out each run is scored on, as `nas search --val-images`
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data (tuples as lists) that the file's TOML writes and `load_screen` reads back."""
@@ -107,6 +108,8 @@ def load_screen(path: Path) -> Screen:
         raise ConfigError(source, "seeds", f"a seed is given twice in {list(screen.seeds)}")
     if not 0 < screen.data_fraction <= 1:
         raise ConfigError(source, "data_fraction", f"must be in (0, 1], got {screen.data_fraction}")
+    if screen.val_images < 1:
+        raise ConfigError(source, "val_images", f"must be a positive number of images, got {screen.val_images}")
     tables = {"recipe": screen.recipe} | {f"variants.{n}": k for n, k in screen.variants.items()}
     for table, knobs in tables.items():
         if "seed" in knobs:  # it would train every seed's folder at one seed
@@ -137,8 +140,8 @@ def read_json(path: Path) -> dict[str, Any]:
                        "choose another --out") from None
 
 
-def finished_metrics(out: Path, run: ScreenRun, config: ArchConfig,
-                     fraction: float) -> dict[str, Any] | None:
+def finished_metrics(out: Path, run: ScreenRun, config: ArchConfig, fraction: float,
+                     val_images: int = VAL_IMAGES) -> dict[str, Any] | None:
     """The metrics of `run` finished in `out` (by a screen, or by `nas train --validate` with the
     same recipe), None where it has not finished; NasError where `out` holds another finished run
     (another recipe, design, split or share of the images), so that nothing trains over it."""
@@ -152,7 +155,7 @@ def finished_metrics(out: Path, run: ScreenRun, config: ArchConfig,
     share = metrics.get("data_fraction", fraction)
     other = (f"another recipe ({dict_diff(saved, run.recipe.to_dict())})" if saved != run.recipe.to_dict()
              else f"another design ({design.get('name')})" if design != config.to_dict()
-             else f"a run scored on {split[1]} {split[0]} images" if split != ("val", VAL_IMAGES)
+             else f"a run scored on {split[1]} {split[0]} images" if split != ("val", val_images)
              else f"a run on a {share} share of the images" if share != fraction else "")
     if other:
         raise NasError(f"{out} holds a finished run of {other}, not {run.variant} seed {run.seed} "
@@ -221,7 +224,7 @@ def markdown(screen: Screen, design: ArchConfig, rows: list[Row],
             f"Design: {screen.design} (from the screen file's folder); seeds "
             f"{', '.join(map(str, screen.seeds))}; each variant's recipe: the defaults{common}, then "
             f"the variant's own keys. Each run trains on {screen.data_fraction * 100:g} % of the "
-            f"{TRAIN_IMAGES - VAL_IMAGES:,} search-training images and is scored on the {VAL_IMAGES:,} "
+            f"{TRAIN_IMAGES - screen.val_images:,} search-training images and is scored on the {screen.val_images:,} "
             "held-out validation images, never the test set. mean ± sd: over the seeds (sample sd); "
             f"vs base: the difference of the means from `{screen.base}`'s; gain > spread: that gain "
             "exceeds the larger of the two sds (2 seeds or more each).\n\n"
