@@ -33,8 +33,13 @@ class Preset:
         return replace(base, **self.knobs, preset=self.name)
 
     def describe(self) -> str:
-        knobs = ", ".join(f"{k.replace('_', '-')} {v}" for k, v in self.knobs.items())
-        return f"{self.name} ({knobs or 'the base recipe'})"
+        """The name and the knobs as flags, e.g. "short (--no-decay-norm-bias --norm-bias-lr-scale 4)"."""
+        def flag(knob: str, value: Any) -> str:
+            shown = "" if value is True else f" {value:g}" if isinstance(value, float) else f" {value}"
+            return f"--{knob.replace('_', '-')}{shown}"
+
+        flags = " ".join(flag(k, v) for k, v in self.knobs.items())
+        return f"{self.name} ({flags or 'the base recipe'})"
 
 
 # Shortest first: a run takes the first preset whose max_epochs its epochs do not exceed.
