@@ -95,9 +95,12 @@ def screened(tmp_path_factory, data_dir) -> tuple[Path, Path, str, str]:
 
 def test_screen_trains_seed_by_seed_and_tabulates_mean_sd_and_gain(screened) -> None:
     _, out, command, printed = screened
-    lines = [line for line in printed.splitlines() if line.startswith("run ")]
+    lines = [line.split(";")[0] for line in printed.splitlines() if line.startswith("run ")]
     assert lines == ["run 1 of 4: plain seed 0", "run 2 of 4: scaled seed 0",
                      "run 3 of 4: plain seed 1", "run 4 of 4: scaled seed 1"]
+    runs = [line for line in printed.splitlines() if line.startswith("run ")]
+    assert ";" not in runs[0]  # no ETA before a run has taken its time
+    assert all(re.fullmatch(r"about \d+ min left", line.split("; ")[1]) for line in runs[1:])
     metrics = {}
     for variant in ("plain", "scaled"):
         for seed in (0, 1):

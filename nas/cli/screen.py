@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import shlex
+import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -66,12 +67,16 @@ def train_all(args: argparse.Namespace, plan: Screen, config: ArchConfig, out: P
         check_run(spec.config, spec.recipe, spec.out, spec.resume, spec.fraction)
     runtime = runtime_from(args)
     data: Cifar10 | None = None
+    took: list[float] = []  # the minutes of each run trained here: the screen's ETA
     for i, (run, spec) in enumerate(zip(todo, specs), 1):
+        left = f"; about {len(todo[i - 1:]) * sum(took) / len(took):.0f} min left" if took else ""
         console.print(f"run {i} of {len(todo)}: {run.variant} seed {run.seed}"
-                      + (" (resumed)" if spec.resume else ""))
+                      + (" (resumed)" if spec.resume else "") + left)
         if data is None:  # read once: the others were checked above
             data = checked_data(args, spec)
+        start = time.perf_counter()
         metrics = train_and_test(spec, data, runtime)
+        took.append((time.perf_counter() - start) / 60)
         finished[run.variant, run.seed] = metrics
         console.print(result_line(metrics, spec.out))
 
