@@ -66,13 +66,13 @@ def check_run_folder(out: Path, recipe: Recipe | None, resume: bool,
     return epochs_done(out)
 
 
-def read_json(path: Path) -> dict[str, Any]:
-    """A run folder's JSON file, or NasError naming it."""
+def read_json(path: Path, remedy: str = "which a run to resume needs: start a new run with "
+                                         "another --out") -> dict[str, Any]:
+    """A run folder's JSON file, or NasError naming it and what to do (`remedy`)."""
     try:
         return json.loads(path.read_text())
     except (OSError, ValueError) as err:
-        raise NasError(f"cannot read {path} ({type(err).__name__}), which a run to resume needs: "
-                       "start a new run with another --out") from None
+        raise NasError(f"cannot read {path} ({type(err).__name__}), {remedy}") from None
 
 
 def writable_folder(out: Path) -> None:

@@ -131,15 +131,6 @@ def screen_design(screen: Screen, path: Path) -> ArchConfig:
         raise ConfigError(str(path), "design", str(err)) from None
 
 
-def read_json(path: Path) -> dict[str, Any]:
-    """A finished run's JSON file, or NasError naming it."""
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError) as err:
-        raise NasError(f"cannot read {path} ({type(err).__name__}): move its folder away, or "
-                       "choose another --out") from None
-
-
 def finished_metrics(out: Path, run: ScreenRun, config: ArchConfig, fraction: float,
                      val_images: int = VAL_IMAGES) -> dict[str, Any] | None:
     """The metrics of `run` finished in `out` (by a screen, or by `nas train --validate` with the
@@ -147,9 +138,12 @@ def finished_metrics(out: Path, run: ScreenRun, config: ArchConfig, fraction: fl
     (another recipe, design, split or share of the images), so that nothing trains over it."""
     if not (out / "metrics.json").exists():
         return None
-    metrics = read_json(out / "metrics.json")
-    saved = as_written_today(read_json(out / "recipe.json"))
-    design = read_json(out / "config.json")
+    from nas.training.run import read_json  # torch: only where a run folder is read
+
+    metrics, recipe, design = (read_json(out / name, "in a finished run: move its folder away, or "
+                                          "choose another --out")
+                               for name in ("metrics.json", "recipe.json", "config.json"))
+    saved = as_written_today(recipe)
     split = (metrics.get("eval_split"), metrics.get("eval_images"))
     # runs made before metrics.json recorded the share (`nas train --validate`) are taken at their word
     share = metrics.get("data_fraction", fraction)
