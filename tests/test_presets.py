@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 
 from nas.cli.main import build_parser, main
 from nas.cli.train import at_its_epochs
+from nas.data.augment_config import AugmentConfig
 from nas.training.budget import Plan
 from nas.training.presets import AUTO, BY_NAME, NONE, PRESETS, preset_for, with_preset
 from nas.training.recipe import Recipe, recipe_from_dict
@@ -38,6 +38,15 @@ def test_a_preset_lays_its_knobs_and_label_over_the_base() -> None:
     assert with_preset(base, "long", 10).preset == "long"  # named: whatever the epochs
 
 
+def test_a_preset_sets_augmentation_keys_one_by_one() -> None:
+    from nas.training.presets import Preset
+
+    base = Recipe(augment=AugmentConfig(p_cutout=0.1))
+    recipe = Preset("x", None, {"ema": 0.9, "augment": {"flip": "alternating"}}).over(base)
+    assert (recipe.ema, recipe.augment.flip, recipe.augment.p_cutout) == (0.9, "alternating", 0.1)
+    assert Preset("x", None, {"augment": {"flip": "alternating"}}).describe() == "x (--flip alternating)"
+
+
 def test_the_documented_presets_are_the_code_s() -> None:
     """docs/training.md's table names each preset's epochs and knobs as `PRESETS` holds them."""
     text = (ROOT / "docs" / "training.md").read_text()
@@ -45,8 +54,11 @@ def test_the_documented_presets_are_the_code_s() -> None:
         row = next((line for line in text.splitlines() if line.startswith(f"| `{p.name}` |")), None)
         assert row is not None, f"docs/training.md has no row for the preset {p.name}"
         assert f"{p.max_epochs}" in row if p.max_epochs else "beyond" in row
-        for knob, value in p.knobs.items():
-            assert re.search(rf"`{knob}[ =]+{str(value).lower()}`", row.lower()), (p.name, knob)
+        knobs = {k: v for k, v in p.knobs.items() if k != "augment"} | {
+            f"augment.{k}": v for k, v in p.knobs.get("augment", {}).items()}
+        for knob, value in knobs.items():  # as TOML writes it: `knob = true`, `augment.flip = "alternating"`
+            shown = f'"{value}"' if isinstance(value, str) else str(value).lower()
+            assert f"`{knob} = {shown}`" in row.lower(), (p.name, knob)
 
 
 def run_recipe(tmp_path: Path, tiny_data_dir: Path, *flags: str) -> dict:

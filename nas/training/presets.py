@@ -29,8 +29,10 @@ class Preset:
     why: str = ""
 
     def over(self, base: Recipe) -> Recipe:
-        """`base` with this preset's knobs, labelled with its name."""
-        return replace(base, **self.knobs, preset=self.name)
+        """`base` with this preset's knobs (`augment`'s key by key), labelled with its name."""
+        knobs = {k: v for k, v in self.knobs.items() if k != "augment"}
+        augment = replace(base.augment, **self.knobs.get("augment", {}))
+        return replace(base, **knobs, augment=augment, preset=self.name)
 
     def describe(self) -> str:
         """The name and the knobs as flags, e.g. "short (--no-decay-norm-bias --norm-bias-lr-scale 4)"."""
@@ -38,7 +40,8 @@ class Preset:
             shown = "" if value is True else f" {value:g}" if isinstance(value, float) else f" {value}"
             return f"--{knob.replace('_', '-')}{shown}"
 
-        flags = " ".join(flag(k, v) for k, v in self.knobs.items())
+        knobs = {k: v for k, v in self.knobs.items() if k != "augment"} | self.knobs.get("augment", {})
+        flags = " ".join(flag(k, v) for k, v in knobs.items())
         return f"{self.name} ({flags or 'the base recipe'})"
 
 
