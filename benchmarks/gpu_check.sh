@@ -7,6 +7,7 @@
 #
 #   bash benchmarks/gpu_check.sh OUT_DIR [DATA_DIR]        # on a GPU machine (~13 min)
 #   ONLY=main bash benchmarks/gpu_check.sh OUT_DIR          # the tests and the main command (~6 min)
+#   ONLY=recipe bash benchmarks/gpu_check.sh OUT_DIR         # the tests and the recipe's GPU form (below)
 #   TINY=1 bash benchmarks/gpu_check.sh OUT_DIR DATA_DIR    # any machine: the same steps, tiny sizes
 #
 # On a GPU a 200,000-parameter network is bound by kernel launches, not FLOPs, so the design that
@@ -22,9 +23,11 @@ if [ "${TINY:-0}" = 1 ]; then  # tiny synthetic data: every step runs, nothing i
   EPOCHS=1; TRIALS=3; IMAGES=1000; FRACTION=0.25; VAL=200; JOBS="1 2"; STEPS=2; TESTS="-k batch_augment"
   SEARCH_EPOCHS=2; BATCH="--batch-size 32"; BUDGET=${BUDGET:-0.2}; MAIN_TRIALS=4
   MAIN_FLAGS="--time-share 0.002 --rounds 2 --val-images $VAL"
+  LONG_EPOCHS=1; SHORT_MINUTES=0.1; SCREEN_TINY=1
 else
   EPOCHS=15; TRIALS=50; IMAGES=20480; FRACTION=1.0; VAL=5000; JOBS="1 2 4 8"; STEPS=30; TESTS=""
   SEARCH_EPOCHS=15; BATCH=""; BUDGET=${BUDGET:-}; MAIN_TRIALS=${MAIN_TRIALS:-50}; MAIN_FLAGS=""
+  LONG_EPOCHS=${LONG_EPOCHS:-100}; SHORT_MINUTES=${SHORT_MINUTES:-1}; SCREEN_TINY=0
 fi
 step() { echo "== $1 ($(( $(date +%s) - T0 )) s)" | tee -a "$OUT/steps.log"; }
 T0=$(date +%s)
@@ -36,6 +39,29 @@ cat "$OUT/device.txt"
 (command -v nvidia-smi > /dev/null && nvidia-smi dmon -s u -d 2 > "$OUT/dmon.log" 2>&1) &
 DMON=$!
 step "tests"; timeout 300 python -m pytest -q -x $TESTS tests/test_batch_augment.py tests/test_train.py > "$OUT/pytest.log" 2>&1; tail -2 "$OUT/pytest.log"
+if [ "${ONLY:-}" = recipe ]; then
+  # The recipe's GPU form: the short-budget screen as committed (studies/recipe-short), then the
+  # long result (trial 26 of c1c2c3c4o-final, LONG_EPOCHS with the preset they get) and the short
+  # one (trial 12 of equal-time-v4 for SHORT_MINUTES here), each at seeds 0 and 1, on the test set.
+  SCREEN=studies/recipe-short/screen.toml
+  if [ "$SCREEN_TINY" = 1 ]; then  # the same screen at tiny sizes: 1 epoch, one seed, VAL held out
+    SCREEN="$OUT/recipe-short-tiny.toml"
+    sed -e "s|^design = \"\.\./|design = \"$PWD/studies/|" -e 's/^seeds = .*/seeds = [0]/' \
+        -e "s/^data_fraction = .*/data_fraction = 0.5\nval_images = $VAL/" -e 's/^epochs = .*/epochs = 1\nbatch_size = 32/' \
+        studies/recipe-short/screen.toml > "$SCREEN"
+  fi
+  step "recipe: the short screen"; timeout 600 nas screen "$SCREEN" --out "$OUT/recipe-short" > "$OUT/recipe-short.log" 2>&1
+  echo "screen: rc $?" | tee -a "$OUT/steps.log"; cat "$OUT/recipe-short/screen.md" 2>/dev/null | grep "^|"
+  for seed in 0 1; do
+    step "recipe: long, $LONG_EPOCHS epochs, seed $seed"
+    timeout 900 nas train studies/c1c2c3c4o-final/best/config.toml --epochs $LONG_EPOCHS --seed $seed $BATCH --out "$OUT/long-seed$seed" > "$OUT/long-seed$seed.log" 2>&1
+    echo "long seed $seed: rc $?, $(tail -1 "$OUT/long-seed$seed.log")" | tee -a "$OUT/steps.log"
+    step "recipe: short, $SHORT_MINUTES min, seed $seed"
+    timeout 300 nas train studies/equal-time-v4/final-rung/trial-12-val/config.toml --budget-minutes $SHORT_MINUTES --seed $seed $BATCH --out "$OUT/short-seed$seed" > "$OUT/short-seed$seed.log" 2>&1
+    echo "short seed $seed: rc $?, $(tail -1 "$OUT/short-seed$seed.log")" | tee -a "$OUT/steps.log"
+  done
+  kill $DMON 2>/dev/null; step "end"; exit 0
+fi
 step "main command: $MAIN_TRIALS trials, budget ${BUDGET:-timed: the twin 20 epochs here}"
 MAIN=(--study main --storage "sqlite:///$OUT/main.db")
 S=$(date +%s)
