@@ -86,7 +86,7 @@ def test_a_budget_in_minutes_takes_the_preset_of_its_planned_epochs() -> None:
     for epochs in (5, 50):
         plan = Plan(budget_minutes=1.0, epochs=epochs, epoch_seconds=1.0, final_eval_seconds=0.0,
                     device="cpu", speed={})
-        recipe = at_its_epochs(planned(spec, plan), args, Recipe()).recipe
+        recipe = at_its_epochs(planned(spec, plan), args, Recipe(), AUTO).recipe
         assert (recipe.epochs, recipe.preset, recipe.lr) == (epochs, preset_for(epochs).name, 0.3)
 
 

@@ -52,13 +52,13 @@ def check_budget_flags(args: argparse.Namespace) -> None:
             raise NasError(f"--epochs {args.epochs} --budget-minutes {args.budget_minutes:g}: give one of them")
 
 
-def at_its_epochs(spec: RunSpec, args: argparse.Namespace, base: Recipe | None) -> RunSpec:
-    """`spec` with the preset for the epochs it now trains, given or planned from its budget (a
+def at_its_epochs(spec: RunSpec, args: argparse.Namespace, base: Recipe | None, preset: str) -> RunSpec:
+    """`spec` with `preset` for the epochs it now trains, given or planned from its budget (a
     resumed plan's, or a new one's), over `base` and under the flags; None: a truth run, whose
     recipe is the study's as searched."""
     if base is None:
         return spec
-    return replace(spec, recipe=preset_recipe(args, base, spec.recipe.epochs, preset_of(args, spec.out)))
+    return replace(spec, recipe=preset_recipe(args, base, spec.recipe.epochs, preset))
 
 
 def preset_of(args: argparse.Namespace, out: Path) -> str:
@@ -89,9 +89,10 @@ def train(args: argparse.Namespace) -> int:
                    command=args.command_line)
     runtime = runtime_from(args)
     minutes = args.budget_minutes or 0.0
-    spec = at_its_epochs(resumed(at_its_epochs(spec, args, base), minutes), args, base)
+    preset = preset_of(args, spec.out)
+    spec = at_its_epochs(resumed(spec, minutes), args, base, preset)
     data = checked_data(args, spec)
-    spec = at_its_epochs(budgeted(spec, minutes, runtime, data), args, base)
+    spec = at_its_epochs(budgeted(spec, minutes, runtime, data), args, base, preset)
     if spec.plan:
         console.print(f"training {config.name}: {spec.plan.describe()}; saving in {spec.out}")
     try:
@@ -144,13 +145,14 @@ def train_best(args: argparse.Namespace) -> int:
     val_images = settings.fidelity.val_images
     spec = RunSpec(trial_design(study, trial), recipe, out, split, val_images=val_images,
                    resume=args.resume, command=args.command_line)
-    spec = at_its_epochs(resumed(at_its_epochs(spec, args, base), minutes), args, base)
+    preset = preset_of(args, out)
+    spec = at_its_epochs(resumed(spec, minutes), args, base, preset)
     if any(run["out"] == str(out) for run in recorded_results(study, split).get(trial.number, [])):
         # recorded after the training: refused now, not after hours of it
         raise NasError(f"trial {trial.number} already has a {split} result from {out}: "
                        "choose another --out")
     data = checked_data(args, spec)
-    spec = at_its_epochs(budgeted(spec, minutes, runtime, data), args, base)
+    spec = at_its_epochs(budgeted(spec, minutes, runtime, data), args, base, preset)
     recipe = spec.recipe
     how = (f"on the {len(data.train_labels) - val_images:,} search-training images for "
            f"{count(recipe.epochs, 'epoch')} with the study's recipe, scored on its {val_images:,} validation "
