@@ -1,5 +1,5 @@
 """The knobs of a stronger recipe (EMA, no decay on norms and biases, a BN-bias lr scale,
-alternating flip, MixUp / CutMix with a ramp): each reaches the training loop, resumes exactly,
+alternating flip, MixUp / CutMix with a ramp, a whitened first conv): each reaches the training loop, resumes exactly,
 and a bad value is one line before anything is read or written. Synthetic data only."""
 
 from __future__ import annotations
@@ -85,7 +85,8 @@ def test_norm_stats_are_measured_for_the_given_weights() -> None:
 # --- resume: every knob at once ---
 
 ALL_KNOBS = Recipe(epochs=2, batch_size=16, ema=0.9, no_decay_norm_bias=True, norm_bias_lr_scale=3.0,
-                   mixup=0.4, cutmix=1.0, mix_ramp=0.34, augment=AugmentConfig(flip="alternating"))
+                   mixup=0.4, cutmix=1.0, mix_ramp=0.34, augment=AugmentConfig(flip="alternating"),
+                   whiten_init=True)
 
 
 def test_resume_with_every_knob_ends_identical(tmp_path, monkeypatch) -> None:
@@ -122,7 +123,8 @@ def test_resume_with_every_knob_ends_identical(tmp_path, monkeypatch) -> None:
 
 def test_a_recipe_saved_before_the_knobs_still_resumes() -> None:
     old = Recipe().to_dict()
-    for key in ("ema", "no_decay_norm_bias", "norm_bias_lr_scale", "mixup", "cutmix", "mix_ramp", "preset"):
+    for key in ("ema", "no_decay_norm_bias", "norm_bias_lr_scale", "mixup", "cutmix", "mix_ramp", "preset",
+                "whiten_init"):
         del old[key]
     del old["augment"]["flip"]
     assert as_written_today(old) == Recipe().to_dict()

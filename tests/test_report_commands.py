@@ -24,6 +24,7 @@ SETTINGS = {  # keyword arguments of StudySettings, and the recipe they store
          "second_objective": "params", "fill_params": 0.0, "precision": "bf16", "sampler": "random"},
         Recipe(batch_size=64, optimizer="adamw", seed=3, label_smoothing=0.2, ema=0.999,
                no_decay_norm_bias=True, norm_bias_lr_scale=4.0, mixup=0.2, cutmix=1.0, mix_ramp=0.5,
+               whiten_init=True,
                augment=AugmentConfig(engine="albumentations", p_affine=0.3, p_cutout=0.0))),
     "schedule and flips": ({"fill_params": 0.5, "precision": "fp32"},
                            Recipe(lr=0.1, weight_decay=1e-3, schedule="cosine", warmup=0.1,

@@ -36,7 +36,7 @@ def recipe_from(args: argparse.Namespace, base: Recipe = Recipe()) -> Recipe:
     """The recipe: `base` with the flags given on the command line."""
     names = ("epochs", "batch_size", "optimizer", "lr", "weight_decay", "schedule", "warmup",
              "label_smoothing", "seed", "ema", "no_decay_norm_bias", "norm_bias_lr_scale",
-             "mixup", "cutmix", "mix_ramp")
+             "mixup", "cutmix", "mix_ramp", "whiten_init")
     given = {n: getattr(args, n) for n in names if getattr(args, n) is not None}
     augment = {k: v for k, v in (("p_affine", args.p_affine), ("p_cutout", args.p_cutout),
                                  ("engine", args.augment), ("flip", args.flip)) if v is not None}

@@ -106,6 +106,9 @@ def add_recipe_args(parser: argparse.ArgumentParser, base: Recipe | None,
                         default=None, help="weight decay on every parameter")
     parser.add_argument("--norm-bias-lr-scale", type=float, metavar="F",
                         help=f"learning-rate factor of the BatchNorm biases ({default('norm_bias_lr_scale')})")
+    parser.add_argument("--whiten-init", action=argparse.BooleanOptionalAction, default=None,
+                        help="start the first conv as the training images' patch-whitening filters "
+                             f"and their negatives (airbench; {default('whiten_init')})")
     if presets:
         parser.add_argument("--preset", choices=PRESET_CHOICES, default=PRESET_CHOICES[0],
                             help=presets_help())

@@ -286,10 +286,12 @@ def recipe_flags(recipe: dict[str, Any]) -> dict[str, Any]:
     default = Recipe().to_dict()
     given = {k: v for k, v in recipe.items() if k not in ("augment", "epochs") and v != default[k]}
     given |= {k: v for k, v in recipe["augment"].items() if v != default["augment"][k]}
+    switches = {"no_decay_norm_bias": ("no-decay-norm-bias", "decay-norm-bias"),
+                "whiten_init": ("whiten-init", "no-whiten-init")}  # pairs of flags with no value
     flags: dict[str, Any] = {}
     for name, value in given.items():
-        if name == "no_decay_norm_bias":  # a pair of switches, no value
-            flags["no-decay-norm-bias" if value else "decay-norm-bias"] = None
+        if name in switches:
+            flags[switches[name][0 if value else 1]] = None
         else:  # the augmentation engine's flag is --augment
             flags[{"engine": "augment"}.get(name, name).replace("_", "-")] = value
     return flags

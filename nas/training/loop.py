@@ -4,7 +4,8 @@ What is trained is a `nas.training.recipe.Recipe`, where it runs a `nas.training
 PyTorch: SGD (Nesterov) or AdamW, OneCycle (cosine or linear) or cosine, label smoothing; autocast in bf16 where the
 hardware runs it fast (CUDA; CPUs with AVX512-BF16 or AMX; elsewhere bf16 is emulated, ~10× slower).
 The knobs of a stronger recipe, each off by default: MixUp / CutMix, an exponential moving average
-of the weights (EMA), no weight decay on BatchNorm and biases, a separate lr for BatchNorm biases.
+of the weights (EMA), no weight decay on BatchNorm and biases, a separate lr for BatchNorm biases,
+a whitened first conv.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from nas.training.metrics import evaluate
 from nas.training.progress import TrainingProgress
 from nas.training.recipe import Recipe
 from nas.training.runtime import Runtime, autocast, keep_freed_memory
+from nas.training.whiten import whiten_first_conv
 
 ONECYCLE_MIN_STEPS = 8  # fewer steps than this and OneCycle's phases are empty
 
@@ -220,6 +222,9 @@ def train(model: nn.Module, batches: tuple[Batches, Batches], recipe: Recipe, ru
     keep_freed_memory()
     check_trainable(recipe, len(train_batches) * recipe.batch_size)
     device, dtype = runtime.device, runtime.dtype
+    if recipe.whiten_init and not resume:  # a resumed run's weights come from its checkpoint
+        train_batches.seed(recipe.seed * 100_003)  # "epoch 0"'s draws: the same in every run
+        whiten_first_conv(model, train_batches)
     learner = make_learner(model, recipe, runtime, len(train_batches))
     optimizer = learner.optimizer
     criterion = nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing)

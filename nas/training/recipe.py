@@ -48,6 +48,7 @@ class Recipe:
     mixup: float = 0.0  # α of Beta(α, α) for MixUp of a batch with its shuffled self (0: off)
     cutmix: float = 0.0  # α for CutMix likewise; with both, each mixed batch picks one at 0.5
     mix_ramp: float = 0.0  # share of the epochs over which the mixing probability rises 0 -> 1
+    whiten_init: bool = False  # the first conv starts as the images' patch-whitening filters (airbench)
     preset: str = ""  # the preset laid over the base recipe (`PRESETS`; "": none), a label only
 
     def __post_init__(self) -> None:
