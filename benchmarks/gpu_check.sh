@@ -8,6 +8,7 @@
 #   bash benchmarks/gpu_check.sh OUT_DIR [DATA_DIR]        # on a GPU machine (~13 min)
 #   ONLY=main bash benchmarks/gpu_check.sh OUT_DIR          # the tests and the main command (~6 min)
 #   ONLY=recipe bash benchmarks/gpu_check.sh OUT_DIR         # the tests and the recipe's GPU form (below)
+#   ONLY=recipe SCREENS=recipe-long LONG_SCREEN_EPOCHS=100 bash benchmarks/gpu_check.sh OUT_DIR  # the rank check
 #   TINY=1 bash benchmarks/gpu_check.sh OUT_DIR DATA_DIR    # any machine: the same steps, tiny sizes
 #
 # On a GPU a 200,000-parameter network is bound by kernel launches, not FLOPs, so the design that
@@ -28,6 +29,7 @@ else
   EPOCHS=15; TRIALS=50; IMAGES=20480; FRACTION=1.0; VAL=5000; JOBS="1 2 4 8"; STEPS=30; TESTS=""
   SEARCH_EPOCHS=15; BATCH=""; BUDGET=${BUDGET:-}; MAIN_TRIALS=${MAIN_TRIALS:-50}; MAIN_FLAGS=""
   LONG_EPOCHS=${LONG_EPOCHS:-100}; SHORT_MINUTES=${SHORT_MINUTES:-1}; SCREEN_TINY=0
+  LONG_SCREEN_EPOCHS=${LONG_SCREEN_EPOCHS:-30}
 fi
 step() { echo "== $1 ($(( $(date +%s) - T0 )) s)" | tee -a "$OUT/steps.log"; }
 T0=$(date +%s)
@@ -40,18 +42,23 @@ cat "$OUT/device.txt"
 DMON=$!
 step "tests"; timeout 300 python -m pytest -q -x $TESTS tests/test_batch_augment.py tests/test_train.py > "$OUT/pytest.log" 2>&1; tail -2 "$OUT/pytest.log"
 if [ "${ONLY:-}" = recipe ]; then
-  # The recipe's GPU form: the short-budget screen as committed (studies/recipe-short), then the
-  # long result (trial 26 of c1c2c3c4o-final, LONG_EPOCHS with the preset they get) and the short
-  # one (trial 12 of equal-time-v4 for SHORT_MINUTES here), each at seeds 0 and 1, on the test set.
-  SCREEN=studies/recipe-short/screen.toml
-  if [ "$SCREEN_TINY" = 1 ]; then  # the same screen at tiny sizes: 1 epoch, one seed, VAL held out
-    SCREEN="$OUT/recipe-short-tiny.toml"
-    sed -e "s|^design = \"\.\./|design = \"$PWD/studies/|" -e 's/^seeds = .*/seeds = [0]/' \
-        -e "s/^data_fraction = .*/data_fraction = 0.5\nval_images = $VAL/" -e 's/^epochs = .*/epochs = 1\nbatch_size = 32/' \
-        studies/recipe-short/screen.toml > "$SCREEN"
-  fi
-  step "recipe: the short screen"; timeout 600 nas screen "$SCREEN" --out "$OUT/recipe-short" > "$OUT/recipe-short.log" 2>&1
-  echo "screen: rc $?" | tee -a "$OUT/steps.log"; cat "$OUT/recipe-short/screen.md" 2>/dev/null | grep "^|"
+  # The recipe's GPU form: the screens as committed (studies/recipe-short, 10 epochs;
+  # studies/recipe-long at LONG_SCREEN_EPOCHS, 30 as committed, 100 to see whether 30 ranks the
+  # knobs as 100 do), then the long result (trial 26 of c1c2c3c4o-final, LONG_EPOCHS with the
+  # preset they get) and the short one (trial 12 of equal-time-v4 for SHORT_MINUTES here), each at
+  # seeds 0 and 1, on the test set.
+  for screen in ${SCREENS:-recipe-short recipe-long}; do
+    SCREEN="$OUT/$screen.toml"
+    sed -e "s|^design = \"\.\./|design = \"$PWD/studies/|" studies/$screen/screen.toml > "$SCREEN"
+    if [ "$SCREEN_TINY" = 1 ]; then  # the same screen at tiny sizes: 1 epoch, one seed, VAL held out
+      sed -i -e 's/^seeds = .*/seeds = [0]/' -e "s/^data_fraction = .*/data_fraction = 0.5\nval_images = $VAL/" \
+          -e 's/^epochs = .*/epochs = 1\nbatch_size = 32/' "$SCREEN"
+    elif [ "$screen" = recipe-long ]; then
+      sed -i "s/^epochs = .*/epochs = $LONG_SCREEN_EPOCHS/" "$SCREEN"
+    fi
+    step "recipe: the screen $screen"; timeout 600 nas screen "$SCREEN" --out "$OUT/$screen" > "$OUT/$screen.log" 2>&1
+    echo "screen $screen: rc $?" | tee -a "$OUT/steps.log"; grep "^|" "$OUT/$screen/screen.md" 2>/dev/null
+  done
   for seed in 0 1; do
     step "recipe: long, $LONG_EPOCHS epochs, seed $seed"
     timeout 900 nas train studies/c1c2c3c4o-final/best/config.toml --epochs $LONG_EPOCHS --seed $seed $BATCH --out "$OUT/long-seed$seed" > "$OUT/long-seed$seed.log" 2>&1
