@@ -67,7 +67,7 @@ def test_ema_weights_are_the_ones_evaluated_and_saved(tmp_path, tiny_data_dir) -
 def test_norm_stats_are_measured_for_the_given_weights() -> None:
     """The averaged weights' BatchNorm statistics are their own activations' over the first
     images (cumulative, not a momentum average), and the model's mode and momentum stay."""
-    from nas.training.loop import measure_norm_stats
+    from nas.training.ema import measure_norm_stats
 
     torch.manual_seed(0)
     conv, norm = torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4)
