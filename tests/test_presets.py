@@ -47,6 +47,24 @@ def test_a_preset_sets_augmentation_keys_one_by_one() -> None:
     assert Preset("x", None, {"augment": {"flip": "alternating"}}).describe() == "x (--flip alternating)"
 
 
+def test_a_design_gets_the_knobs_it_can_take() -> None:
+    """A whitened first conv needs a standard one: a design whose first conv is separable gets
+    the preset's other knobs (--whiten-init given by hand is refused at training instead)."""
+    from dataclasses import replace
+
+    import nas
+    from nas.training.presets import Preset
+    from tests.conftest import REFERENCE
+
+    standard = nas.load_config(REFERENCE)
+    c1 = standard.blocks[0]
+    separable = replace(standard, blocks=(replace(c1, convs=(replace(c1.convs[0], kind="separable"),
+                                                             *c1.convs[1:])), *standard.blocks[1:]))
+    preset = Preset("x", None, {"ema": 0.9, "whiten_init": True})
+    assert (preset.over(Recipe(), standard).whiten_init, preset.over(Recipe(), standard).ema) == (True, 0.9)
+    assert (preset.over(Recipe(), separable).whiten_init, preset.over(Recipe(), separable).ema) == (False, 0.9)
+
+
 def test_the_documented_presets_are_the_code_s() -> None:
     """docs/training.md's table names each preset's epochs and knobs as `PRESETS` holds them."""
     text = (ROOT / "docs" / "training.md").read_text()

@@ -45,10 +45,11 @@ def recipe_from(args: argparse.Namespace, base: Recipe = Recipe()) -> Recipe:
     return replace(base, **given, augment=replace(base.augment, **augment))
 
 
-def preset_recipe(args: argparse.Namespace, base: Recipe, epochs: int, preset: str) -> Recipe:
-    """The recipe of a final training of `epochs` epochs: `base`, the `preset` for them laid over
-    it, and the flags given over that."""
-    return recipe_from(args, with_preset(base, preset, epochs))
+def preset_recipe(args: argparse.Namespace, base: Recipe, epochs: int, preset: str,
+                  design: ArchConfig) -> Recipe:
+    """The recipe of a final training of `design` for `epochs` epochs: `base`, the `preset` for
+    them laid over it (the knobs the design takes), and the flags given over that."""
+    return recipe_from(args, with_preset(base, preset, epochs, design))
 
 
 def runtime_from(args: argparse.Namespace) -> Runtime:

@@ -58,7 +58,7 @@ def at_its_epochs(spec: RunSpec, args: argparse.Namespace, base: Recipe | None, 
     recipe is the study's as searched."""
     if base is None:
         return spec
-    return replace(spec, recipe=preset_recipe(args, base, spec.recipe.epochs, preset))
+    return replace(spec, recipe=preset_recipe(args, base, spec.recipe.epochs, preset, spec.config))
 
 
 def preset_of(args: argparse.Namespace, out: Path) -> str:

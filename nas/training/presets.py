@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from nas.design.config import ArchConfig
 from nas.errors import NasError
 from nas.training.recipe import Recipe
 
@@ -28,9 +29,10 @@ class Preset:
     knobs: dict[str, Any] = field(default_factory=dict)
     why: str = ""
 
-    def over(self, base: Recipe) -> Recipe:
-        """`base` with this preset's knobs (`augment`'s key by key), labelled with its name."""
-        knobs = {k: v for k, v in self.knobs.items() if k != "augment"}
+    def over(self, base: Recipe, design: ArchConfig | None = None) -> Recipe:
+        """`base` with this preset's knobs (`augment`'s key by key) that `design` can take (all,
+        without one), labelled with its name."""
+        knobs = {k: v for k, v in self.knobs.items() if k != "augment" and takes(design, k)}
         augment = replace(base.augment, **self.knobs.get("augment", {}))
         return replace(base, **knobs, augment=augment, preset=self.name)
 
@@ -43,6 +45,13 @@ class Preset:
         knobs = {k: v for k, v in self.knobs.items() if k != "augment"} | self.knobs.get("augment", {})
         flags = " ".join(flag(k, v) for k, v in knobs.items())
         return f"{self.name} ({flags or 'the base recipe'})"
+
+
+def takes(design: ArchConfig | None, knob: str) -> bool:
+    """Whether `design` can train with a preset's `knob`: `whiten_init` whitens the first conv,
+    which must be a standard one (`nas.training.whiten`); a design whose first conv is separable
+    or depthwise gets the preset's other knobs."""
+    return knob != "whiten_init" or design is None or design.blocks[0].convs[0].kind == "standard"
 
 
 # Shortest first: a run takes the first preset whose max_epochs its epochs do not exceed.
@@ -69,14 +78,15 @@ def preset_for(epochs: int) -> Preset:
     return next(p for p in PRESETS if p.max_epochs is None or epochs <= p.max_epochs)
 
 
-def with_preset(base: Recipe, name: str, epochs: int) -> Recipe:
-    """`base` at `epochs` with the preset `name` (AUTO: chosen by the epochs; NONE: none) laid over it."""
+def with_preset(base: Recipe, name: str, epochs: int, design: ArchConfig | None = None) -> Recipe:
+    """`base` at `epochs` with the preset `name` (AUTO: chosen by the epochs; NONE: none) laid over
+    it, as far as `design` takes its knobs (`takes`)."""
     base = replace(base, epochs=epochs)
     if name == NONE:
         return base
     if name != AUTO and name not in BY_NAME:
         raise NasError(f"--preset {name}: unknown; choose one of {', '.join(CHOICES)}")
-    return (preset_for(epochs) if name == AUTO else BY_NAME[name]).over(base)
+    return (preset_for(epochs) if name == AUTO else BY_NAME[name]).over(base, design)
 
 
 def presets_help() -> str:
