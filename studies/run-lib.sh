@@ -6,14 +6,18 @@ run() {  # run OUT COMMAND...: skip a finished run, resume an interrupted one
     if [ -f "$out/checkpoint.pt" ]; then "$@" --out "$out" --resume; else "$@" --out "$out"; fi
 }
 
+# The final recipe these studies' `nas train-best` runs trained with: the presets' two knobs until
+# 2026-12-06, named so that a rerun trains what ran whatever the presets say now
+FINAL=(--preset none --no-decay-norm-bias --norm-bias-lr-scale 4)
+
 proof() {  # proof FOLDER STUDY-ARGS...: the equal-time proof. The twin (trial 1) for 20 epochs,
     # whose minutes are M (set here), then the study's best design for M minutes, the budget kept;
     # seed 0, then seed 1. M is measured in the same run because the machine's speed drifts.
     local s=$1; shift
-    run "$s/twin-20ep-seed0" nas train-best "$@" --trial 1 --epochs 20 --seed 0
+    run "$s/twin-20ep-seed0" nas train-best "$@" "${FINAL[@]}" --trial 1 --epochs 20 --seed 0
     M=$(python -c "import json; print(round(json.load(open('$s/twin-20ep-seed0/metrics.json'))['wall_seconds'] / 60, 1))")
     date -u +"M = $M min %F %T UTC"
-    run "$s/best-${M}min-seed0" nas train-best "$@" --budget-minutes "$M" --seed 0
-    run "$s/twin-20ep-seed1" nas train-best "$@" --trial 1 --epochs 20 --seed 1
-    run "$s/best-${M}min-seed1" nas train-best "$@" --budget-minutes "$M" --seed 1
+    run "$s/best-${M}min-seed0" nas train-best "$@" "${FINAL[@]}" --budget-minutes "$M" --seed 0
+    run "$s/twin-20ep-seed1" nas train-best "$@" "${FINAL[@]}" --trial 1 --epochs 20 --seed 1
+    run "$s/best-${M}min-seed1" nas train-best "$@" "${FINAL[@]}" --budget-minutes "$M" --seed 1
 }

@@ -13,5 +13,5 @@ cd "$(dirname "$0")/../.."
 source studies/run-lib.sh  # run OUT COMMAND...: skip a finished run, resume an interrupted one
 S=studies/c1c2c3c4o-final
 date -u +"start %F %T UTC"
-run "$S/best-seed$SEED" nas train-best --study c1c2c3c4o --storage "sqlite:///$S/study.db" --seed "$SEED"
+run "$S/best-seed$SEED" nas train-best --study c1c2c3c4o --storage "sqlite:///$S/study.db" "${FINAL[@]}" --seed "$SEED"
 date -u +"end %F %T UTC"

@@ -18,7 +18,7 @@ if [ ! -f "$S/search.done" ]; then  # resumes an interrupted search; skipped onc
     touch "$S/search.done"
     date -u +"search end %F %T UTC"
 fi
-run "$S/best" nas train-best "${DB[@]}"  # writes its test result back onto the study
-run "$S/trial-1" nas train-best "${DB[@]}" --trial 1
+run "$S/best" nas train-best "${DB[@]}" "${FINAL[@]}"  # writes its test result back onto the study
+run "$S/trial-1" nas train-best "${DB[@]}" "${FINAL[@]}" --trial 1
 nas report "${DB[@]}" --markdown "$S/REPORT.md" --compare studies/reference-20ep
 date -u +"end %F %T UTC"

@@ -21,8 +21,8 @@ date -u +"search start %F %T UTC"
 nas search --trials 50 --budget-minutes 0 "${DB[@]}"  # at equal epochs (the default until 2026-12-06)
 date -u +"search end %F %T UTC"
 for seed in 0 1; do
-    run "$S/best-${EPOCHS}ep-seed$seed" nas train-best "${DB[@]}" --epochs "$EPOCHS" --seed "$seed"
-    run "$S/twin-${EPOCHS}ep-seed$seed" nas train-best "${DB[@]}" --trial 1 --epochs "$EPOCHS" --seed "$seed"
+    run "$S/best-${EPOCHS}ep-seed$seed" nas train-best "${DB[@]}" --preset none --epochs "$EPOCHS" --seed "$seed"
+    run "$S/twin-${EPOCHS}ep-seed$seed" nas train-best "${DB[@]}" --preset none --trial 1 --epochs "$EPOCHS" --seed "$seed"
 done
 nas report "${DB[@]}" --markdown "$S/REPORT.md" --compare "$S/twin-${EPOCHS}ep-seed0"
 date -u +"end %F %T UTC"

@@ -31,7 +31,7 @@ proof "$S/final-rung" "${STUDY[@]}"
 # Time to 85 %: the truth-best at 0.8 M, kept
 B=$(python -c "print(round($M * 0.8, 1))")
 for seed in 0 1; do
-    run "$S/final-rung/best-${B}min-seed$seed" nas train-best "${STUDY[@]}" --budget-minutes "$B" --seed "$seed"
+    run "$S/final-rung/best-${B}min-seed$seed" nas train-best "${STUDY[@]}" "${FINAL[@]}" --budget-minutes "$B" --seed "$seed"
 done
 nas report "${STUDY[@]}" --markdown "$S/REPORT.md" \
     --compare "$S/final-rung/twin-20ep-seed0" --compare "$S/final-rung/twin-20ep-seed1"

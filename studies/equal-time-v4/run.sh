@@ -28,7 +28,7 @@ proof "$S" "${STUDY[@]}"
 # 3. Time to 85 %: the best design at 0.8 M, kept
 B=$(python -c "print(round($M * 0.8, 1))")
 for seed in 0 1; do
-    run "$S/best-${B}min-seed$seed" nas train-best "${STUDY[@]}" --budget-minutes "$B" --seed "$seed"
+    run "$S/best-${B}min-seed$seed" nas train-best "${STUDY[@]}" "${FINAL[@]}" --budget-minutes "$B" --seed "$seed"
 done
 nas report "${STUDY[@]}" --markdown "$S/REPORT.md" --compare "$S/twin-20ep-seed0" --compare "$S/twin-20ep-seed1"
 date -u +"end %F %T UTC"
