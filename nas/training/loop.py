@@ -153,9 +153,14 @@ def make_learner(model: nn.Module, recipe: Recipe, runtime: Runtime, steps_per_e
                    make_ema(model, recipe))
 
 
+def seed_of(recipe: Recipe, epoch: int) -> int:
+    """The seed of every random draw of `epoch` (from 1; 0: before the first)."""
+    return recipe.seed * 100_003 + epoch
+
+
 def seed_epoch(recipe: Recipe, epoch: int, batches: Batches, mix: MixBatch | None) -> None:
     """Reseed every random draw of `epoch` from (seed, epoch): a resumed run repeats it exactly."""
-    epoch_seed = recipe.seed * 100_003 + epoch
+    epoch_seed = seed_of(recipe, epoch)
     torch.manual_seed(epoch_seed)  # dropout
     batches.seed(epoch_seed)  # shuffling and augmentation
     batches.set_epoch(epoch, recipe.seed)  # alternating flip
@@ -184,7 +189,7 @@ def train(model: nn.Module, batches: tuple[Batches, Batches], recipe: Recipe, ru
     check_trainable(recipe, len(train_batches) * recipe.batch_size)
     device, dtype = runtime.device, runtime.dtype
     if recipe.whiten_init and not resume:  # a resumed run's weights come from its checkpoint
-        train_batches.seed(recipe.seed * 100_003)  # "epoch 0"'s draws: the same in every run
+        train_batches.seed(seed_of(recipe, 0))  # "epoch 0"'s draws: the same in every run
         whiten_first_conv(model, train_batches)
     learner = make_learner(model, recipe, runtime, len(train_batches))
     optimizer = learner.optimizer
