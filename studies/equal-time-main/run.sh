@@ -15,10 +15,10 @@ S=studies/equal-time-main
 DB=(--storage "sqlite:///$S/study.db")
 date -u +"start %F %T UTC on $(python -c 'from nas.training.runtime import Runtime; print(Runtime.pick("auto").device_name())')"
 
-budget() {  # budget STUDY: the M a study stores
-    python - "$1" <<'EOF'
+budget() {  # budget STUDY: the M a study in $S/study.db stores
+    python - "$1" "sqlite:///$S/study.db" <<'EOF'
 import sys, optuna
-study = optuna.load_study(study_name=sys.argv[1], storage="sqlite:///studies/equal-time-main/study.db")
+study = optuna.load_study(study_name=sys.argv[1], storage=sys.argv[2])
 print(study.user_attrs["settings"]["budget_minutes"])
 EOF
 }
