@@ -201,9 +201,10 @@ def add_search_parsers(sub) -> None:
                          "the study stores it (default %(default)s)")
     add_fill_arg(se, None, f"{EQUAL_TIME.fill_params:g}; at equal epochs {EQUAL_EPOCHS.fill_params:g}")
     se.add_argument("--final-rung", type=int, default=None, metavar="K",
-                    help="after the trials, train the top K at the study's truth fidelity (M "
-                         "minutes; at equal epochs the truth's epochs) on the 45,000 search-training "
-                         "images, scored on the hold-out; the highest truth is the best (default "
+                    help="after the trials, train K of them at the study's truth fidelity (M minutes; "
+                         "at equal epochs the truth's epochs) on the 45,000 search-training images, "
+                         "scored on the hold-out: the best score, the most FLOPs among those that beat "
+                         "the twin, then the next by score; the highest truth is the best (default "
                          f"{EQUAL_TIME.final_rung}; at equal epochs {EQUAL_EPOCHS.final_rung}; 0: none)")
     se.add_argument("--out", help=f"folder of the final rung's run folders (default {DEFAULT_RUNS}/<study>, "
                                   "where nas train-best --validate --trial N writes)")

@@ -151,7 +151,8 @@ def run_final_rung(study: optuna.Study, k: int, out: Path, data: Cifar10, runtim
     from nas.search.rung import final_rung
     from nas.search.trials import truths
 
-    console.print(f"final rung: the truths of the top {count(k, 'trial')}, each run in {out}")
+    console.print(f"final rung: the truths of {count(k, 'trial')} (the best score, the most FLOPs "
+                  f"among those above the twin, then by score), each run in {out}")
     with SeriesBars(console, "val") as progress:
         numbers = final_rung(study, k, out, data, runtime, progress, command)
     known = truths(study)

@@ -1,12 +1,18 @@
-"""The final rung of a search (`nas search --final-rung K`): after its trials, the study's top K
-designs by score are each trained at the study's truth fidelity, and the highest truth is the
-search's pick (`nas.search.trials.best_trial`).
+"""The final rung of a search (`nas search --final-rung K`): after its trials, K of the study's
+designs are each trained at the study's truth fidelity, and the highest truth is the search's pick
+(`nas.search.trials.best_trial`).
 
-A trial's score is a cheap ranking; the designs it ranks near the top differ by less than its
-noise, and a longer training can reorder them (studies/equal-time-v4: the rung picked the search's
-second). The truth run is exactly `nas train-best --validate --trial N`: the study's recipe as
-searched, for the study's budget in minutes (at equal time) or the truth fidelity's epochs, on
-the 45,000 search-training images, scored on the validation hold-out; never the test set.
+A trial's score is a cheap ranking with a known bias: a short training under-rates the designs that
+do more work per image, which catch up over the full budget (studies/calibration-equal-time). So
+the rung does not take the top K by score. It takes the two ends of the front of score against
+FLOPs among the trials that beat the reference's twin at the search's fidelity: the best score,
+and the design with the most FLOPs (studies/equal-time-main: the top two by score reached 84.52 %
+at M, the twelfth by score, with the most FLOPs, 85.70 %; in studies/equal-time-v4 the rung's
+best was also the one with the most FLOPs).
+
+The truth run is exactly `nas train-best --validate --trial N`: the study's recipe as searched,
+for the study's budget in minutes (at equal time) or the truth fidelity's epochs, on the 45,000
+search-training images, scored on the validation hold-out; never the test set.
 
 Resumable as trials are: a trial whose truth the study already holds is not trained again, a run
 folder with a checkpoint is continued from its last finished epoch, and one whose metrics were
@@ -25,6 +31,7 @@ from optuna.trial import FrozenTrial
 
 from nas.data.cifar10 import Cifar10
 from nas.search.settings import truth_epochs
+from nas.search.space import TWIN
 from nas.search.trials import (RUNG, contenders, record_result, recorded_results, settings_of,
                                trial_design, truths)
 from nas.training.checkpoints import CHECKPOINT
@@ -34,8 +41,25 @@ from nas.training.run import RunSpec, budgeted, resumed, train_run
 from nas.training.runtime import Runtime
 
 def rung_trials(study: optuna.Study, k: int) -> list[FrozenTrial]:
-    """The study's top `k` complete feasible trials by score (a repeat counts once: its first)."""
-    return sorted(contenders(study), key=lambda t: (-t.values[0], t.number))[:k]
+    """The final rung's `k` trials (see the module docstring), in the order they are picked.
+
+    The candidates are the complete feasible trials (a repeat counts once: its first) that score
+    above the reference's twin (all of them in a study without a scored twin): the twin's truth is
+    the rival's, so it would buy nothing. Their front is the candidates that no other one beats on
+    both score and FLOPs. The picks: the best score, the most FLOPs, the rest of the front by
+    score, then the rest of the trials by score."""
+    ranked = sorted(contenders(study), key=lambda t: (-t.values[0], t.number))
+    twin = next((t.values[0] for t in ranked if t.user_attrs.get("baseline") == TWIN), None)
+    candidates = [t for t in ranked if twin is None or t.values[0] > twin]
+
+    def flops(trial: FrozenTrial) -> float:
+        return trial.user_attrs.get("flops", 0)
+
+    front = [t for t in candidates
+             if not any(o.values[0] > t.values[0] and flops(o) > flops(t) for o in candidates)]
+    heaviest = [max(candidates, key=lambda t: (flops(t), -t.number))] if candidates else []
+    picks = {t.number: t for t in (*candidates[:1], *heaviest, *front, *ranked)}  # first wins
+    return list(picks.values())[:k]
 
 
 def truth_recipe(study: optuna.Study) -> Recipe:

@@ -50,8 +50,8 @@ class Mode:
 EQUAL_EPOCHS = Mode(DEFAULT_SPACE, fill_params=0.9, final_rung=0)
 # At equal time (the default), the settings of the search that passed its proof
 # (studies/equal-time-v4): the space of designs fast on a CPU, designs as sampled (a widened design
-# is a slower one), each trial TIME_SHARE of the budget, and a final rung: its truths picked the
-# search's second, which the proof confirmed; the top two hold that pick at two thirds of its cost.
+# is a slower one), each trial TIME_SHARE of the budget, and a final rung of two (nas.search.rung):
+# the best score and the most FLOPs above the twin, each the best truth of a measured study.
 EQUAL_TIME = Mode(FAST_SPACE, fill_params=0.0, final_rung=2)
 SEARCH_FILL = EQUAL_EPOCHS.fill_params  # what a study's settings default to (StudySettings)
 # The share of M each trial trains at equal time: the calibration ranked designs best at 10 % of M
