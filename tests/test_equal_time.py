@@ -36,8 +36,9 @@ TWO = "\n".join([
     'conv2_kind = ["separable"]', "dilation = [2]", 'downsample = ["stride2"]',
     'shortcut = ["conv1x1"]', "dropout = [0.0]", 'head = ["conv1x1"]', 'order = ["relu_bn"]'])
 FAST_RATE, SLOW_RATE = 3200.0, 1600.0  # training images/s of the narrow and the wide design
-# 1 minute, 2 % a trial: 1.2 s, 120 steps of 32 images for the narrow design, 60 for the wide
-BUDGET = ["--budget-minutes", "1", "--time-share", "0.02", "--final-rung", "0"]  # the rung: test_final_rung
+# 1 minute, 2 % a trial at each design's speed: 1.2 s, 120 steps of 32 images for the narrow
+# design, 60 for the wide (the rung: test_final_rung; trials paced by steps: PACED_BY_STEPS)
+BUDGET = ["--budget-minutes", "1", "--time-share", "0.02", "--trial-steps", "0", "--final-rung", "0"]
 
 
 def timed_args(tmp_path, data_dir, trials: int, study: str, *extra: str) -> list[str]:
@@ -186,6 +187,37 @@ def test_a_design_twice_as_fast_trains_twice_the_steps(timed_search, measured) -
             twin = study.trials[trial.user_attrs["duplicate_of"]]
             assert trial.user_attrs["train_images_per_s"] == twin.user_attrs["train_images_per_s"]
             assert trial.user_attrs["proxy_synflow"] == twin.user_attrs["proxy_synflow"]
+
+
+def test_trials_paced_by_steps_train_the_same_steps_whatever_their_speed(tmp_path, tiny_data_dir,
+                                                                         measured, clocks) -> None:
+    args = timed_args(tmp_path, tiny_data_dir, 4, "p", "--space", two_space(tmp_path))
+    at = args.index("--trial-steps")
+    args[at + 1] = "50"
+    assert main(args) == 0
+    study = load(tmp_path, "p")
+    assert study.user_attrs["settings"]["fidelity"]["steps"] == 50
+    trained = {t.user_attrs["train_images_per_s"]: t for t in study.trials
+               if "train_steps" in t.user_attrs and "duplicate_of" not in t.user_attrs}
+    assert set(trained) == {FAST_RATE, SLOW_RATE}, "both designs trained"
+    for trial in trained.values():  # 25 steps in each round, whatever the speed
+        assert trial.user_attrs["train_steps"] == 25 * trial.user_attrs["rounds_run"]
+    assert any(t.user_attrs["train_steps"] == 50 for t in study.get_trials(states=(TrialState.COMPLETE,)))
+    assert clocks["seconds"] == [], "no trial kept a time"
+    args[at + 1] = "60"  # another pace is another study
+    assert main(args) == 2
+
+
+def test_a_study_stored_before_trial_steps_is_paced_by_time(timed_search) -> None:
+    tmp_path, _, args = timed_search
+    study = load(tmp_path, "t")
+    settings = study.user_attrs["settings"]
+    del settings["fidelity"]["steps"]
+    study.set_user_attr("settings", settings)
+    more = [*args[:args.index("--trials") + 1], "5", *args[args.index("--trials") + 2:]]
+    at = more.index("--trial-steps")
+    assert main([*more[:at], *more[at + 2:]]) == 0  # its own command, without the flag: continued
+    assert nas.search.trials.finished(load(tmp_path, "t")) == 5
 
 
 def test_a_trial_keeps_its_time_with_the_steps_its_clock_replans(tmp_path, tiny_data_dir, measured,

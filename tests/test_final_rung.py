@@ -22,7 +22,9 @@ import nas.search.storage
 import nas.search.trials
 import nas.training.budget
 from nas.cli.main import main
-from nas.search.settings import EQUAL_EPOCHS, EQUAL_TIME, TIME_SHARE, TWIN_EPOCHS
+from nas.search.settings import (EQUAL_EPOCHS, EQUAL_TIME, TIME_SHARE, TWIN_EPOCHS, Fidelity,
+                                 StudySettings, trial_steps)
+from nas.search.space import load_space
 from nas.search.space import TWIN
 from nas.search.trials import COST, RUNG, best_trial, recorded_results, truths
 from nas.training.budget import minutes_of
@@ -121,16 +123,26 @@ def test_final_rung_0_is_the_search_without_it(tmp_path, tiny_data_dir) -> None:
     assert study.user_attrs[COST]["rung_minutes"] == 0
 
 
+def scored_study(trials: list[tuple[float, float, bool]], steps: int = 0,
+                 speeds: list[float] | None = None) -> optuna.Study:
+    """A study of complete trials (score, FLOPs in millions, twin or not; the training images/s
+    of `speeds`) at equal time, its trials paced by time (`steps` 0) or by `steps`."""
+    study = optuna.create_study(direction="maximize")
+    settings = StudySettings(load_space(EQUAL_TIME.space).to_dict(), budget_minutes=27.3,
+                             fidelity=Fidelity(time_share=TIME_SHARE, steps=steps))
+    study.set_user_attr("settings", settings.to_dict())
+    for i, (score, mflops, twin) in enumerate(trials):
+        speed = {"train_images_per_s": speeds[i]} if speeds else {}
+        study.add_trial(optuna.trial.create_trial(
+            state=TrialState.COMPLETE, value=score,
+            user_attrs={"flops": mflops * 1e6, **speed, **({"baseline": TWIN} if twin else {})}))
+    return study
+
+
 def test_the_rung_takes_the_best_score_then_the_most_flops_above_the_twin() -> None:
-    # studies/equal-time-main's search seed 0: the fidelity's top two reached 84.52 and 83.88 % at
-    # M; the twelfth, the heaviest of those above the twin, 85.70 %
-    def study_of(trials: list[tuple[float, float, bool]]) -> optuna.Study:
-        study = optuna.create_study(direction="maximize")
-        for score, mflops, twin in trials:
-            study.add_trial(optuna.trial.create_trial(
-                state=TrialState.COMPLETE, value=score,
-                user_attrs={"flops": mflops * 1e6, **({"baseline": TWIN} if twin else {})}))
-        return study
+    # studies/equal-time-main's search seed 0 (trials paced by time): the fidelity's top two
+    # reached 84.52 and 83.88 % at M; the twelfth, the heaviest of those above the twin, 85.70 %
+    study_of = scored_study
 
     main_seed_0 = [(0.6700, 20.2, True), (0.6766, 16.4, False), (0.7268, 4.2, False),
                    (0.7126, 5.0, False), (0.7116, 3.9, False), (0.7074, 6.1, False),
@@ -144,6 +156,18 @@ def test_the_rung_takes_the_best_score_then_the_most_flops_above_the_twin() -> N
     assert rung_of(study_of(no_twin), 2) == [2, 6]
     # the twin best by score: nothing is above it, so the rung is the top by score
     assert rung_of(study_of([(0.70, 20.2, True), (0.69, 25.0, False), (0.68, 5.0, False)]), 2) == [0, 1]
+
+
+def test_trials_paced_by_steps_put_the_fastest_above_the_twin_second() -> None:
+    # every design the twin's steps: the score cannot see the extra steps a fast design gets at M
+    trials = [(0.67, 20.2, True), (0.70, 5.0, False), (0.68, 16.4, False), (0.69, 4.0, False),
+              (0.66, 3.0, False)]
+    speeds = [628, 1360, 990, 1400, 1900]  # trial 4: the fastest, but below the twin
+    assert rung_of(scored_study(trials, 402, speeds), 2) == [1, 3]
+    # then the rest of the front of score against speed (none), then the rest by score
+    assert rung_of(scored_study(trials, 402, speeds), 5) == [1, 3, 2, 0, 4]
+    # the same trials paced by time: the most FLOPs above the twin comes second
+    assert rung_of(scored_study(trials, 0, speeds), 2) == [1, 2]
 
 
 def test_the_rung_resumes_after_a_kill(tmp_path, tiny_data_dir, monkeypatch) -> None:
@@ -197,6 +221,11 @@ def test_without_a_budget_m_is_the_twins_epochs_timed_here_and_the_study_keeps_i
     expected = round(minutes_of(TWIN_EPOCHS, fake_speed(None, None, None), 50_000, 10_000), 1)
     settings = nas.search.trials.settings_of(load(tmp_path, "t"))
     assert settings.budget_minutes == expected and settings.fidelity.rounds == 2
+    # every trial the steps the twin trains in 0.1 % of M at its speed: 5,000 images/s, 32 a batch
+    assert settings.fidelity.steps == round(0.001 * expected * 60 * 5000 / 32) == trial_steps(
+        0.001, expected, 5000, 32)
+    [twin_steps] = [t.user_attrs["train_steps"] for t in load(tmp_path, "t").trials if "train_steps" in t.user_attrs]
+    assert twin_steps == 2 * 17  # 33 steps in 2 rounds: each round's rounded up
     twin = load(tmp_path, "t").trials[1]  # the twin is trial 1: timed first, for M
     assert timed[0] == dataclasses.replace(nas.search.trials.trial_design(load(tmp_path, "t"), twin), name="")
     assert f"budget: {expected:g} min, the reference twin's {TWIN_EPOCHS} epochs" in capsys.readouterr().out

@@ -48,7 +48,7 @@ def test_a_study_refuses_other_settings_and_keeps_its_own(tmp_path, tiny_data_di
     assert main(search_args(tmp_path, tiny_data_dir, 1, "s", *TIGHT)) == 0
     stored = load(tmp_path, "s").user_attrs["settings"]
     assert stored["fidelity"] == {"epochs": 2, "data_fraction": 0.25, "val_images": 200, "time_share": 0.0,
-                                  "rounds": 4}
+                                  "rounds": 4, "steps": 0}
     assert stored["budget_minutes"] == 0.0 and stored["device"] == ""  # equal epochs
     assert stored["limits"]["max_params"] == 60_000 and stored["space"]["name"] == "c1c2c3c4o"
     assert stored["space_digest"] == load_space(DEFAULT_SPACE).digest() and "nas_version" in stored

@@ -203,21 +203,26 @@ def add_search_parsers(sub) -> None:
     se.add_argument("--final-rung", type=int, default=None, metavar="K",
                     help="after the trials, train K of them at the study's truth fidelity (M minutes; "
                          "at equal epochs the truth's epochs) on the 45,000 search-training images, "
-                         "scored on the hold-out: the best score, the most FLOPs among those that beat "
-                         "the twin, then the next by score; the highest truth is the best (default "
+                         "scored on the hold-out: the best score, then among those that beat the twin the "
+                         "fastest (trials paced by steps) or the most FLOPs (by time), then the next "
+                         "by score; the highest truth is the best (default "
                          f"{EQUAL_TIME.final_rung}; at equal epochs {EQUAL_EPOCHS.final_rung}; 0: none)")
     se.add_argument("--out", help=f"folder of the final rung's run folders (default {DEFAULT_RUNS}/<study>, "
                                   "where nas train-best --validate --trial N writes)")
     timed = se.add_argument_group("equal time (see docs/search.md)")
     timed.add_argument("--budget-minutes", type=float, default=None, metavar="M",
                        help="the minutes of the final training you mean to run: each trial trains "
-                            "--time-share of them at its speed measured on this device (a design "
-                            "twice as fast gets twice the steps), in --rounds rounds where Hyperband "
-                            "may stop it; the study stores M and the device (default: the reference "
+                            "the steps the reference twin trains in --time-share of them on this "
+                            "device (see --trial-steps), in --rounds rounds where Hyperband may stop "
+                            "it; the study stores M and the device (default: the reference "
                             f"twin's {TWIN_EPOCHS} epochs, timed here before the search; a study that "
                             "exists keeps its own M; 0: equal epochs, every trial the same epochs)")
     timed.add_argument("--time-share", type=float, default=None, metavar="S",
                        help=f"share of M per trial (default {TIME_SHARE})")
+    timed.add_argument("--trial-steps", type=int, default=None, metavar="N",
+                       help="every trial's optimizer steps, the same for each design (default: the "
+                            "reference twin's in --time-share of M, timed here when the study is "
+                            "made; 0: --time-share of M at each design's own measured speed)")
     timed.add_argument("--rounds", type=int, default=None, metavar="R",
                        help="a trial's rounds, equal shares of its time, each ending on a "
                             f"validation score (default {fidelity.rounds})")

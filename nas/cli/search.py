@@ -16,7 +16,8 @@ from nas.data.settings import TEST_IMAGES, TRAIN_IMAGES, resolve_data_dir
 from nas.design.files import DEFAULT_SPACE
 from nas.errors import NasError
 from nas.search.settings import (DEFAULT_RUNS, DEFAULT_STORAGE, TIME_SHARE, TWIN_EPOCHS,
-                                 CalibrationSettings, Fidelity, StudySettings, check_fill, mode)
+                                 CalibrationSettings, Fidelity, StudySettings, check_fill, mode,
+                                 trial_steps)
 from nas.training.recipe import fixed_part
 
 if TYPE_CHECKING:
@@ -28,17 +29,19 @@ if TYPE_CHECKING:
 
 
 def study_settings(args: argparse.Namespace, space: SearchSpace, precision: str, device: str,
-                   budget_minutes: float) -> StudySettings:
+                   budget_minutes: float, steps: int = 0) -> StudySettings:
     """The study `nas search`'s flags ask for with a budget of `budget_minutes` (0: equal epochs;
-    the flag's, or what `search_budget` found for none), on a runtime of `precision` and `device`,
-    every flag checked (NasError, one line); `nas.search.settings.search_flags` is its inverse."""
+    the flag's, or what `search_budget` found for none) and, unless --trial-steps gives them, a
+    trial's `steps` (`search_budget`'s), on a runtime of `precision` and `device`, every flag
+    checked (NasError, one line); `nas.search.settings.search_flags` is its inverse."""
     from nas.training.budget import check_budget
 
     check_budget(budget_minutes)
     timed, defaults = bool(budget_minutes), mode(budget_minutes)
     fill = defaults.fill_params if args.fill_params is None else args.fill_params
     check_fill(fill)
-    for flag, value in (("--time-share", args.time_share), ("--rounds", args.rounds)):
+    for flag, value in (("--time-share", args.time_share), ("--rounds", args.rounds),
+                        ("--trial-steps", args.trial_steps)):
         if value is not None and not timed:
             raise NasError(f"{flag} needs a budget: at equal epochs (--budget-minutes 0) give --epochs")
     if timed and args.epochs is not None:
@@ -48,37 +51,51 @@ def study_settings(args: argparse.Namespace, space: SearchSpace, precision: str,
     if timed and not share:
         raise NasError(f"--time-share {args.time_share}: give a share of the budget in (0, 1], e.g. {TIME_SHARE}")
     passes = {"epochs": args.epochs, "rounds": args.rounds}
+    steps = steps if args.trial_steps is None else args.trial_steps
     fidelity = Fidelity(**{k: v for k, v in passes.items() if v is not None},
-                        data_fraction=args.data_fraction, val_images=args.val_images, time_share=share)
+                        data_fraction=args.data_fraction, val_images=args.val_images, time_share=share,
+                        steps=steps if timed else 0)
     return StudySettings(space.to_dict(), limits_from(args), fidelity,
                          fixed_part(recipe_from(args).to_dict()), args.second_objective,
                          fill, precision, args.sampler, budget_minutes, device if timed else "")
 
 
 def search_budget(args: argparse.Namespace, space: SearchSpace, name: str, storage: str,
-                  runtime: Runtime) -> float:
-    """The search's budget M: --budget-minutes; else the study's own, when it exists (rerunning
-    the command continues it); else the minutes of the reference twin's TWIN_EPOCHS epochs on all
-    50,000 training images, with the test set's evaluations, timed here now."""
+                  runtime: Runtime) -> tuple[float, int]:
+    """The search's budget M and its trials' steps (0: none, or --trial-steps gives them). A study
+    that exists keeps its own (rerunning the command continues it). For a new one, M is
+    --budget-minutes, else the minutes of the reference twin's TWIN_EPOCHS epochs on all 50,000
+    training images, with the test set's evaluations; the steps are the twin's in --time-share of
+    M (`trial_steps`); the twin's speed, when either needs it, timed here now."""
     from nas.search.space import TWIN, baseline_params
     from nas.search.storage import existing
     from nas.search.trials import settings_of
-    from nas.training.budget import time_epochs
+    from nas.training.budget import minutes_of, plan_speed
 
-    if args.budget_minutes is not None:  # checked with the other flags (`study_settings`)
-        return args.budget_minutes
     if (study := existing(name, storage)) is not None:
-        return settings_of(study).budget_minutes
+        stored = settings_of(study)
+        return (stored.budget_minutes if args.budget_minutes is None else args.budget_minutes,
+                stored.fidelity.steps)
+    minutes = args.budget_minutes
+    if minutes == 0 or (minutes is not None and args.trial_steps is not None):
+        return minutes, 0  # nothing to time: equal epochs, or both given
     twin = dict(baseline_params(space)).get(TWIN)
     if twin is None:
-        raise NasError(f"space {space.name} does not hold the reference's twin, whose {TWIN_EPOCHS} "
-                       "epochs set the default budget: give --budget-minutes M (0: equal epochs)")
+        raise NasError(f"space {space.name} does not hold the reference's twin, whose speed sets the "
+                       "default budget and trial steps: give --budget-minutes M and --trial-steps N "
+                       "(M 0: equal epochs)")
     recipe = recipe_from(args)
-    minutes = round(time_epochs(space.design(twin), recipe, runtime, TWIN_EPOCHS,
-                                TRAIN_IMAGES, TEST_IMAGES), 1)
-    console.print(f"budget: {minutes:g} min, the reference twin's {TWIN_EPOCHS} epochs timed on "
-                  f"{runtime.device_name()} (--budget-minutes M for yours; 0: equal epochs)")
-    return minutes
+    speed = plan_speed(space.design(twin), recipe, runtime)
+    if minutes is None:
+        minutes = round(minutes_of(TWIN_EPOCHS, speed, TRAIN_IMAGES, TEST_IMAGES), 1)
+        console.print(f"budget: {minutes:g} min, the reference twin's {TWIN_EPOCHS} epochs timed on "
+                      f"{runtime.device_name()} (--budget-minutes M for yours; 0: equal epochs)")
+    share = TIME_SHARE if args.time_share is None else args.time_share
+    steps = trial_steps(share, minutes, speed.train_images_per_s, recipe.batch_size)
+    if args.trial_steps is None:
+        console.print(f"trial steps: {steps}, the reference twin's in {share:g} of {minutes:g} min "
+                      "(--trial-steps N for yours; 0: each design's own speed)")
+    return minutes, steps
 
 
 def search(args: argparse.Namespace) -> int:
@@ -113,8 +130,8 @@ def search(args: argparse.Namespace) -> int:
     if jobs < 1:
         raise NasError(f"--jobs {jobs}: give 1 or more trials at once")
     data = load_cifar10(resolve_data_dir(args.data_dir))
-    minutes = search_budget(args, space, name, storage, runtime)
-    settings = study_settings(args, space, runtime.precision, runtime.device_name(), minutes)
+    minutes, steps = search_budget(args, space, name, storage, runtime)
+    settings = study_settings(args, space, runtime.precision, runtime.device_name(), minutes, steps)
     progress = TrainingBars(console)
     prepared = start_search(settings, runtime, data, study=name, storage=storage,
                             n_trials=args.trials, pruner=args.pruner, progress=progress)
@@ -148,11 +165,12 @@ def search(args: argparse.Namespace) -> int:
 def run_final_rung(study: optuna.Study, k: int, out: Path, data: Cifar10, runtime: Runtime,
                    command: str) -> None:
     """The search's final rung (`nas.search.rung`), with its series bar and a line per truth."""
-    from nas.search.rung import final_rung
-    from nas.search.trials import truths
+    from nas.search.rung import final_rung, underrated
+    from nas.search.trials import settings_of, truths
 
-    console.print(f"final rung: the truths of {count(k, 'trial')} (the best score, the most FLOPs "
-                  f"among those above the twin, then by score), each run in {out}")
+    second = {"flops": "the most FLOPs", "train_images_per_s": "the fastest"}[underrated(settings_of(study))]
+    console.print(f"final rung: the truths of {count(k, 'trial')} (the best score, {second} among "
+                  f"those above the twin, then by score), each run in {out}")
     with SeriesBars(console, "val") as progress:
         numbers = final_rung(study, k, out, data, runtime, progress, command)
     known = truths(study)

@@ -123,8 +123,11 @@ def summary_line(study: optuna.Study) -> str:
     wall = (max(ends) - min(starts)).total_seconds() / 60 if starts and ends else 0.0
     train = sum(t.user_attrs.get("train_seconds", 0) for t in trials) / 60
     settings = settings_of(study)
-    timed = (f", at equal time: {settings.fidelity.time_share:.0%} of {settings.budget_minutes:g} min "
-             f"a trial in {settings.fidelity.rounds} rounds on {settings.device}"
+    fidelity = settings.fidelity
+    pace = (f"{fidelity.steps} steps a trial, the twin's in {fidelity.time_share:.0%} of "
+            f"{settings.budget_minutes:g} min," if fidelity.steps else
+            f"{fidelity.time_share:.0%} of {settings.budget_minutes:g} min a trial")
+    timed = (f", at equal time: {pace} in {fidelity.rounds} rounds on {settings.device}"
              if settings.budget_minutes else "")
     cost = study.user_attrs.get(COST)
     return (f"{len(trials)} trials ({settings.sampler} sampler{timed}): {c['complete']} complete, "

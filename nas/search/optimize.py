@@ -8,10 +8,11 @@ made here (the last two by `nas.search.samplers`) and passed in. Per trial:
                                 └─feasible→ train E epochs on the 45k split (or a fraction),
                                             report val accuracy each epoch → pruner may stop it
 
-With a time budget (`--budget-minutes M`) "train E epochs" becomes "train a share of M at the
+With a time budget (`--budget-minutes M`) "train E epochs" becomes "train the study's steps in R
+rounds": the steps the reference's twin trains in a share of M here, the same for every design
+(`nas.search.settings.trial_steps`). With `--trial-steps 0` it is "train a share of M at the
 design's measured speed, in R rounds" (`nas.training.budget`), the steps of the rounds left
-re-planned after each from the real rounds' time: designs are then compared at equal time, and a
-design twice as fast gets twice the steps.
+re-planned after each from the real rounds' time: a design twice as fast gets twice the steps.
 
 `--trials N` means "until the study holds N finished (complete or pruned) trials": rerunning the
 same command after an interruption runs only the missing ones and never repeats a finished one.
@@ -54,7 +55,7 @@ from nas.search.space import SearchSpace, baseline_params
 from nas.search.storage import fail_stale_trials, open_storage
 from nas.search.trials import FILLED, PROXY_ATTRS, check_settings, finished, verdict_constraints
 from nas.training.batches import Batches, make_batches
-from nas.training.budget import equal_time
+from nas.training.budget import equal_steps, equal_time
 from nas.training.loop import ONECYCLE_MIN_STEPS, EpochLog, Hooks, check_trainable, train
 from nas.training.progress import TrainingProgress
 from nas.training.recipe import Recipe, recipe_from_dict
@@ -156,17 +157,19 @@ class TrialSetup:
     n_trials: int
     second: str | None = None
     fill: float = 0.0
-    trial_seconds: float = 0.0  # 0: equal epochs
+    trial_seconds: float = 0.0  # at equal time, paced by each design's speed; 0: not so
+    trial_steps: int = 0  # at equal time, paced by steps: every trial's; 0: not so
     progress: TrainingProgress | None = None
 
 
 def objective(trial: optuna.Trial, setup: TrialSetup) -> float | tuple[float, float]:
     """Sample, judge, then (if feasible) score the design's proxies, measure its speed, train it
     and return val accuracy (and, with `setup.second`, its parameters, FLOPs or measured seconds
-    per epoch, to minimise). At equal time (`setup.trial_seconds`) it trains that long at its
-    measured speed, in `recipe.epochs` rounds, and keeps that time (`TrialClock`)."""
+    per epoch, to minimise). At equal time it trains, in `recipe.epochs` rounds, the study's
+    `setup.trial_steps`, or `setup.trial_seconds` at its measured speed, keeping that time
+    (`TrialClock`)."""
     recipe = setup.recipe
-    timed = bool(setup.trial_seconds)
+    timed = bool(setup.trial_seconds or setup.trial_steps)
     claim_slot(trial, setup.n_trials)
     trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")  # who ran it
     config, verdict = judge(trial, setup.space, setup.limits, setup.fill)
@@ -193,7 +196,10 @@ def objective(trial: optuna.Trial, setup: TrialSetup) -> float | tuple[float, fl
             raise optuna.TrialPruned(f"same design as trial {earlier.number}, which is running")
         train_batches, eval_batches = setup.batches
         clock = None
-        if timed:  # a design twice as fast gets twice the steps
+        if setup.trial_steps:  # every design the same steps, whatever its speed
+            train_batches = equal_steps(train_batches, setup.trial_steps, recipe.epochs,
+                                        ONECYCLE_MIN_STEPS)
+        elif timed:  # a design twice as fast gets twice the steps
             train_batches, clock = equal_time(train_batches, setup.trial_seconds,
                                               measured["train_images_per_s"], recipe.batch_size,
                                               recipe.epochs, ONECYCLE_MIN_STEPS)
@@ -306,5 +312,6 @@ def start_search(settings: StudySettings, runtime: Runtime, data: Cifar10, *, st
     setup = TrialSetup(space, limits, recipe, runtime,
                        make_batches(splits, recipe.batch_size, recipe.augment, runtime), proxies,
                        n_trials, settings.second_objective, settings.fill_params,
-                       settings.budget_minutes * 60 * fidelity.time_share, progress)
+                       0.0 if fidelity.steps else settings.budget_minutes * 60 * fidelity.time_share,
+                       fidelity.steps, progress)
     return Search(opened, functools.partial(objective, setup=setup), n_trials)

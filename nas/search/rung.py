@@ -2,13 +2,20 @@
 designs are each trained at the study's truth fidelity, and the highest truth is the search's pick
 (`nas.search.trials.best_trial`).
 
-A trial's score is a cheap ranking with a known bias: a short training under-rates the designs that
-do more work per image, which catch up over the full budget (studies/calibration-equal-time). So
-the rung does not take the top K by score. It takes the two ends of the front of score against
-FLOPs among the trials that beat the reference's twin at the search's fidelity: the best score,
-and the design with the most FLOPs (studies/equal-time-main: the top two by score reached 84.52 %
-at M, the twelfth by score, with the most FLOPs, 85.70 %; in studies/equal-time-v4 the rung's
-best was also the one with the most FLOPs).
+A trial's score is a cheap ranking with a known bias, so the rung does not take the top K by
+score. It takes the two ends of the front of score against what the score under-rates, among the
+trials that beat the reference's twin at the search's fidelity: the best score, and the design
+that has the most of it (`UNDERRATED`).
+
+- A trial paced by time (`--trial-steps 0`) under-rates the designs that do more work per image:
+  they get fewer steps in a short trial and catch up over the full budget
+  (studies/calibration-equal-time). The second pick is the one with the most FLOPs
+  (studies/equal-time-main: the top two by score reached 84.52 % at M, the twelfth by score, with
+  the most FLOPs, 85.70 %; in studies/equal-time-v4 the rung's best was also the heaviest).
+- A trial paced by steps (the default) gives every design the steps the twin gets, so it cannot
+  see what the full budget gives a fast design: more steps than the twin. The second pick is the
+  fastest (the most training images/s measured): better per step than the twin and faster, it
+  leads the twin at M on both counts.
 
 The truth run is exactly `nas train-best --validate --trial N`: the study's recipe as searched,
 for the study's budget in minutes (at equal time) or the truth fidelity's epochs, on the 45,000
@@ -30,7 +37,7 @@ import optuna
 from optuna.trial import FrozenTrial
 
 from nas.data.cifar10 import Cifar10
-from nas.search.settings import truth_epochs
+from nas.search.settings import StudySettings, truth_epochs
 from nas.search.space import TWIN
 from nas.search.trials import (RUNG, contenders, record_result, recorded_results, settings_of,
                                trial_design, truths)
@@ -40,25 +47,37 @@ from nas.training.recipe import Recipe, recipe_from_dict
 from nas.training.run import RunSpec, budgeted, resumed, train_run
 from nas.training.runtime import Runtime
 
+# What a trial's score under-rates, by how its study paces a trial (see the module docstring):
+# the trial attribute whose largest value the rung picks second
+UNDERRATED = {"time": "flops", "steps": "train_images_per_s"}
+
+
+def underrated(settings: StudySettings) -> str:
+    """The attribute of `UNDERRATED` for a study's pace. At equal epochs, where the truth is
+    epochs too and speed buys nothing, a short training under-rates work per image as time does."""
+    return UNDERRATED["steps" if settings.fidelity.steps else "time"]
+
+
 def rung_trials(study: optuna.Study, k: int) -> list[FrozenTrial]:
     """The final rung's `k` trials (see the module docstring), in the order they are picked.
 
     The candidates are the complete feasible trials (a repeat counts once: its first) that score
     above the reference's twin (all of them in a study without a scored twin): the twin's truth is
     the rival's, so it would buy nothing. Their front is the candidates that no other one beats on
-    both score and FLOPs. The picks: the best score, the most FLOPs, the rest of the front by
-    score, then the rest of the trials by score."""
+    both score and the `underrated` attribute. The picks: the best score, the most of that
+    attribute, the rest of the front by score, then the rest of the trials by score."""
+    attr = underrated(settings_of(study))
     ranked = sorted(contenders(study), key=lambda t: (-t.values[0], t.number))
     twin = next((t.values[0] for t in ranked if t.user_attrs.get("baseline") == TWIN), None)
     candidates = [t for t in ranked if twin is None or t.values[0] > twin]
 
-    def flops(trial: FrozenTrial) -> float:
-        return trial.user_attrs.get("flops", 0)
+    def most(trial: FrozenTrial) -> float:
+        return trial.user_attrs.get(attr, 0)
 
     front = [t for t in candidates
-             if not any(o.values[0] > t.values[0] and flops(o) > flops(t) for o in candidates)]
-    heaviest = [max(candidates, key=lambda t: (flops(t), -t.number))] if candidates else []
-    picks = {t.number: t for t in (*candidates[:1], *heaviest, *front, *ranked)}  # first wins
+             if not any(o.values[0] > t.values[0] and most(o) > most(t) for o in candidates)]
+    second = [max(candidates, key=lambda t: (most(t), -t.number))] if candidates else []
+    picks = {t.number: t for t in (*candidates[:1], *second, *front, *ranked)}  # first wins
     return list(picks.values())[:k]
 
 

@@ -57,6 +57,18 @@ SEARCH_FILL = EQUAL_EPOCHS.fill_params  # what a study's settings default to (St
 # The share of M each trial trains at equal time: the calibration ranked designs best at 10 % of M
 # among the shares measured (studies/calibration-equal-time); equal-time-v4 searched with it.
 TIME_SHARE = 0.1
+
+
+def trial_steps(share: float, minutes: float, twin_images_per_s: float, batch_size: int) -> int:
+    """`--trial-steps`' default: the optimizer steps the reference's twin trains in `share` of
+    `minutes` at its speed measured here; every trial of the study trains that many, whatever its
+    own speed. Not the share at each design's own speed (`--trial-steps 0`): on the five designs
+    with a truth at M in studies/equal-time-main, the same steps ranked them at Spearman +0.8
+    against the truth, the same time at -0.9. A short trial at equal time rewards the fast designs
+    that learn quickest early; the full budget, the designs that do more with each step."""
+    return max(1, round(share * minutes * 60 * twin_images_per_s / batch_size))
+
+
 # Without --budget-minutes, M is the minutes of this many epochs of the reference's feasible twin,
 # timed on this device before the search: what the hand-made design needs for its 85 %
 # (studies/equal-time-v4 measured M so).
@@ -81,15 +93,18 @@ class Fidelity:
     The default, 4 epochs on 25 % of the images, ranked ten designs as a 10-epoch training on all
     of them does best of the fidelities measured ([studies/calibration](../../studies/calibration/README.md)).
 
-    At equal time (`time_share` > 0, for a study with a time budget) a trial trains `time_share`
-    of the budget's minutes at its measured speed, on the same share of the images, in `rounds`
-    of equal steps: each round ends on a validation score, where Hyperband may stop it."""
+    At equal time (`time_share` > 0, for a study with a time budget) a trial trains `steps`
+    optimizer steps, the same for every design (the reference twin's in `time_share` of the
+    budget's minutes), or with `steps` 0 `time_share` of the minutes at its own measured speed;
+    on the same share of the images, in `rounds` of equal steps: each round ends on a validation
+    score, where Hyperband may stop it."""
 
     epochs: int = 4  # at equal epochs
     data_fraction: float = 0.25  # of the 45,000 images outside the validation hold-out
     val_images: int = VAL_IMAGES  # the hold-out; smaller only for tiny test data
     time_share: float = 0.0  # of the study's budget minutes per trial; 0: equal epochs
     rounds: int = 4  # at equal time
+    steps: int = 0  # at equal time, every trial's optimizer steps; 0: time_share at its own speed
 
     def __post_init__(self) -> None:
         if self.epochs < 1:
@@ -100,6 +115,9 @@ class Fidelity:
             raise NasError(f"--data-fraction {self.data_fraction}: must be in (0, 1]")
         if not 0 <= self.time_share <= 1:
             raise NasError(f"--time-share {self.time_share}: must be a share of the budget in (0, 1]")
+        if self.steps < 0 or (self.steps and not self.time_share):
+            raise NasError(f"--trial-steps {self.steps}: give a number of steps at equal time "
+                           "(with a budget), or 0 for a share of it at each design's speed")
         if self.val_images < 10 or self.val_images % 10:
             raise NasError(f"--val-images {self.val_images}: must be a positive multiple of 10 "
                            "(the same count for each class)")
@@ -260,7 +278,8 @@ def search_flags(settings: StudySettings) -> dict[str, Any]:
     flags: dict[str, Any] = {}
     flags["budget-minutes"] = f"{settings.budget_minutes:g}"  # at equal time, on settings.device
     if settings.budget_minutes:
-        flags |= {"time-share": fidelity.time_share, "rounds": fidelity.rounds}
+        flags |= {"time-share": fidelity.time_share, "rounds": fidelity.rounds,
+                  "trial-steps": fidelity.steps}  # measured on the study's device: given here
     else:
         flags["epochs"] = fidelity.epochs
     flags |= {"data-fraction": fidelity.data_fraction, "val-images": fidelity.val_images}

@@ -4,7 +4,8 @@
   minutes at the design's speed measured here before the run (`PLAN_TIMING`), and that speed.
 - `Deadline`: the run's epochs re-planned after every epoch from the real epochs' time.
 - `TrialClock`: a search or calibration trial's steps per round re-planned after every round.
-- `RoundBatches` and `equal_time`: a trial's rounds, each as many steps as its share buys.
+- `RoundBatches`, `equal_time` and `equal_steps`: a trial's rounds, each as many steps as its
+  share buys at its speed, or as the study gives every trial.
 
 A speed measured before a run does not hold on a machine whose speed drifts
 (studies/archive/equal-time-v2); that is why both keep re-planning
@@ -141,18 +142,16 @@ def minutes_of(epochs: int, speed: Speed, train_images: int, eval_images: int) -
     return (epochs * epoch + final) / 60
 
 
-def time_epochs(config: ArchConfig, recipe: Recipe, runtime: Runtime, epochs: int,
-                train_images: int, eval_images: int) -> float:
-    """The minutes `epochs` epochs of `config` with `recipe` take here, timed now (`PLAN_TIMING`)."""
-    speed = measure_speed(config, recipe, runtime, timing=PLAN_TIMING)
-    return minutes_of(epochs, speed, train_images, eval_images)
+def plan_speed(config: ArchConfig, recipe: Recipe, runtime: Runtime) -> Speed:
+    """`config`'s speed with `recipe` here, timed now as a plan is (`PLAN_TIMING`)."""
+    return measure_speed(config, recipe, runtime, timing=PLAN_TIMING)
 
 
 def plan_budget(out: Path, minutes: float, config: ArchConfig, recipe: Recipe, runtime: Runtime,
                 train_images: int, eval_images: int) -> Plan:
     """Time `config` here (`PLAN_TIMING`), plan `minutes` from that speed and write the plan to
     `out` before the run starts."""
-    speed = measure_speed(config, recipe, runtime, timing=PLAN_TIMING)
+    speed = plan_speed(config, recipe, runtime)
     plan = make_plan(minutes, speed, train_images, eval_images, runtime.device_name())
     out.mkdir(parents=True, exist_ok=True)
     (out / PLAN_FILE).write_text(json.dumps(plan.to_dict(), indent=1) + "\n")
@@ -222,6 +221,12 @@ class RoundBatches:
                     return
             if given == before:  # an empty source would loop for ever
                 raise ValueError("RoundBatches: the batch source yields no batch")
+
+
+def equal_steps(batches: Batches, steps: int, rounds: int, least: int = 1) -> RoundBatches:
+    """A search trial at equal steps: `rounds` equal rounds that together make `steps` optimizer
+    steps (at least `least`; rounded up to whole rounds), whatever the design's speed."""
+    return RoundBatches(batches, max(1, math.ceil(max(steps, least) / rounds)))
 
 
 def equal_time(batches: Batches, seconds: float, images_per_s: float, batch_size: int, rounds: int,
