@@ -13,7 +13,7 @@ import pytest
 from nas.cli.parser import build_parser
 from nas.design.limits import Limits
 from nas.search.settings import (DEFAULT_CALIBRATION, DEFAULT_RUNS, DEFAULT_STORAGE, DEFAULT_TRIALS,
-                                 EQUAL_EPOCHS, EQUAL_TIME, SEARCH_FILL, SEARCH_PRUNER,
+                                 EQUAL_EPOCHS, EQUAL_TIME, SEARCH_FILL,
                                  SEARCH_SAMPLER, TIME_FIDELITIES, TIME_SHARE, TIME_TRUTH_FIDELITY,
                                  TWIN_EPOCHS, CalibrationSettings, Fidelity, StudySettings,
                                  truth_epochs)
@@ -56,7 +56,7 @@ def test_search_help_and_defaults_are_the_settings():
     assert f"default {SEARCH_SAMPLER}" in help_of("search", "--sampler")
     assert f"default {TIME_SHARE}" in help_of("search", "--time-share")
     assert f"default {fidelity.rounds}" in help_of("search", "--rounds")
-    assert f"default {SEARCH_PRUNER}" in help_of("search", "--pruner")
+    assert f"default {EQUAL_TIME.pruner}; at equal epochs {EQUAL_EPOCHS.pruner}" in help_of("search", "--pruner")
     assert f"default {limits.max_params}" in help_of("search", "--max-params")
     assert f"default {limits.max_flops}" in help_of("search", "--max-flops")
     assert f"default {limits.min_rf}" in help_of("search", "--min-rf")
@@ -69,7 +69,7 @@ def test_search_help_and_defaults_are_the_settings():
     # None: the mode's default (the budget decides the mode; none given: equal time, M timed here)
     assert given["fill_params"] is given["final_rung"] is given["space"] is given["budget_minutes"] is None
     assert given["epochs"] is None and given["rounds"] is None  # None: the fidelity's own
-    assert given["pruner"] == SEARCH_PRUNER
+    assert given["pruner"] is None  # the mode's
     # a study made with no flag stores the parser's defaults: StudySettings reads the same homes
     study = StudySettings({})
     assert (study.fill_params, study.sampler, study.fidelity) == (SEARCH_FILL, SEARCH_SAMPLER, fidelity)

@@ -242,7 +242,9 @@ def test_the_modes_defaults_are_the_documented_ones() -> None:
 
     assert (EQUAL_TIME.space, EQUAL_TIME.fill_params, EQUAL_TIME.final_rung, TIME_SHARE) == \
         (FAST_SPACE, 0.0, 2, 0.1)  # studies/equal-time-v4's settings
-    assert (EQUAL_EPOCHS.space, EQUAL_EPOCHS.fill_params, EQUAL_EPOCHS.final_rung) == (DEFAULT_SPACE, 0.9, 0)
+    assert EQUAL_TIME.pruner == "first"  # studies/equal-time-main, section 7
+    assert (EQUAL_EPOCHS.space, EQUAL_EPOCHS.fill_params, EQUAL_EPOCHS.final_rung, EQUAL_EPOCHS.pruner) == \
+        (DEFAULT_SPACE, 0.9, 0, "hyperband")
     assert TWIN_EPOCHS == 20
 
 

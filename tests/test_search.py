@@ -215,6 +215,30 @@ def test_ctrl_c_to_the_process_group_exits_130_with_the_continue_command(tmp_pat
         assert not failed and len(finished(study)) == 2
 
 
+def test_the_first_pruner_stops_a_trial_after_its_first_round_only() -> None:
+    from nas.search.samplers import make_pruner
+
+    study = optuna.create_study(direction="maximize", pruner=make_pruner("first", 4))
+    for first in (0.40, 0.45, 0.50, 0.55, 0.60):  # five complete trials: first rounds' median 0.55
+        trial = study.ask()
+        for step in range(1, 5):
+            trial.report(first + 0.05 * step, step)
+        study.tell(trial, first + 0.2)
+
+    def stopped_at(values: list[float]) -> int | None:
+        trial = study.ask()
+        for step, value in enumerate(values, start=1):
+            trial.report(value, step)
+            if trial.should_prune():
+                study.tell(trial, state=TrialState.PRUNED)
+                return step
+        study.tell(trial, values[-1])
+        return None
+
+    assert stopped_at([0.52, 0.70, 0.80, 0.90]) == 1  # below the median after round 1
+    assert stopped_at([0.58, 0.30, 0.20, 0.10]) is None  # never after a later round
+
+
 class AlwaysPrune(optuna.pruners.BasePruner):
     def prune(self, study, trial) -> bool:
         return True

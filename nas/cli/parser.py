@@ -13,7 +13,7 @@ from dataclasses import fields
 from nas.data.settings import DATA_ENV, DEFAULT_DATA_DIR
 from nas.design.limits import Limits
 from nas.search.settings import (DEFAULT_CALIBRATION, DEFAULT_RUNS, DEFAULT_STORAGE, DEFAULT_TRIALS,
-                                 EQUAL_EPOCHS, EQUAL_TIME, PRUNERS, SAMPLERS, SEARCH_PRUNER,
+                                 EQUAL_EPOCHS, EQUAL_TIME, PRUNERS, SAMPLERS,
                                  SEARCH_SAMPLER, TIME_FIDELITIES, TIME_SHARE, TIME_TRUTH_FIDELITY,
                                  TWIN_EPOCHS, CalibrationSettings, Fidelity, truth_epochs)
 from nas.training.presets import CHOICES as PRESET_CHOICES, PRESETS, presets_help
@@ -186,8 +186,10 @@ def add_search_parsers(sub) -> None:
                     help="fraction of the 45,000 search-training images per trial (default %(default)s)")
     se.add_argument("--val-images", type=int, default=fidelity.val_images,
                     help="size of the stratified validation hold-out (default %(default)s)")
-    se.add_argument("--pruner", choices=PRUNERS, default=SEARCH_PRUNER,
-                    help="stops poor trials early (default %(default)s)")
+    se.add_argument("--pruner", choices=PRUNERS, default=None,
+                    help="stops poor trials early; first: after a trial's first round only, below "
+                         "the median of the complete trials' (default "
+                         f"{EQUAL_TIME.pruner}; at equal epochs {EQUAL_EPOCHS.pruner})")
     se.add_argument("--second-objective", choices=["params", "flops", "time"], default=None,
                     help="multi-objective: maximise val accuracy and minimise this (time: the "
                          "measured seconds per 50,000-image epoch; no pruner)")

@@ -134,7 +134,8 @@ def search(args: argparse.Namespace) -> int:
     settings = study_settings(args, space, runtime.precision, runtime.device_name(), minutes, steps)
     progress = TrainingBars(console)
     prepared = start_search(settings, runtime, data, study=name, storage=storage,
-                            n_trials=args.trials, pruner=args.pruner, progress=progress)
+                            n_trials=args.trials, pruner=args.pruner or mode(minutes).pruner,
+                            progress=progress)
     view = SearchView(console, progress, args.trials)
     where = "" if storage == DEFAULT_STORAGE else f" --storage {storage}"
     try:
