@@ -38,7 +38,8 @@ for seed in 0 1; do
 done
 
 # 3. The fidelity (section 6): five designs with a truth at M, each the same steps, about the
-# twin's in 10 % of M (9 epochs of a quarter of the images: 396 steps of 256)
+# twin's in 10 % of M (9 epochs of a quarter of the images: 396 steps of 256); section 8's runs
+# at 10 and 30 epochs, two seeds: fidelity/len.sh
 declare -A CONFIG=([twin]=$S/seed-0/trial-1-val [t12]=$S/v4-trial-12-val [t4]=$S/seed-0/trial-4-val
                    [t47]=$S/seed-0/trial-47-val [t21]=$S/seed-0/trial-21-val)
 for d in t12 twin t4 t47 t21; do
@@ -46,8 +47,9 @@ for d in t12 twin t4 t47 t21; do
         --epochs 9 --preset none
 done
 
-# 4. The main command with today's defaults (trials paced by steps), seeds 0 and 1, the same M;
-# each search's best for M minutes, training seeds 0 and 1
+# 4. The main command with today's defaults (trials paced by steps, pruned after their first
+# round only), seeds 0 and 1, the same M; each search's best for M minutes, training seeds 0 and 1.
+# (Its first try with Hyperband, stopped after 15 trials, is kept as steps-hyperband-seed-0.)
 for search in 0 1; do
     nas search --study "steps-seed-$search" --seed "$search" "${DB[@]}" --out "$S/steps-seed-$search" \
         --budget-minutes "$M"
