@@ -215,7 +215,7 @@ def add_search_parsers(sub) -> None:
     timed.add_argument("--budget-minutes", type=float, default=None, metavar="M",
                        help="the minutes of the final training you mean to run: each trial trains "
                             "the steps the reference twin trains in --time-share of them on this "
-                            "device (see --trial-steps), in --rounds rounds where Hyperband may stop "
+                            "device (see --trial-steps), in --rounds rounds where the pruner may stop "
                             "it; the study stores M and the device (default: the reference "
                             f"twin's {TWIN_EPOCHS} epochs, timed here before the search; a study that "
                             "exists keeps its own M; 0: equal epochs, every trial the same epochs)")

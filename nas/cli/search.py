@@ -169,7 +169,7 @@ def run_final_rung(study: optuna.Study, k: int, out: Path, data: Cifar10, runtim
     from nas.search.rung import final_rung, underrated
     from nas.search.trials import settings_of, truths
 
-    second = {"flops": "the most FLOPs", "train_images_per_s": "the fastest"}[underrated(settings_of(study))]
+    _, second = underrated(settings_of(study))
     console.print(f"final rung: the truths of {count(k, 'trial')} (the best score, {second} among "
                   f"those above the twin, then by score), each run in {out}")
     with SeriesBars(console, "val") as progress:

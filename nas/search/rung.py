@@ -48,12 +48,12 @@ from nas.training.run import RunSpec, budgeted, resumed, train_run
 from nas.training.runtime import Runtime
 
 # What a trial's score under-rates, by how its study paces a trial (see the module docstring):
-# the trial attribute whose largest value the rung picks second
-UNDERRATED = {"time": "flops", "steps": "train_images_per_s"}
+# the trial attribute whose largest value the rung picks second, and that pick in words
+UNDERRATED = {"time": ("flops", "the most FLOPs"), "steps": ("train_images_per_s", "the fastest")}
 
 
-def underrated(settings: StudySettings) -> str:
-    """The attribute of `UNDERRATED` for a study's pace. At equal epochs, where the truth is
+def underrated(settings: StudySettings) -> tuple[str, str]:
+    """`UNDERRATED`'s attribute and words for a study's pace. At equal epochs, where the truth is
     epochs too and speed buys nothing, a short training under-rates work per image as time does."""
     return UNDERRATED["steps" if settings.fidelity.steps else "time"]
 
@@ -66,7 +66,7 @@ def rung_trials(study: optuna.Study, k: int) -> list[FrozenTrial]:
     the rival's, so it would buy nothing. Their front is the candidates that no other one beats on
     both score and the `underrated` attribute. The picks: the best score, the most of that
     attribute, the rest of the front by score, then the rest of the trials by score."""
-    attr = underrated(settings_of(study))
+    attr, _ = underrated(settings_of(study))
     ranked = sorted(contenders(study), key=lambda t: (-t.values[0], t.number))
     twin = next((t.values[0] for t in ranked if t.user_attrs.get("baseline") == TWIN), None)
     candidates = [t for t in ranked if twin is None or t.values[0] > twin]

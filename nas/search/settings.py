@@ -101,7 +101,7 @@ class Fidelity:
     optimizer steps, the same for every design (the reference twin's in `time_share` of the
     budget's minutes), or with `steps` 0 `time_share` of the minutes at its own measured speed;
     on the same share of the images, in `rounds` of equal steps: each round ends on a validation
-    score, where Hyperband may stop it."""
+    score, where the pruner may stop it."""
 
     epochs: int = 4  # at equal epochs
     data_fraction: float = 0.25  # of the 45,000 images outside the validation hold-out
