@@ -26,7 +26,7 @@ from nas.search.settings import (EQUAL_EPOCHS, EQUAL_TIME, TIME_SHARE, TWIN_EPOC
                                  StudySettings, trial_steps)
 from nas.search.space import load_space
 from nas.search.space import TWIN
-from nas.search.trials import COST, RUNG, best_trial, recorded_results, truths
+from nas.search.trials import COST, RUNG, RUNG_SPEEDS, best_trial, recorded_results, truths
 from nas.training.budget import minutes_of
 from nas.training.speed import Speed
 from tests.conftest import ROOT
@@ -168,6 +168,32 @@ def test_trials_paced_by_steps_put_the_fastest_above_the_twin_second() -> None:
     assert rung_of(scored_study(trials, 402, speeds), 5) == [1, 3, 2, 0, 4]
     # the same trials paced by time: the most FLOPs above the twin comes second
     assert rung_of(scored_study(trials, 0, speeds), 2) == [1, 2]
+
+
+def test_the_rung_times_its_candidates_once_and_picks_by_those_figures(monkeypatch) -> None:
+    # studies/equal-time-main section 9: one design's half-second figure as a trial was 581
+    # images/s in one search and 783 in another; the rung times its candidates itself, together
+    trials = [(0.67, 20.2, True), (0.70, 5.0, False), (0.68, 16.4, False), (0.69, 4.0, False),
+              (0.66, 3.0, False)]
+    study = scored_study(trials, 402, [628, 1360, 990, 1400, 1900])
+    assert rung_of(study, 2) == [1, 3]  # by the trials' own figures
+    timed = []
+
+    def fake_plan_speed(number, recipe, runtime) -> Speed:
+        timed.append(number)
+        return Speed({1: 1000.0, 2: 1500.0, 3: 900.0}[number], 1.0, 1.0, 1.0, 0.0)
+
+    monkeypatch.setattr(nas.search.rung, "trial_design", lambda study, trial: trial.number)
+    monkeypatch.setattr(nas.search.rung, "plan_speed", fake_plan_speed)
+    nas.search.rung.time_candidates(study, None)
+    assert timed == [1, 3, 2]  # the candidates above the twin only, by score
+    assert study.user_attrs[RUNG_SPEEDS] == {"1": 1000.0, "2": 1500.0, "3": 900.0}
+    assert rung_of(study, 2) == [1, 2]  # trial 2 is the fastest as the rung timed it
+    nas.search.rung.time_candidates(study, None)  # a resumed rung keeps its figures
+    assert timed == [1, 3, 2] and rung_of(study, 2) == [1, 2]
+    paced_by_time = scored_study(trials, 0, [628, 1360, 990, 1400, 1900])
+    nas.search.rung.time_candidates(paced_by_time, None)  # FLOPs need no timing
+    assert timed == [1, 3, 2] and RUNG_SPEEDS not in paced_by_time.user_attrs
 
 
 def test_the_rung_resumes_after_a_kill(tmp_path, tiny_data_dir, monkeypatch) -> None:

@@ -167,13 +167,16 @@ def run_final_rung(study: optuna.Study, k: int, out: Path, data: Cifar10, runtim
                    command: str) -> None:
     """The search's final rung (`nas.search.rung`), with its series bar and a line per truth."""
     from nas.search.rung import final_rung, underrated
-    from nas.search.trials import settings_of, truths
+    from nas.search.trials import RUNG_SPEEDS, settings_of, truths
 
     _, second = underrated(settings_of(study))
     console.print(f"final rung: the truths of {count(k, 'trial')} (the best score, {second} among "
                   f"those above the twin, then by score), each run in {out}")
     with SeriesBars(console, "val") as progress:
         numbers = final_rung(study, k, out, data, runtime, progress, command)
+    if timed := study.user_attrs.get(RUNG_SPEEDS):
+        console.print("final rung, training images/s timed now: "
+                      + ", ".join(f"trial {n} {speed:,.0f}" for n, speed in timed.items()))
     known = truths(study)
     console.print("final rung: " + ", ".join(f"trial {n} truth {known[n]:.4f}" for n in numbers if n in known))
 

@@ -14,8 +14,12 @@ that has the most of it (`UNDERRATED`).
   the most FLOPs, 85.70 %; in studies/equal-time-v4 the rung's best was also the heaviest).
 - A trial paced by steps (the default) gives every design the steps the twin gets, so it cannot
   see what the full budget gives a fast design: more steps than the twin. The second pick is the
-  fastest (the most training images/s measured): better per step than the twin and faster, it
-  leads the twin at M on both counts.
+  fastest: better per step than the twin and faster, it leads the twin at M on both counts. The
+  rung times its candidates itself, one after another, as a truth run plans its epochs
+  (`nas.training.budget.plan_speed`, 5 s each), and keeps those figures in the study
+  (`RUNG_SPEEDS`): the half-second figure of each trial, timed minutes or hours apart, is too noisy
+  to choose by (studies/equal-time-main section 9: v4's winner measured 581 and 783 images/s in two
+  searches on one machine).
 
 The truth run is exactly `nas train-best --validate --trial N`: the study's recipe as searched,
 for the study's budget in minutes (at equal time) or the truth fidelity's epochs, on the 45,000
@@ -39,8 +43,9 @@ from optuna.trial import FrozenTrial
 from nas.data.cifar10 import Cifar10
 from nas.search.settings import StudySettings, truth_epochs
 from nas.search.space import TWIN
-from nas.search.trials import (RUNG, contenders, record_result, recorded_results, settings_of,
-                               trial_design, truths)
+from nas.search.trials import (RUNG, RUNG_SPEEDS, contenders, record_result, recorded_results,
+                               settings_of, trial_design, truths)
+from nas.training.budget import plan_speed
 from nas.training.checkpoints import CHECKPOINT
 from nas.training.progress import SeriesProgress
 from nas.training.recipe import Recipe, recipe_from_dict
@@ -58,6 +63,29 @@ def underrated(settings: StudySettings) -> tuple[str, str]:
     return UNDERRATED["steps" if settings.fidelity.steps else "time"]
 
 
+def candidates_of(study: optuna.Study) -> tuple[list[FrozenTrial], list[FrozenTrial]]:
+    """The complete feasible trials (a repeat counts once: its first) by score, and among them the
+    rung's candidates: those above the reference's twin (all of them without a scored twin)."""
+    ranked = sorted(contenders(study), key=lambda t: (-t.values[0], t.number))
+    twin = next((t.values[0] for t in ranked if t.user_attrs.get("baseline") == TWIN), None)
+    return ranked, [t for t in ranked if twin is None or t.values[0] > twin]
+
+
+def time_candidates(study: optuna.Study, runtime: Runtime) -> None:
+    """In a study paced by steps, time each candidate not yet timed (`plan_speed`) and add its
+    training images/s to the study's `RUNG_SPEEDS`; a figure once stored is kept, so a resumed
+    rung picks what it picked before."""
+    if not settings_of(study).fidelity.steps:
+        return
+    recipe = truth_recipe(study)
+    speeds = dict(study.user_attrs.get(RUNG_SPEEDS, {}))
+    for trial in candidates_of(study)[1]:
+        if str(trial.number) not in speeds:
+            speed = plan_speed(trial_design(study, trial), recipe, runtime).train_images_per_s
+            speeds[str(trial.number)] = float(f"{speed:.4g}")
+    study.set_user_attr(RUNG_SPEEDS, speeds)
+
+
 def rung_trials(study: optuna.Study, k: int) -> list[FrozenTrial]:
     """The final rung's `k` trials (see the module docstring), in the order they are picked.
 
@@ -65,14 +93,14 @@ def rung_trials(study: optuna.Study, k: int) -> list[FrozenTrial]:
     above the reference's twin (all of them in a study without a scored twin): the twin's truth is
     the rival's, so it would buy nothing. Their front is the candidates that no other one beats on
     both score and the `underrated` attribute. The picks: the best score, the most of that
-    attribute, the rest of the front by score, then the rest of the trials by score."""
+    attribute (a candidate's speed as the rung timed it, `time_candidates`, where it did), the
+    rest of the front by score, then the rest of the trials by score."""
     attr, _ = underrated(settings_of(study))
-    ranked = sorted(contenders(study), key=lambda t: (-t.values[0], t.number))
-    twin = next((t.values[0] for t in ranked if t.user_attrs.get("baseline") == TWIN), None)
-    candidates = [t for t in ranked if twin is None or t.values[0] > twin]
+    ranked, candidates = candidates_of(study)
+    timed = study.user_attrs.get(RUNG_SPEEDS, {}) if attr == "train_images_per_s" else {}
 
     def most(trial: FrozenTrial) -> float:
-        return trial.user_attrs.get(attr, 0)
+        return timed.get(str(trial.number), trial.user_attrs.get(attr, 0))
 
     front = [t for t in candidates
              if not any(o.values[0] > t.values[0] and most(o) > most(t) for o in candidates)]
@@ -119,6 +147,7 @@ def final_rung(study: optuna.Study, k: int, out: Path, data: Cifar10, runtime: R
     runs under `out`; the rung's trial numbers, best score first. `command`, with {trial} and
     {out} filled in, is recorded in each run's metrics as the command that makes it alone."""
     progress = progress or SeriesProgress()
+    time_candidates(study, runtime)
     top = rung_trials(study, k)
     numbers = [t.number for t in top]
     study.set_user_attr(RUNG, {"k": k, "trials": numbers, "out": str(out)})

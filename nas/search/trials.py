@@ -195,6 +195,7 @@ def recorded_results(study: optuna.Study, split: str) -> dict[int, list[dict[str
 
 COST = "search_cost"  # study attribute: what the search and its final rung took (`search_cost`)
 RUNG = "final_rung"  # study attribute: the final rung's trials, best score first, and its folder
+RUNG_SPEEDS = "rung_speeds"  # study attribute: the training images/s the rung timed, by trial
 
 
 def search_cost(study: optuna.Study, rung: list[int]) -> dict[str, float]:
