@@ -10,6 +10,7 @@ import json
 import subprocess
 import sys
 import time
+from datetime import datetime, timedelta
 
 import optuna
 import pytest
@@ -26,7 +27,9 @@ from nas.search.settings import (EQUAL_EPOCHS, EQUAL_TIME, TIME_SHARE, TWIN_EPOC
                                  StudySettings, trial_steps)
 from nas.search.space import load_space
 from nas.search.space import TWIN
-from nas.search.trials import COST, RUNG, RUNG_SPEEDS, best_trial, recorded_results, truths
+from nas.search.storage import STALE_REASON
+from nas.search.trials import (COST, RUNG, RUNG_SPEEDS, best_trial, recorded_results, search_cost,
+                               truths)
 from nas.training.budget import minutes_of
 from nas.training.speed import Speed
 from tests.conftest import ROOT
@@ -194,6 +197,24 @@ def test_the_rung_times_its_candidates_once_and_picks_by_those_figures(monkeypat
     paced_by_time = scored_study(trials, 0, [628, 1360, 990, 1400, 1900])
     nas.search.rung.time_candidates(paced_by_time, None)  # FLOPs need no timing
     assert timed == [1, 3, 2] and RUNG_SPEEDS not in paced_by_time.user_attrs
+
+
+def test_a_killed_workers_trial_costs_the_work_it_recorded_not_the_pause_until_the_rerun() -> None:
+    # studies/equal-time-main: trial 20 of steps-seed-0, killed at 04:47 after one round, was
+    # failed by the rerun at 05:16; its half hour of pause made the trials cost 110.5 min, not 81
+    start = datetime(2026, 12, 7, 4, 44)
+    study = scored_study([])
+
+    def add(state: TrialState, begin: float, end: float, **attrs) -> None:
+        study.add_trial(optuna.trial.FrozenTrial(
+            len(study.trials), state, 0.5 if state == TrialState.COMPLETE else None,
+            start + timedelta(minutes=begin), start + timedelta(minutes=end), {}, {}, attrs, {}, {}, 0))
+
+    add(TrialState.COMPLETE, 0, 2)
+    add(TrialState.FAIL, 2, 32, fail_reason=STALE_REASON, measure_seconds=6.0, train_seconds=54.0)
+    add(TrialState.COMPLETE, 32, 35)
+    add(TrialState.FAIL, 35, 36, fail_reason="interrupted by the user (Ctrl-C)", train_seconds=6.0)
+    assert search_cost(study, [])["trials_minutes"] == 2 + 1 + 3 + 1
 
 
 def test_the_rung_resumes_after_a_kill(tmp_path, tiny_data_dir, monkeypatch) -> None:

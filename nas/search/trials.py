@@ -16,6 +16,7 @@ Optuna 5 hold them as the `constraints` system attribute, a list in `CONSTRAINTS
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import optuna
@@ -26,6 +27,7 @@ from nas.design.limits import Limits
 from nas.errors import NasError
 from nas.search.settings import StudySettings, truth_epochs
 from nas.search.space import with_widths
+from nas.search.storage import STALE_REASON
 from nas.training.recipe import fixed_part
 
 if TYPE_CHECKING:  # the verdict's module counts with fvcore: not imported to read a study
@@ -198,12 +200,23 @@ RUNG = "final_rung"  # study attribute: the final rung's trials, best score firs
 RUNG_SPEEDS = "rung_speeds"  # study attribute: the training images/s the rung timed, by trial
 
 
+def worked(trial: FrozenTrial) -> tuple[datetime, datetime]:
+    """A finished trial's span of work: start to end, except for a trial whose worker was killed.
+    That one is failed only when a later run finds it dead, maybe hours later, so its span ends
+    after the work it recorded (its speed measurement and finished rounds)."""
+    if trial.user_attrs.get("fail_reason") != STALE_REASON:
+        return trial.datetime_start, trial.datetime_complete
+    seconds = trial.user_attrs.get("measure_seconds", 0) + trial.user_attrs.get("train_seconds", 0)
+    return trial.datetime_start, min(trial.datetime_complete,
+                                     trial.datetime_start + timedelta(seconds=seconds))
+
+
 def search_cost(study: optuna.Study, rung: list[int]) -> dict[str, float]:
-    """The minutes the search took: its trials' busy time (the union of their start-to-end spans,
-    so a pause between resumed runs is not counted, and parallel workers' trials count once)
-    and its final rung's (the truth runs of the `rung` trials made with the study's defaults);
-    their sum, and at equal time that sum as a multiple of the budget M."""
-    spans = sorted((t.datetime_start, t.datetime_complete) for t in study.get_trials(deepcopy=False)
+    """The minutes the search took: its trials' busy time (the union of their spans, `worked`, so
+    a pause between resumed runs is not counted, and parallel workers' trials count once) and its
+    final rung's (the truth runs of the `rung` trials made with the study's defaults); their sum,
+    and at equal time that sum as a multiple of the budget M."""
+    spans = sorted(worked(t) for t in study.get_trials(deepcopy=False)
                    if t.datetime_start and t.datetime_complete)
     busy, end = 0.0, None
     for start, stop in spans:
