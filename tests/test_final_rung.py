@@ -184,14 +184,16 @@ def test_the_rung_times_its_candidates_once_and_picks_by_those_figures(monkeypat
 
     def fake_plan_speed(number, recipe, runtime) -> Speed:
         timed.append(number)
-        return Speed({1: 1000.0, 2: 1500.0, 3: 900.0}[number], 1.0, 1.0, 1.0, 0.0)
+        return Speed({1: 1000.0, 2: 1500.0, 3: 900.0}[number], 1.0, 1.0, 1.0, 12.0)
 
     monkeypatch.setattr(nas.search.rung, "trial_design", lambda study, trial: trial.number)
     monkeypatch.setattr(nas.search.rung, "plan_speed", fake_plan_speed)
     nas.search.rung.time_candidates(study, None)
     assert timed == [1, 3, 2]  # the candidates above the twin only, by score
-    assert study.user_attrs[RUNG_SPEEDS] == {"1": 1000.0, "2": 1500.0, "3": 900.0}
+    assert study.user_attrs[RUNG_SPEEDS] == {str(n): {"train_images_per_s": speed, "seconds": 12.0}
+                                             for n, speed in ((1, 1000.0), (3, 900.0), (2, 1500.0))}
     assert rung_of(study, 2) == [1, 2]  # trial 2 is the fastest as the rung timed it
+    assert search_cost(study, [1, 2])["rung_minutes"] == 0.6  # the timing counts in the cost
     nas.search.rung.time_candidates(study, None)  # a resumed rung keeps its figures
     assert timed == [1, 3, 2] and rung_of(study, 2) == [1, 2]
     paced_by_time = scored_study(trials, 0, [628, 1360, 990, 1400, 1900])

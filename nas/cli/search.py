@@ -175,8 +175,8 @@ def run_final_rung(study: optuna.Study, k: int, out: Path, data: Cifar10, runtim
     with SeriesBars(console, "val") as progress:
         numbers = final_rung(study, k, out, data, runtime, progress, command)
     if timed := study.user_attrs.get(RUNG_SPEEDS):
-        console.print("final rung, training images/s timed now: "
-                      + ", ".join(f"trial {n} {speed:,.0f}" for n, speed in timed.items()))
+        console.print("final rung, training images/s timed now: " + ", ".join(
+            f"trial {n} {speed['train_images_per_s']:,.0f}" for n, speed in timed.items()))
     known = truths(study)
     console.print("final rung: " + ", ".join(f"trial {n} truth {known[n]:.4f}" for n in numbers if n in known))
 

@@ -73,17 +73,18 @@ def candidates_of(study: optuna.Study) -> tuple[list[FrozenTrial], list[FrozenTr
 
 def time_candidates(study: optuna.Study, runtime: Runtime) -> None:
     """In a study paced by steps, time each candidate not yet timed (`plan_speed`) and add its
-    training images/s to the study's `RUNG_SPEEDS`; a figure once stored is kept, so a resumed
-    rung picks what it picked before."""
+    training images/s, and the seconds the timing took, to the study's `RUNG_SPEEDS`; a figure
+    once stored is kept, so a resumed rung picks what it picked before."""
     if not settings_of(study).fidelity.steps:
         return
     recipe = truth_recipe(study)
     speeds = dict(study.user_attrs.get(RUNG_SPEEDS, {}))
     for trial in candidates_of(study)[1]:
         if str(trial.number) not in speeds:
-            speed = plan_speed(trial_design(study, trial), recipe, runtime).train_images_per_s
-            speeds[str(trial.number)] = float(f"{speed:.4g}")
-    study.set_user_attr(RUNG_SPEEDS, speeds)
+            speed = plan_speed(trial_design(study, trial), recipe, runtime)
+            speeds[str(trial.number)] = {"train_images_per_s": float(f"{speed.train_images_per_s:.4g}"),
+                                         "seconds": round(speed.measure_seconds, 1)}
+            study.set_user_attr(RUNG_SPEEDS, speeds)  # each figure kept as soon as it is timed
 
 
 def rung_trials(study: optuna.Study, k: int) -> list[FrozenTrial]:
@@ -100,7 +101,9 @@ def rung_trials(study: optuna.Study, k: int) -> list[FrozenTrial]:
     timed = study.user_attrs.get(RUNG_SPEEDS, {}) if attr == "train_images_per_s" else {}
 
     def most(trial: FrozenTrial) -> float:
-        return timed.get(str(trial.number), trial.user_attrs.get(attr, 0))
+        if (speed := timed.get(str(trial.number))) is not None:
+            return speed["train_images_per_s"]
+        return trial.user_attrs.get(attr, 0)
 
     front = [t for t in candidates
              if not any(o.values[0] > t.values[0] and most(o) > most(t) for o in candidates)]

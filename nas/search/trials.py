@@ -197,7 +197,8 @@ def recorded_results(study: optuna.Study, split: str) -> dict[int, list[dict[str
 
 COST = "search_cost"  # study attribute: what the search and its final rung took (`search_cost`)
 RUNG = "final_rung"  # study attribute: the final rung's trials, best score first, and its folder
-RUNG_SPEEDS = "rung_speeds"  # study attribute: the training images/s the rung timed, by trial
+RUNG_SPEEDS = "rung_speeds"  # study attribute: by trial, the training images/s the rung timed, and
+# the seconds that took
 
 
 def worked(trial: FrozenTrial) -> tuple[datetime, datetime]:
@@ -214,8 +215,9 @@ def worked(trial: FrozenTrial) -> tuple[datetime, datetime]:
 def search_cost(study: optuna.Study, rung: list[int]) -> dict[str, float]:
     """The minutes the search took: its trials' busy time (the union of their spans, `worked`, so
     a pause between resumed runs is not counted, and parallel workers' trials count once) and its
-    final rung's (the truth runs of the `rung` trials made with the study's defaults); their sum,
-    and at equal time that sum as a multiple of the budget M."""
+    final rung's (its timing of the candidates, `RUNG_SPEEDS`, and the truth runs of the `rung`
+    trials made with the study's defaults); their sum, and at equal time that sum as a multiple of
+    the budget M."""
     spans = sorted(worked(t) for t in study.get_trials(deepcopy=False)
                    if t.datetime_start and t.datetime_complete)
     busy, end = 0.0, None
@@ -229,6 +231,7 @@ def search_cost(study: optuna.Study, rung: list[int]) -> dict[str, float]:
     settings = settings_of(study)
     rung_seconds = sum(run["wall_seconds"] for number, runs in recorded_results(study, "val").items()
                        if number in rung for run in runs if made_alike(run, settings))
+    rung_seconds += sum(timed["seconds"] for timed in study.user_attrs.get(RUNG_SPEEDS, {}).values())
     total = (busy + rung_seconds) / 60
     cost = {"trials_minutes": round(busy / 60, 2), "rung_minutes": round(rung_seconds / 60, 2),
             "total_minutes": round(total, 2)}
