@@ -81,9 +81,9 @@ def time_candidates(study: optuna.Study, runtime: Runtime) -> None:
     speeds = dict(study.user_attrs.get(RUNG_SPEEDS, {}))
     for trial in candidates_of(study)[1]:
         if str(trial.number) not in speeds:
-            speed = plan_speed(trial_design(study, trial), recipe, runtime)
-            speeds[str(trial.number)] = {"train_images_per_s": float(f"{speed.train_images_per_s:.4g}"),
-                                         "seconds": round(speed.measure_seconds, 1)}
+            speed = plan_speed(trial_design(study, trial), recipe, runtime).attrs()
+            speeds[str(trial.number)] = {"train_images_per_s": speed["train_images_per_s"],
+                                         "seconds": speed["measure_seconds"]}
             study.set_user_attr(RUNG_SPEEDS, speeds)  # each figure kept as soon as it is timed
 
 
@@ -98,7 +98,7 @@ def rung_trials(study: optuna.Study, k: int) -> list[FrozenTrial]:
     rest of the front by score, then the rest of the trials by score."""
     attr, _ = underrated(settings_of(study))
     ranked, candidates = candidates_of(study)
-    timed = study.user_attrs.get(RUNG_SPEEDS, {}) if attr == "train_images_per_s" else {}
+    timed = study.user_attrs.get(RUNG_SPEEDS, {})  # only a study paced by steps has them
 
     def most(trial: FrozenTrial) -> float:
         if (speed := timed.get(str(trial.number))) is not None:
