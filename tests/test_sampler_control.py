@@ -17,8 +17,10 @@ import nas.search.optimize
 from nas.cli.main import main
 from nas.data.cifar10 import load_cifar10
 from nas.report.runs import made_by
-from nas.search.settings import truth_epochs
-from nas.search.trials import best_trial, pruned_by, record_result, recorded_results
+from nas.search.settings import EQUAL_TIME, TIME_SHARE, Fidelity, StudySettings, truth_epochs
+from nas.search.space import TWIN, load_space
+from nas.search.trials import COST, best_trial, pruned_by, record_result, recorded_results
+from nas.training.recipe import Recipe, fixed_part
 from tests.test_search import load, search_args
 
 SMALL = ("--max-params", "120000")  # the baselines and some sampled designs break it
@@ -167,3 +169,62 @@ def test_compare_refuses_a_study_of_another_fidelity(searches, capsys) -> None:
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "not comparable" in err
     assert "fidelity.epochs 2 in tpe-0, 3 in other" in err and "limits.max_params" in err
+
+
+def equal_time_study(storage: str, name: str, seed: int, steps: int, cost: float) -> optuna.Study:
+    """A finished search at equal time (M = 11.9 min, its trials paced by `steps`) as the storage
+    keeps it: the twin (trial 0), a design whose truth at M is the highest (trial 1), another
+    with a lower truth (trial 2), and the search's cost."""
+    study = optuna.create_study(study_name=name, storage=storage, direction="maximize")
+    settings = dataclasses.replace(
+        StudySettings(load_space(EQUAL_TIME.space).to_dict(), budget_minutes=11.9,
+                      fidelity=Fidelity(time_share=TIME_SHARE, steps=steps)),
+        recipe=fixed_part(Recipe(seed=seed).to_dict()))
+    study.set_user_attr("settings", settings.to_dict())
+    for score, attrs in ((0.67, {"baseline": TWIN, "n_params": 198496, "flops": 20.2e6,
+                                 "train_images_per_s": 1300.0}),
+                         (0.68, {"n_params": 156552, "flops": 20.4e6, "train_images_per_s": 1500.0}),
+                         (0.70, {"n_params": 99000, "flops": 9.0e6, "train_images_per_s": 2000.0})):
+        study.add_trial(optuna.trial.create_trial(state=TrialState.COMPLETE, value=score, user_attrs=attrs))
+    for number, truth in ((1, 0.87), (2, 0.85)):
+        record_result(study, study.trials[number], {"accuracy": truth, "epochs": 23, "out": f"{name}/t{number}",
+                                                    "wall_seconds": 700.0, "budget_minutes": 11.9}, "val")
+    study.set_user_attr(COST, {"trials_minutes": cost - 25, "rung_minutes": 25.0,
+                               "total_minutes": cost, "multiple_of_budget": round(cost / 11.9, 2)})
+    return study
+
+
+def test_compare_puts_each_searchs_winner_against_the_twin_at_equal_time(tmp_path, capsys) -> None:
+    storage = f"sqlite:///{tmp_path}/nas.db"
+    # two search seeds, each of which timed the twin's steps for itself when it was made
+    a, b = (equal_time_study(storage, f"seed-{s}", s, steps, cost)
+            for s, steps, cost in ((0, 410, 60.0), (1, 402, 55.0)))
+
+    def tested(study, number, accuracy, out, **budget) -> None:
+        record_result(study, study.trials[number], {"accuracy": accuracy, "epochs": budget.pop("epochs", 20),
+                                                    "out": out, "wall_seconds": 714.0, **budget}, "test")
+
+    for out, accuracy in (("twin-s0", 0.8640), ("twin-s1", 0.8600)):  # the twin's 20 epochs
+        tested(a, 0, accuracy, out)
+    for study, accuracies in ((a, (0.8780, 0.8760)), (b, (0.8750,))):  # the winners at M
+        for seed, accuracy in enumerate(accuracies):
+            tested(study, 1, accuracy, f"{study.study_name}/best-s{seed}", budget_minutes=11.9, epochs=23)
+    for seed, accuracy in enumerate((0.8510, 0.8496)):  # seed-0's winner at 0.6 M: a mean of 85.03 %
+        tested(a, 1, accuracy, f"seed-0/7.1-s{seed}", budget_minutes=7.1, epochs=14)
+    tested(a, 1, 0.8600, "seed-0/5-s0", budget_minutes=5.0, epochs=10)  # one run: too few to judge
+    doc = tmp_path / "REPORT.md"
+    assert main(["compare", "seed-0", "seed-1", "--storage", storage, "--markdown", str(doc)]) == 0
+    text = doc.read_text()
+    assert "| seed-0 | tpe | 0 | 3 | 1 | 0.6800 | 0.0000 | 0.8700 | 0.0000 |" in text  # its truth chose it
+    rows = [line for line in text.splitlines() if line.startswith(("| seed-", "| the twin"))][-3:]
+    assert rows == [
+        "| seed-0: trial 1 | 0 | 11.9 min | 156,552 | 20.4 M | 1,500 | 23 | 11.9 | 87.70 ± 0.14 % | 2 | "
+        "+1.50 | 7.1 min, 0.60 × M (tried 7.1, 11.9) | 60.0 min, 5.04 × M |",
+        "| seed-1: trial 1 | 1 | 11.9 min | 156,552 | 20.4 M | 1,500 | 23 | 11.9 | 87.50 % | 1 | "
+        "+1.30 | — | 55.0 min, 4.62 × M |",  # its own runs at M only, never seed-0's
+        "| the twin (trial 0) | — | 20 epochs | 198,496 | 20.2 M | 1,300 | 20 | 11.9 | 86.20 ± 0.28 % | 2 | "
+        "— | 11.9 min, 1.00 × M (tried 11.9) | — |"]
+    assert "- `nas compare seed-0 seed-1 --storage" in text
+    time_paced = equal_time_study(storage, "by-time", 2, 0, 50.0)  # trials at their own speed
+    assert main(["compare", "seed-0", time_paced.study_name, "--storage", storage]) == 2
+    assert "fidelity.steps the twin's in seed-0, 0 in by-time" in capsys.readouterr().err

@@ -322,7 +322,9 @@ def build_parser() -> argparse.ArgumentParser:
     rp.set_defaults(func="nas.cli.report:report")
 
     cp = sub.add_parser("compare", help="searches of one space side by side, e.g. TPE against "
-                        "random sampling: best score, truth, regret, best so far by trial")
+                        "random sampling, or two search seeds: best score, truth, regret, best so "
+                        "far by trial; at equal time each winner's tested runs against the twin's, "
+                        "its time to 85 %% and the search's cost")
     cp.add_argument("studies", nargs="+", metavar="STUDY",
                     help="studies made with the same settings but --sampler and --seed")
     cp.add_argument("--storage", help=STORAGE_HELP)

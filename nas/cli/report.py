@@ -40,16 +40,18 @@ def report(args: argparse.Namespace) -> int:
 
 def compare(args: argparse.Namespace) -> int:
     from nas.report.compare import comparison, rich_tables, write_markdown
+    from nas.report.finals import finals
     from nas.search.storage import load_existing
 
     storage = args.storage or DEFAULT_STORAGE
     markdown = checked_markdown(args.markdown)
     studies = [load_existing(name, storage) for name in args.studies]
     rows = comparison(studies)
-    for table in rich_tables(rows):
+    final = finals(studies)
+    for table in rich_tables(rows, final):
         console.print(table)
     if markdown is not None:
-        files = write_markdown(studies, rows, markdown, storage)
+        files = write_markdown(studies, rows, markdown, storage, final)
         console.print(f"wrote {', '.join(map(str, files))}")
     return 0
 

@@ -6,7 +6,8 @@ the best score so far against the trial number.
 
 Only what the studies store is read, so any set of studies in a storage can be compared; studies
 that differ in more than the sampler and the recipe's seed are refused (their scores are not
-comparable).
+comparable). Studies with a time budget add their final trainings against the twin
+(`nas.report.finals`).
 """
 
 from __future__ import annotations
@@ -24,10 +25,12 @@ from rich.table import Table
 from nas.design.summary import markdown_table
 from nas.errors import NasError
 from nas.report.document import search_command, writable_document
+from nas.report.finals import FINAL_COLUMNS, Final, final_rows, finals_meaning
 from nas.report.plots import save
 from nas.report.runs import made_by, read_run
 from nas.search.settings import DEFAULT_STORAGE, label
-from nas.search.trials import best_trial, finished, is_feasible, recorded_results, settings_of
+from nas.search.trials import (best_trial, finished, is_feasible, made_alike, recorded_results,
+                               settings_of, truths)
 from nas.training.recipe import fixed_part
 
 STUDY_COLUMNS = ("study", "sampler", "seed", "trials", "best trial", "score", "score regret",
@@ -46,8 +49,10 @@ class Searched:
     trials: int  # finished: complete or pruned
     best: int  # the best trial's number
     score: float  # its val accuracy at the search's fidelity
-    truth: float | None  # its val accuracy after `nas train-best --validate` (the latest), if any
-    truth_epochs: int | None
+    truth: float | None  # its val accuracy after `nas train-best --validate` (the latest), if any;
+    # at equal time, its truth at M (the mean of its runs for M minutes: the final rung's)
+    truth_epochs: int | None  # None at equal time: the truths are M minutes
+    budget_minutes: float  # M; 0 at equal epochs
     truth_run: str | None  # the run folder of that result
     curve: tuple[float | None, ...]  # the best score so far after each trial number (None: none yet)
 
@@ -66,7 +71,7 @@ def comparison(studies: list[optuna.Study]) -> list[Searched]:
                            f"({'; '.join(diff)}): their scores are not comparable; compare studies "
                            "that differ only in --sampler and --seed")
     rows = [searched(study) for study in studies]
-    epochs = {row.truth_epochs for row in rows if row.truth is not None}
+    epochs = {row.truth_epochs for row in rows if row.truth is not None and row.truth_epochs}
     if len(epochs) > 1:
         raise NasError("the truths were trained for different epochs (" + ", ".join(
             f"{row.truth_epochs} in {row.study}" for row in rows if row.truth is not None)
@@ -76,8 +81,10 @@ def comparison(studies: list[optuna.Study]) -> list[Searched]:
 
 def comparable_part(study: optuna.Study) -> dict[str, Any]:
     """The study's settings but its sampler and seed, as flat "key.sub" keys (the space by its
-    digest)."""
+    digest). Trials paced by steps compare by their pacing: each study timed the twin's steps when
+    it was made, so that two searches with one budget differ in them by the timing's noise."""
     data = settings_of(study).to_dict()
+    data["fidelity"]["steps"] = "the twin's" if data["fidelity"]["steps"] else 0
     data["recipe"] = {k: v for k, v in fixed_part(data["recipe"]).items() if k != "seed"}
     for key in ("sampler", "space", "nas_version"):
         data.pop(key)
@@ -94,10 +101,15 @@ def flat(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 def searched(study: optuna.Study) -> Searched:
     settings = settings_of(study)
     best = best_trial(study)
-    latest = (recorded_results(study, "val").get(best.number) or [{}])[-1]  # {}: none recorded
+    runs = recorded_results(study, "val").get(best.number) or [{}]  # {}: none recorded
+    if settings.budget_minutes:  # its truth at M, which chose it
+        runs = [run for run in runs if made_alike(run, settings)] or [{}]
+        truth, epochs = truths(study).get(best.number), None
+    else:
+        truth, epochs = runs[-1].get("accuracy"), runs[-1].get("epochs")
     return Searched(study.study_name, settings.sampler, int(settings.recipe["seed"]),
-                    finished(study), best.number, best.values[0], latest.get("accuracy"),
-                    latest.get("epochs"), latest.get("out"), best_so_far(study))
+                    finished(study), best.number, best.values[0], truth, epochs,
+                    settings.budget_minutes, runs[-1].get("out"), best_so_far(study))
 
 
 def best_so_far(study: optuna.Study) -> tuple[float | None, ...]:
@@ -154,24 +166,32 @@ def sampler_rows(rows: list[Searched]) -> list[tuple[str, ...]]:
 def meaning(rows: list[Searched]) -> str:
     """What the columns mean, with the truth's epochs."""
     epochs = next((row.truth_epochs for row in rows if row.truth is not None), None)
-    truth = (f"its val accuracy after {epochs} epochs on all search-training images "
-             "(nas train-best --validate)" if epochs else "none recorded yet: run nas train-best "
-             "--validate for each study")
+    if rows[0].budget_minutes:
+        truth = (f"its val accuracy after M = {rows[0].budget_minutes:g} minutes on all "
+                 "search-training images (the search's final rung)")
+    else:
+        truth = (f"its val accuracy after {epochs} epochs on all search-training images "
+                 "(nas train-best --validate)" if epochs else "none recorded yet: run nas "
+                 "train-best --validate for each study")
     return (f"Score: the best trial's val accuracy at the search's fidelity; truth: {truth}; "
             f"regret: the best of these {len(rows)} studies minus the study's own; the studies "
             "share every setting but the sampler and the seed")
 
 
-def rich_tables(rows: list[Searched]) -> tuple[Table, Table]:
-    studies = Table(title="studies", caption=meaning(rows))
-    samplers = Table(title="per sampler (mean ± sample std; one study: no spread)")
-    for table, columns, cells in ((studies, STUDY_COLUMNS, study_rows(rows)),
-                                  (samplers, SAMPLER_COLUMNS, sampler_rows(rows))):
+def rich_tables(rows: list[Searched], final: list[Final]) -> list[Table]:
+    """The studies, per sampler, and where there are any, the final trainings."""
+    tables = [(Table(title="studies", caption=meaning(rows)), STUDY_COLUMNS, study_rows(rows)),
+              (Table(title="per sampler (mean ± sample std; one study: no spread)"),
+               SAMPLER_COLUMNS, sampler_rows(rows))]
+    if final:
+        tables.append((Table(title="final trainings (test set)", caption=finals_meaning(final)),
+                       FINAL_COLUMNS, final_rows(final)))
+    for table, columns, cells in tables:
         for column in columns:
             table.add_column(column)
         for row in cells:
             table.add_row(*row)
-    return studies, samplers
+    return [table for table, _, _ in tables]
 
 
 def plot_best_so_far(rows: list[Searched], path: Path) -> None:
@@ -194,21 +214,27 @@ def plot_best_so_far(rows: list[Searched], path: Path) -> None:
     save(fig, path)
 
 
-def reproduce(studies: list[optuna.Study], rows: list[Searched], storage: str, path: Path) -> str:
-    """The commands that remake the document, in order: each search, each truth's training (as
-    its run folder recorded it, where it is still on disk) and the comparison."""
+def reproduce(studies: list[optuna.Study], rows: list[Searched], storage: str, path: Path,
+              final: list[Final]) -> str:
+    """The commands that remake the document, in order: each search, each truth's training at
+    equal epochs and each final training (as its run folder recorded it, where it is still on
+    disk; at equal time the search trains its truths) and the comparison."""
     where = "" if storage == DEFAULT_STORAGE else f" --storage {storage}"
     commands = [search_command(study, storage) for study in studies]
-    for row in rows:
-        if row.truth_run is not None and (Path(row.truth_run) / "metrics.json").is_file():
-            commands.append(made_by(read_run(Path(row.truth_run))[0]))
+    runs = [row.truth_run for row in rows if not row.budget_minutes]
+    runs += [run["out"] for row in final for run in row.runs]
+    for run in runs:
+        if run is not None and (Path(run) / "metrics.json").is_file():
+            commands.append(made_by(read_run(Path(run))[0]))
     commands.append(f"nas compare {' '.join(row.study for row in rows)}{where} --markdown {path}")
     return "Reproduce, in order:\n\n" + "".join(f"- `{command}`\n" for command in commands)
 
 
 def write_markdown(studies: list[optuna.Study], rows: list[Searched], path: Path,
-                   storage: str = DEFAULT_STORAGE) -> list[Path]:
-    """The comparison document and its plot beside it; returns both files."""
+                   storage: str = DEFAULT_STORAGE, final: list[Final] | None = None) -> list[Path]:
+    """The comparison document (with the `final` trainings, where given) and its plot beside it;
+    returns both files."""
+    final = final or []
     writable_document(path)
     plot = path.with_name(f"{path.stem}-best-so-far.png")
     plot_best_so_far(rows, plot)
@@ -218,7 +244,7 @@ def write_markdown(studies: list[optuna.Study], rows: list[Searched], path: Path
         f"# Sampler comparison: {samplers}\n",
         f"{len(rows)} studies at the fidelity {label(fidelity)} ({fidelity.val_images:,} "
         f"validation images). {meaning(rows)}.\n",
-        reproduce(studies, rows, storage, path),
+        reproduce(studies, rows, storage, path, final),
         "## Studies\n", markdown_table(STUDY_COLUMNS, study_rows(rows)) + "\n",
         "## Per sampler\n", "Mean ± sample standard deviation over the sampler's studies "
         "(`statistics.stdev`; one study shows no spread).\n",
@@ -226,5 +252,7 @@ def write_markdown(studies: list[optuna.Study], rows: list[Searched], path: Path
         "## Best score so far\n",
         f"The mean over each sampler's studies of the best val accuracy after each trial, with a "
         f"{BAND} band over its studies, up to the last trial every one of them has a score at.\n",
-        f"![best score so far]({plot.name})\n"]))
+        f"![best score so far]({plot.name})\n",
+        *(["## Final trainings\n", finals_meaning(final) + ".\n",
+           markdown_table(FINAL_COLUMNS, final_rows(final)) + "\n"] if final else [])]))
     return [path, plot]
