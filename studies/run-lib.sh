@@ -6,6 +6,14 @@ run() {  # run OUT COMMAND...: skip a finished run, resume an interrupted one
     if [ -f "$out/checkpoint.pt" ]; then "$@" --out "$out" --resume; else "$@" --out "$out"; fi
 }
 
+budget() {  # budget STORAGE STUDY: the budget M (minutes) a study stores
+    python - "$1" "$2" <<'PY'
+import sys, optuna
+study = optuna.load_study(study_name=sys.argv[2], storage=sys.argv[1])
+print(study.user_attrs["settings"]["budget_minutes"])
+PY
+}
+
 # The final recipe these studies' `nas train-best` runs trained with: the presets' two knobs until
 # 2026-12-06, named so that a rerun trains what ran whatever the presets say now
 FINAL=(--preset none --no-decay-norm-bias --norm-bias-lr-scale 4)

@@ -15,17 +15,9 @@ S=studies/equal-time-main
 DB=(--storage "sqlite:///$S/study.db")
 date -u +"start %F %T UTC on $(python -c 'from nas.training.runtime import Runtime; print(Runtime.pick("auto").device_name())')"
 
-budget() {  # budget STUDY: the M a study in $S/study.db stores
-    python - "$1" "sqlite:///$S/study.db" <<'EOF'
-import sys, optuna
-study = optuna.load_study(study_name=sys.argv[1], storage=sys.argv[2])
-print(study.user_attrs["settings"]["budget_minutes"])
-EOF
-}
-
 # 1. Search seed 0 as the defaults were until 2026-12-07: trials paced by time (sections 1-5)
 nas search --study seed-0 --seed 0 "${DB[@]}" --out "$S/seed-0" --trial-steps 0
-M=$(budget seed-0)
+M=$(budget "sqlite:///$S/study.db" seed-0)
 date -u +"seed-0 searched, M = $M min %F %T UTC"
 run "$S/seed-0/best-seed0" nas train-best --study seed-0 "${DB[@]}" --trial 4 --seed 0
 run "$S/seed-0/trial-1-val" nas train-best --study seed-0 "${DB[@]}" --trial 1 --validate
