@@ -6,6 +6,10 @@ run() {  # run OUT COMMAND...: skip a finished run, resume an interrupted one
     if [ -f "$out/checkpoint.pt" ]; then "$@" --out "$out" --resume; else "$@" --out "$out"; fi
 }
 
+started() {  # the log's first line: when, and on which device
+    date -u +"start %F %T UTC on $(python -c 'from nas.training.runtime import Runtime; print(Runtime.pick("auto").device_name())')"
+}
+
 budget() {  # budget STORAGE STUDY: the budget M (minutes) a study stores
     python - "$1" "$2" <<'PY'
 import sys, optuna

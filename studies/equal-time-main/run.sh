@@ -13,7 +13,7 @@ cd "$(dirname "$0")/../.."
 source studies/run-lib.sh  # run OUT COMMAND...: skip a finished run, resume an interrupted one
 S=studies/equal-time-main
 DB=(--storage "sqlite:///$S/study.db")
-date -u +"start %F %T UTC on $(python -c 'from nas.training.runtime import Runtime; print(Runtime.pick("auto").device_name())')"
+started
 
 # 1. Search seed 0 as the defaults were until 2026-12-07: trials paced by time (sections 1-5)
 nas search --study seed-0 --seed 0 "${DB[@]}" --out "$S/seed-0" --trial-steps 0

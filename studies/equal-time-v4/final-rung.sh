@@ -14,7 +14,7 @@ cd "$(dirname "$0")/../.."
 source studies/run-lib.sh  # run, proof
 S=studies/equal-time-v4
 STUDY=(--study equal-time-v4 --storage "sqlite:///$S/study.db")
-date -u +"start %F %T UTC on $(python -c 'from nas.training.runtime import Runtime; print(Runtime.pick("auto").device_name())')"
+started
 
 for n in 39 12 30; do
     run "$S/final-rung/trial-$n-val" nas train-best "${STUDY[@]}" --validate --trial "$n"

@@ -14,7 +14,7 @@ cd "$(dirname "$0")/../.."
 source studies/run-lib.sh  # run OUT COMMAND...: skip a finished run, resume an interrupted one
 S=studies/equal-time-v4
 STUDY=(--study equal-time-v4 --storage "sqlite:///$S/study.db")
-date -u +"start %F %T UTC on $(python -c 'from nas.training.runtime import Runtime; print(Runtime.pick("auto").device_name())')"
+started
 
 # 1. The search: each trial 10 % of 14.7 min, kept, the fast space, no budget filling
 nas search --trials 50 --budget-minutes 14.7 --time-share 0.1 --space search_spaces/c1c2c3c4o-fast.toml \
