@@ -5,7 +5,9 @@ with an injected clock in test_speed.py): no assertion reads a real clock."""
 from __future__ import annotations
 
 import json
+import math
 
+import optuna
 import pytest
 import torch
 from optuna.trial import TrialState
@@ -19,6 +21,7 @@ from nas.cli.main import main
 from nas.design.files import load_config
 from nas.design.model import build_model
 from nas.search.settings import Fidelity, label, parse_fidelity
+from nas.search.space import TWIN, load_space
 from nas.training.batches import make_batches
 from nas.training.budget import Plan, RoundBatches, epochs_in, steps_per_round
 from nas.training.loop import ONECYCLE_MIN_STEPS, train
@@ -334,7 +337,7 @@ def test_calibration_at_equal_time_gives_each_design_the_steps_of_its_speed(
     assert main(["calibrate", "--space", str(space), "--data-dir", str(tiny_data_dir),
                  "--out", str(out), "--designs", "3", "--budget-minutes", "0.5",
                  "--fidelities", "2%x0.25", "--truth-fidelity", "4%x1.0", "--val-images", "200",
-                 "--batch-size", "32", "--workers", "0"]) == 0
+                 "--batch-size", "32", "--workers", "0", "--pace", "time"]) == 0
     state = json.loads(out.read_text())
     assert state["settings"]["budget_minutes"] == 0.5 and state["settings"]["truth_fidelity"] == "4%x1.0"
     rates = [d["speed"]["train_images_per_s"] for d in state["designs"]]
@@ -343,3 +346,38 @@ def test_calibration_at_equal_time_gives_each_design_the_steps_of_its_speed(
         rate = rates[result["design"]]
         assert result["steps"] == 4 * round(share * 30 * rate / 32 / 4)
     assert {row["score"] for row in state["summary"]} >= {"2%x0.25", "img/s", "FLOPs"}
+
+
+def test_calibration_paced_by_steps_gives_every_design_the_twins_steps_at_a_low_fidelity(
+        tmp_path, tiny_data_dir, measured, monkeypatch, capsys) -> None:
+    # as the search's trials: the twin's steps in the share, whatever the design's speed; the
+    # truth, M at each design's own speed, as the final training
+    space = tmp_path / "tiny.toml"
+    space.write_text(TINY_SPACE)
+    args = ["calibrate", "--space", str(space), "--data-dir", str(tiny_data_dir), "--out",
+            str(tmp_path / "cal.json"), "--designs", "3", "--budget-minutes", "0.5", "--fidelities",
+            "2%x0.25", "--truth-fidelity", "4%x1.0", "--val-images", "200", "--batch-size", "32",
+            "--workers", "0"]
+    assert main(args) == 2  # this space holds no twin
+    assert "does not hold the reference's twin" in capsys.readouterr().err
+    twin = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=3))
+    while True:  # a design of the tiny space with a narrow C1: the slow fake speed
+        trial = twin.ask()
+        if load_space(space).suggest(trial).blocks[0].channels == 8:
+            break
+    monkeypatch.setattr(nas.search.calibrate, "baseline_params", lambda space: [(TWIN, trial.params)])
+    assert main(args) == 0
+    state = json.loads((tmp_path / "cal.json").read_text())
+    assert state["settings"]["pace"] == "steps" and state["designs"][0]["label"] == TWIN
+    rates = [d["speed"]["train_images_per_s"] for d in state["designs"]]
+    assert rates[0] == SLOW_RATE and FAST_RATE in rates  # the twin's steps are not a fast design's
+    for result in state["results"]:
+        if result["fidelity"] == "2%x0.25":  # 4 rounds of the twin's steps in 2 % of 30 s
+            assert result["steps"] == 4 * math.ceil(max(0.02 * 30 * SLOW_RATE / 32, ONECYCLE_MIN_STEPS) / 4)
+        else:  # 4 rounds of the steps 4 % of 30 s buy at the design's own rate
+            assert result["steps"] == 4 * round(0.04 * 30 * rates[result["design"]] / 32 / 4)
+    older = json.loads((tmp_path / "cal.json").read_text())  # a file from before --pace: by time
+    del older["settings"]["pace"]
+    (tmp_path / "cal.json").write_text(json.dumps(older))
+    assert main(args) == 2 and "pace" in capsys.readouterr().err  # not continued under another pace
+    assert main([*args, "--pace", "time"]) == 0

@@ -13,7 +13,7 @@ from dataclasses import fields
 from nas.data.settings import DATA_ENV, DEFAULT_DATA_DIR
 from nas.design.limits import Limits
 from nas.search.settings import (DEFAULT_CALIBRATION, DEFAULT_RUNS, DEFAULT_STORAGE, DEFAULT_TRIALS,
-                                 EQUAL_EPOCHS, EQUAL_TIME, PRUNERS, SAMPLERS,
+                                 EQUAL_EPOCHS, EQUAL_TIME, PACES, PRUNERS, SAMPLERS,
                                  SEARCH_SAMPLER, TIME_FIDELITIES, TIME_SHARE, TIME_TRUTH_FIDELITY,
                                  TWIN_EPOCHS, CalibrationSettings, Fidelity, truth_epochs)
 from nas.training.presets import CHOICES as PRESET_CHOICES, PRESETS, presets_help
@@ -205,9 +205,10 @@ def add_search_parsers(sub) -> None:
     se.add_argument("--final-rung", type=int, default=None, metavar="K",
                     help="after the trials, train K of them at the study's truth fidelity (M minutes; "
                          "at equal epochs the truth's epochs) on the 45,000 search-training images, "
-                         "scored on the hold-out: the best score, then among those that beat the twin the "
-                         "fastest (trials paced by steps) or the most FLOPs (by time), then the next "
-                         "by score; the highest truth is the best (default "
+                         "scored on the hold-out: trials paced by steps, the best scores among those "
+                         "the rung times at least as fast as the twin; by time, the best score and "
+                         "the most FLOPs above the twin's score; then the next by score; the highest "
+                         "truth is the best (default "
                          f"{EQUAL_TIME.final_rung}; at equal epochs {EQUAL_EPOCHS.final_rung}; 0: none)")
     se.add_argument("--out", help=f"folder of the final rung's run folders (default {DEFAULT_RUNS}/<study>, "
                                   "where nas train-best --validate --trial N writes)")
@@ -251,6 +252,11 @@ def add_search_parsers(sub) -> None:
     ca.add_argument("--budget-minutes", type=float, default=0.0, metavar="M",
                     help="rank designs at equal time: every training gets a share of M minutes at "
                          "the design's speed measured on this device (default 0: equal epochs)")
+    ca.add_argument("--pace", choices=PACES, default=calibration["pace"],
+                    help="with --budget-minutes, the low fidelities' steps: steps, the reference "
+                         "twin's in each share, the same for every design, as the search's trials; "
+                         "time, the share at each design's own speed (default %(default)s; the "
+                         "truth is M at each design's own speed either way)")
     ca.add_argument("--out", default=str(DEFAULT_CALIBRATION),
                     help="results file, written after every training; a rerun continues it (default %(default)s)")
     ca.add_argument("--show", action="store_true", help="print the table of --out, train nothing")

@@ -166,12 +166,11 @@ def search(args: argparse.Namespace) -> int:
 def run_final_rung(study: optuna.Study, k: int, out: Path, data: Cifar10, runtime: Runtime,
                    command: str) -> None:
     """The search's final rung (`nas.search.rung`), with its series bar and a line per truth."""
-    from nas.search.rung import final_rung, underrated
-    from nas.search.trials import RUNG_SPEEDS, settings_of, truths
+    from nas.search.rung import final_rung, picks_in_words
+    from nas.search.trials import RUNG_SPEEDS, truths
 
-    _, second = underrated(settings_of(study))
-    console.print(f"final rung: the truths of {count(k, 'trial')} (the best score, {second} among "
-                  f"those above the twin, then by score), each run in {out}")
+    console.print(f"final rung: the truths of {count(k, 'trial')} ({picks_in_words(study)}), each "
+                  f"run in {out}")
     with SeriesBars(console, "val") as progress:
         numbers = final_rung(study, k, out, data, runtime, progress, command)
     if timed := study.user_attrs.get(RUNG_SPEEDS):
@@ -230,7 +229,7 @@ def calibrate(args: argparse.Namespace) -> int:
     given = CalibrationSettings(space="", designs=args.designs, seed=recipe.seed,
                                 val_images=args.val_images, fill_params=args.fill_params,
                                 precision=runtime.precision, budget_minutes=args.budget_minutes,
-                                device=runtime.device_name())
+                                device=runtime.device_name(), pace=args.pace)
     settings = make_settings(space, recipe, args.fidelities, args.truth_fidelity, given)
     check_results(out, settings)  # before the data is read: other settings cost nothing
     check_creatable(out.parent, "--out", out)

@@ -9,9 +9,11 @@ K designs: Spearman's ρ and Kendall's τ (`scipy.stats`), how many of the truth
 are in its own top 3, and what it costs per design.
 
 With a time budget (`--budget-minutes M`) every fidelity is a share of M ("5%x0.25": 5 % of M on
-25 % of the images; the truth "100%x1.0"), trained at the steps the design's measured speed buys
-and kept to that time by its `TrialClock`, as the search at equal time trains its trials; the
-measured speed is one more score.
+25 % of the images; the truth "100%x1.0"). The truth trains at the steps the design's measured
+speed buys, kept to that time by its `TrialClock`, as the final training does; a low fidelity
+trains the steps the reference's twin trains in its share, the same for every design, as the
+search's trials do (`--pace steps`, the default), or like the truth (`--pace time`). The measured
+speed is one more score.
 
 Training is the search's own: `nas.training.loop.train` on `make_splits(..., "val", fraction)`
 batches, the fixed recipe (only the epochs change) and the same initial-weight seed for every
@@ -44,12 +46,13 @@ from nas.design.rules import Verdict
 from nas.errors import NasError
 from nas.search.fill import fill_params
 from nas.search.proxies import proxy_batch, scores
-from nas.search.settings import (TIME_FIDELITIES, TIME_TRUTH_FIDELITY, CalibrationSettings,
-                                 check_fill, cost, label, parse_fidelity, upgraded)
+from nas.search.settings import (PACES, TIME_FIDELITIES, TIME_TRUTH_FIDELITY, CalibrationSettings,
+                                 Fidelity, check_fill, cost, label, parse_fidelity, trial_steps,
+                                 upgraded)
 from nas.search.space import TWIN, SearchSpace, baseline_params
 from nas.search.trials import PROXIES
 from nas.training.batches import make_batches
-from nas.training.budget import check_budget, equal_time
+from nas.training.budget import TrialClock, check_budget, equal_steps, equal_time
 from nas.training.loop import ONECYCLE_MIN_STEPS, Hooks, check_trainable, train
 from nas.training.progress import SeriesProgress
 from nas.training.recipe import Recipe, fixed_part, recipe_from_dict
@@ -70,6 +73,8 @@ def make_settings(space: SearchSpace, recipe: Recipe, fidelities: str | None,
         raise NasError(f"--designs {given.designs}: give at least {TOP}, so that a top {TOP} can be compared")
     minutes = given.budget_minutes
     check_budget(minutes)
+    if given.pace not in PACES:
+        raise NasError(f"--pace {given.pace}: choose one of {', '.join(PACES)}")
     check_fill(given.fill_params)
     fidelities = fidelities or ",".join(TIME_FIDELITIES if minutes else CalibrationSettings.fidelities)
     truth_fidelity = truth_fidelity or (TIME_TRUTH_FIDELITY if minutes else CalibrationSettings.truth_fidelity)
@@ -83,9 +88,12 @@ def make_settings(space: SearchSpace, recipe: Recipe, fidelities: str | None,
         raise NasError(f"--fidelities {fidelities} --truth-fidelity {truth_fidelity}: " + (
             "with --budget-minutes every fidelity is a share of it, e.g. 5%x0.25,100%x1.0"
             if minutes else "a share of a time budget (PERCENT%xFRACTION) needs --budget-minutes"))
+    if minutes and given.pace == "steps" and TWIN not in dict(baseline_params(space)):
+        raise NasError(f"space {space.name} does not hold the reference's twin, whose steps pace the "
+                       "low fidelities: give --pace time (each design's own speed)")
     return replace(given, space=f"{space.name} {space.digest()}", fidelities=tuple(low),
                    truth_fidelity=label(top), recipe=fixed_part(recipe.to_dict()),
-                   device=given.device if minutes else "")
+                   device=given.device if minutes else "", pace=given.pace if minutes else "time")
 
 
 def pick_designs(space: SearchSpace, limits: Limits, count: int, seed: int, fill: float = 0.0
@@ -187,6 +195,9 @@ def calibrate(path: Path, settings: CalibrationSettings, space: SearchSpace, dat
         describe(name, config, verdict, batch, recipe, runtime)
         for name, config, verdict in pick_designs(space, settings.limits, settings.designs,
                                                   settings.seed, settings.fill_params)])
+    if settings.budget_minutes and settings.pace == "steps" and state["designs"][0]["label"] != TWIN:
+        raise NasError("the reference's twin breaks the limits given, and its steps pace the low "
+                       "fidelities: give --pace time (each design's own speed)")
     done = {(r["design"], r["fidelity"]) for r in state["results"]}
     designs = [config_from_dict(d["config"], str(path)) for d in state["designs"]]
     progress = progress or SeriesProgress()
@@ -200,13 +211,9 @@ def calibrate(path: Path, settings: CalibrationSettings, space: SearchSpace, dat
                                runtime) if todo else None
         for i in todo:
             progress.training_started(f"design {i + 1}/{len(designs)} at {label(fidelity)}")
-            train_batches, eval_batches = batches
-            clock = None
-            if fidelity.timed:  # as the search trains at equal time: steps from the speed
-                train_batches, clock = equal_time(
-                    train_batches, fidelity.time_share * settings.budget_minutes * 60,
-                    state["designs"][i]["speed"]["train_images_per_s"], recipe.batch_size,
-                    fidelity.rounds, ONECYCLE_MIN_STEPS)
+            train_batches, clock = paced(batches[0], fidelity, settings, state["designs"], i,
+                                         recipe.batch_size)
+            eval_batches = batches[1]
             torch.manual_seed(recipe.seed)  # the same initial weights' seed for every design
             history = train(build_model(designs[i]), (train_batches, eval_batches),
                             replace(recipe, epochs=fidelity.passes), runtime,
@@ -221,6 +228,22 @@ def calibrate(path: Path, settings: CalibrationSettings, space: SearchSpace, dat
     state["summary"] = summarise(state)
     write(path, state)
     return state
+
+
+def paced(batches: Any, fidelity: Fidelity, settings: CalibrationSettings,
+          designs: list[dict[str, Any]], i: int, batch_size: int) -> tuple[Any, TrialClock | None]:
+    """Design `i`'s training batches at `fidelity` and the clock that keeps its time (None: none):
+    at equal epochs the batches as they are; at equal time the steps of its share of the budget,
+    the twin's (design 0, `settings.pace` "steps", a low fidelity) or its own speed's."""
+    if not fidelity.timed:
+        return batches, None
+    if settings.pace == "steps" and label(fidelity) != settings.truth_fidelity:
+        steps = trial_steps(fidelity.time_share, settings.budget_minutes,
+                            designs[0]["speed"]["train_images_per_s"], batch_size)
+        return equal_steps(batches, steps, fidelity.rounds, ONECYCLE_MIN_STEPS), None
+    return equal_time(batches, fidelity.time_share * settings.budget_minutes * 60,
+                      designs[i]["speed"]["train_images_per_s"], batch_size, fidelity.rounds,
+                      ONECYCLE_MIN_STEPS)
 
 
 def agreement(values: list[float], truth: list[float]) -> tuple[float | None, float | None, int]:

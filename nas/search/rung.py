@@ -3,23 +3,29 @@ designs are each trained at the study's truth fidelity, and the highest truth is
 (`nas.search.trials.best_trial`).
 
 A trial's score is a cheap ranking with a known bias, so the rung does not take the top K by
-score. It takes the two ends of the front of score against what the score under-rates, among the
-trials that beat the reference's twin at the search's fidelity: the best score, and the design
-that has the most of it (`UNDERRATED`).
+score.
 
+- A trial paced by steps (the default) gives every design the twin's steps, so its score cannot
+  see what the full budget gives a fast design: more steps than the twin. At equal time a design
+  slower than the twin gets fewer: every such pick lost to the twin at M however high it scored
+  (studies/equal-time-zen4: truths 84.64 and 82.30 % for the best score and the fastest above the
+  twin's score, both slower than the twin; studies/equal-time-main: 85.26 % for the best score,
+  slower). The designs that won were at least as fast as the twin and scored near it (v4's
+  winner: 0.48 below the twin, 0.14 above, 1.36 below in three searches). So the rung times the
+  twin and, by score, the trials whose own figure is at least `TIMING_FLOOR` of the twin's, and
+  picks the best scores among those it times faster than the twin by `SPEED_MARGIN`, beyond the
+  timing's noise (`time_candidates`).
+  It times them itself, one after another, as a truth run plans its epochs
+  (`nas.training.budget.plan_speed`, 5 s each), each against the twin timed in the same pass,
+  and keeps the figures in the study (`RUNG_SPEEDS`): a trial's own half-second figure, timed
+  minutes or hours apart, is too noisy to choose by (studies/equal-time-main section 9: v4's winner measured 581 and 783 images/s in
+  two searches on one machine), but good enough to skip the trials far slower than the twin.
 - A trial paced by time (`--trial-steps 0`) under-rates the designs that do more work per image:
   they get fewer steps in a short trial and catch up over the full budget
-  (studies/calibration-equal-time). The second pick is the one with the most FLOPs
-  (studies/equal-time-main: the top two by score reached 84.52 % at M, the twelfth by score, with
-  the most FLOPs, 85.70 %; in studies/equal-time-v4 the rung's best was also the heaviest).
-- A trial paced by steps (the default) gives every design the steps the twin gets, so it cannot
-  see what the full budget gives a fast design: more steps than the twin. The second pick is the
-  fastest: better per step than the twin and faster, it leads the twin at M on both counts. The
-  rung times its candidates itself, one after another, as a truth run plans its epochs
-  (`nas.training.budget.plan_speed`, 5 s each), and keeps those figures in the study
-  (`RUNG_SPEEDS`): the half-second figure of each trial, timed minutes or hours apart, is too noisy
-  to choose by (studies/equal-time-main section 9: v4's winner measured 581 and 783 images/s in two
-  searches on one machine).
+  (studies/calibration-equal-time). Among the trials above the twin's score the rung takes the
+  best score, then the one with the most FLOPs (studies/equal-time-main: the top two by score
+  reached 84.52 % at M, the twelfth by score, with the most FLOPs, 85.70 %; in
+  studies/equal-time-v4 the rung's best was also the heaviest).
 
 The truth run is exactly `nas train-best --validate --trial N`: the study's recipe as searched,
 for the study's budget in minutes (at equal time) or the truth fidelity's epochs, on the 45,000
@@ -41,7 +47,7 @@ import optuna
 from optuna.trial import FrozenTrial
 
 from nas.data.cifar10 import Cifar10
-from nas.search.settings import StudySettings, truth_epochs
+from nas.search.settings import truth_epochs
 from nas.search.space import TWIN
 from nas.search.trials import (RUNG, RUNG_SPEEDS, contenders, record_result, recorded_results,
                                settings_of, trial_design, truths)
@@ -52,64 +58,108 @@ from nas.training.recipe import Recipe, recipe_from_dict
 from nas.training.run import RunSpec, budgeted, resumed, train_run
 from nas.training.runtime import Runtime
 
-# What a trial's score under-rates, by how its study paces a trial (see the module docstring):
-# the trial attribute whose largest value the rung picks second, and that pick in words
-UNDERRATED = {"time": ("flops", "the most FLOPs"), "steps": ("train_images_per_s", "the fastest")}
+# In a study paced by steps, the rung times the trials whose own speed figure is at least this share
+# of the twin's: a trial's half-second figure was 0.74 of its timed one at worst (v4's winner, 581
+# against 783 images/s), so none that the rung would find as fast as the twin is left untimed.
+TIMING_FLOOR = 0.7
+
+# How much faster than the twin, timed in the same pass, a trial must be for the rung to count it
+# as faster: beyond the timing's noise. One design timed minutes apart on one machine gave 1,369
+# and 1,551 images/s, the twin 1,254 and 1,524 (studies/equal-time-zen4); v4's winner was 1.11
+# to 1.20 times the twin's speed there.
+SPEED_MARGIN = 1.1
 
 
-def underrated(settings: StudySettings) -> tuple[str, str]:
-    """`UNDERRATED`'s attribute and words for a study's pace. At equal epochs, where the truth is
-    epochs too and speed buys nothing, a short training under-rates work per image as time does."""
-    return UNDERRATED["steps" if settings.fidelity.steps else "time"]
+def paced_by_steps(study: optuna.Study) -> bool:
+    return bool(settings_of(study).fidelity.steps)
 
 
-def candidates_of(study: optuna.Study) -> tuple[list[FrozenTrial], list[FrozenTrial]]:
-    """The complete feasible trials (a repeat counts once: its first) by score, and among them the
-    rung's candidates: those above the reference's twin (all of them without a scored twin)."""
+def picks_in_words(study: optuna.Study) -> str:
+    """How the rung picks, for the search's live view."""
+    if paced_by_steps(study):
+        return (f"the best scores among the trials {SPEED_MARGIN:g} times as fast as the twin or "
+                "faster, as the rung times them")
+    return "the best score, the most FLOPs among those above the twin's score, then by score"
+
+
+def ranked_trials(study: optuna.Study) -> tuple[list[FrozenTrial], FrozenTrial | None]:
+    """The complete feasible trials (a repeat counts once: its first) by score, and the twin."""
     ranked = sorted(contenders(study), key=lambda t: (-t.values[0], t.number))
-    twin = next((t.values[0] for t in ranked if t.user_attrs.get("baseline") == TWIN), None)
-    return ranked, [t for t in ranked if twin is None or t.values[0] > twin]
+    return ranked, next((t for t in ranked if t.user_attrs.get("baseline") == TWIN), None)
 
 
-def time_candidates(study: optuna.Study, runtime: Runtime) -> None:
-    """In a study paced by steps, time each candidate not yet timed (`plan_speed`) and add its
-    training images/s, and the seconds the timing took, to the study's `RUNG_SPEEDS`; a figure
-    once stored is kept, so a resumed rung picks what it picked before."""
-    if not settings_of(study).fidelity.steps:
+def is_fast(timing: dict[str, float] | None) -> bool:
+    """Whether a rung timing found its trial SPEED_MARGIN times as fast as the twin timed in the
+    same pass, or faster."""
+    return bool(timing and "twin_images_per_s" in timing
+                and timing["train_images_per_s"] >= SPEED_MARGIN * timing["twin_images_per_s"])
+
+
+def fast_trials(study: optuna.Study) -> list[FrozenTrial]:
+    """In a study paced by steps, the trials (the twin aside) that the rung timed at least as fast
+    as the twin, by score; all trials by score where there is no twin."""
+    ranked, twin = ranked_trials(study)
+    timed = study.user_attrs.get(RUNG_SPEEDS, {})
+    return [t for t in ranked if t is not twin and (twin is None or is_fast(timed.get(str(t.number))))]
+
+
+def time_candidates(study: optuna.Study, runtime: Runtime, k: int) -> None:
+    """In a study paced by steps, until `k` trials are known to be at least as fast as the twin:
+    time (`plan_speed`) the twin, then by score each trial not yet timed against it whose own
+    figure is at least TIMING_FLOOR of the twin's. Each figure goes into the study's `RUNG_SPEEDS`
+    as soon as it is timed, with the twin's figure of the same pass (a machine's speed drifts by
+    a tenth within an hour, so only figures timed minutes apart compare) and the seconds spent
+    timing it (a trial timed again keeps counting its earlier seconds). A rung resumed with its
+    picks known times nothing, and picks what it picked before."""
+    if not paced_by_steps(study):
+        return
+    ranked, twin = ranked_trials(study)
+    if twin is None or len(fast_trials(study)) >= k:
         return
     recipe = truth_recipe(study)
-    speeds = dict(study.user_attrs.get(RUNG_SPEEDS, {}))
-    for trial in candidates_of(study)[1]:
-        if str(trial.number) not in speeds:
-            speed = plan_speed(trial_design(study, trial), recipe, runtime).attrs()
-            speeds[str(trial.number)] = {"train_images_per_s": speed["train_images_per_s"],
-                                         "seconds": speed["measure_seconds"]}
-            study.set_user_attr(RUNG_SPEEDS, speeds)  # each figure kept as soon as it is timed
+
+    def time(trial: FrozenTrial, twin_figure: float | None) -> float:
+        figure = plan_speed(trial_design(study, trial), recipe, runtime).attrs()
+        speeds = dict(study.user_attrs.get(RUNG_SPEEDS, {}))
+        before = speeds.get(str(trial.number), {}).get("seconds", 0.0)
+        speeds[str(trial.number)] = {"train_images_per_s": figure["train_images_per_s"],
+                                     "seconds": round(before + figure["measure_seconds"], 2),
+                                     **({"twin_images_per_s": twin_figure} if twin_figure else {})}
+        study.set_user_attr(RUNG_SPEEDS, speeds)
+        return figure["train_images_per_s"]
+
+    bar = time(twin, None)  # this pass's: the figures it is compared with are timed next
+    floor = TIMING_FLOOR * twin.user_attrs.get("train_images_per_s", 0)
+    for trial in ranked:
+        if len(fast_trials(study)) >= k:
+            return
+        timing = study.user_attrs.get(RUNG_SPEEDS, {}).get(str(trial.number), {})
+        if trial is not twin and "twin_images_per_s" not in timing \
+                and trial.user_attrs.get("train_images_per_s", 0) >= floor:
+            time(trial, bar)
 
 
 def rung_trials(study: optuna.Study, k: int) -> list[FrozenTrial]:
     """The final rung's `k` trials (see the module docstring), in the order they are picked.
 
-    The candidates are the complete feasible trials (a repeat counts once: its first) that score
-    above the reference's twin (all of them in a study without a scored twin): the twin's truth is
-    the rival's, so it would buy nothing. Their front is the candidates that no other one beats on
-    both score and the `underrated` attribute. The picks: the best score, the most of that
-    attribute (a candidate's speed as the rung timed it, `time_candidates`, where it did), the
-    rest of the front by score, then the rest of the trials by score."""
-    attr, _ = underrated(settings_of(study))
-    ranked, candidates = candidates_of(study)
-    timed = study.user_attrs.get(RUNG_SPEEDS, {})  # only a study paced by steps has them
+    Paced by steps: the trials timed at least as fast as the twin (`fast_trials`) by score, then
+    the rest by score. Paced by time: among the trials that score above the twin (all, without a
+    scored twin; the twin's truth is the rival's, so it would buy nothing), the best score, the
+    most FLOPs, the rest of their front of score against FLOPs, then the rest by score."""
+    ranked, twin = ranked_trials(study)
+    if paced_by_steps(study):
+        picks = (*fast_trials(study), *ranked)
+    else:
+        above = [t for t in ranked if twin is None or t.values[0] > twin.values[0]]
 
-    def most(trial: FrozenTrial) -> float:
-        if (speed := timed.get(str(trial.number))) is not None:
-            return speed["train_images_per_s"]
-        return trial.user_attrs.get(attr, 0)
+        def flops(trial: FrozenTrial) -> float:
+            return trial.user_attrs.get("flops", 0)
 
-    front = [t for t in candidates
-             if not any(o.values[0] > t.values[0] and most(o) > most(t) for o in candidates)]
-    second = [max(candidates, key=lambda t: (most(t), -t.number))] if candidates else []
-    picks = {t.number: t for t in (*candidates[:1], *second, *front, *ranked)}  # first wins
-    return list(picks.values())[:k]
+        front = [t for t in above
+                 if not any(o.values[0] > t.values[0] and flops(o) > flops(t) for o in above)]
+        second = [max(above, key=lambda t: (flops(t), -t.number))] if above else []
+        picks = (*above[:1], *second, *front, *ranked)
+    return list({t.number: t for t in picks}.values())[:k]  # the first of each wins
 
 
 def truth_recipe(study: optuna.Study) -> Recipe:
@@ -150,7 +200,7 @@ def final_rung(study: optuna.Study, k: int, out: Path, data: Cifar10, runtime: R
     runs under `out`; the rung's trial numbers, best score first. `command`, with {trial} and
     {out} filled in, is recorded in each run's metrics as the command that makes it alone."""
     progress = progress or SeriesProgress()
-    time_candidates(study, runtime)
+    time_candidates(study, runtime, k)
     top = rung_trials(study, k)
     numbers = [t.number for t in top]
     study.set_user_attr(RUNG, {"k": k, "trials": numbers, "out": str(out)})

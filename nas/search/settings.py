@@ -50,13 +50,14 @@ class Mode:
 EQUAL_EPOCHS = Mode(DEFAULT_SPACE, fill_params=0.9, final_rung=0, pruner="hyperband")
 # At equal time (the default), the settings of the search that passed its proof
 # (studies/equal-time-v4): the space of designs fast on a CPU, designs as sampled (a widened design
-# is a slower one), each trial TIME_SHARE of the budget, and a final rung of two (nas.search.rung):
-# the best score and the most FLOPs above the twin, each the best truth of a measured study. Its
-# pruner stops a trial after its first round only, where stopping saves three quarters of it:
-# Hyperband also stopped trials after round 3, saving a quarter, and so cut the two designs with
-# the best known truths at M, 1.6 and 2.7 points behind the twin at that round
-# (studies/equal-time-main, section 7).
-EQUAL_TIME = Mode(FAST_SPACE, fill_params=0.0, final_rung=2, pruner="first")
+# is a slower one), each trial TIME_SHARE of the budget. A final rung of one (nas.search.rung): the
+# best score among the trials at least as fast as the twin. In every search measured the best
+# score lost to it, and that pick, where it was made, was the best truth (studies/equal-time-zen4);
+# a second truth would cost M more and put the search above 4 M. Its pruner stops a trial after
+# its first round only, where stopping saves three quarters of it: Hyperband also stopped trials
+# after round 3, saving a quarter, and so cut the two designs with the best known truths at M, 1.6
+# and 2.7 points behind the twin at that round (studies/equal-time-main, section 7).
+EQUAL_TIME = Mode(FAST_SPACE, fill_params=0.0, final_rung=1, pruner="first")
 SEARCH_FILL = EQUAL_EPOCHS.fill_params  # what a study's settings default to (StudySettings)
 # The share of M each trial trains at equal time: the calibration ranked designs best at 10 % of M
 # among the shares measured (studies/calibration-equal-time); equal-time-v4 searched with it.
@@ -178,7 +179,7 @@ RENAMED = {"fill_budget": "fill_params", "truth": "truth_fidelity"}
 # What a study or calibration file stored before a key existed meant by its absence: the setting
 # of the version that made it (not today's default).
 BEFORE_THE_KEY = {"fill_params": 0.0, "precision": "fp32", "sampler": "tpe", "budget_minutes": 0.0,
-                  "device": ""}
+                  "device": "", "pace": "time"}
 
 
 def upgraded(data: dict[str, Any], cls: type) -> dict[str, Any]:
@@ -213,6 +214,7 @@ class CalibrationSettings:
     precision: str = "fp32"  # Runtime.precision of every training
     budget_minutes: float = 0.0  # equal-time fidelities ("5%x0.25") are shares of it; 0: none
     device: str = ""  # with a budget: the device the speeds are measured on
+    pace: str = "steps"  # with a budget, the low fidelities': one of PACES
 
     def to_dict(self) -> dict[str, Any]:
         return json.loads(json.dumps(asdict(self)))  # tuples as lists, as the file reads back
@@ -223,6 +225,11 @@ class CalibrationSettings:
         return sorted(every, key=cost)
 
 
+# `nas calibrate --budget-minutes M --pace`: how a low fidelity's share of M becomes steps. "steps":
+# the twin's in that share, the same for every design, as the search's trials (`trial_steps`);
+# "time": the steps the share buys at each design's own speed. The truth is M at each design's own
+# speed either way: what the final training gives it.
+PACES = ("steps", "time")
 # `nas calibrate --budget-minutes M`'s defaults: shares of M around the search's TIME_SHARE, and
 # the truth, M itself on all 45,000 images
 TIME_FIDELITIES = ("2%x0.25", "5%x0.25", "10%x0.25", "5%x1.0")
