@@ -96,15 +96,15 @@ def is_fast(timing: dict[str, float] | None) -> bool:
 
 
 def fast_trials(study: optuna.Study) -> list[FrozenTrial]:
-    """In a study paced by steps, the trials (the twin aside) that the rung timed at least as fast
-    as the twin, by score; all trials by score where there is no twin."""
+    """In a study paced by steps, the trials (the twin aside) that the rung timed faster than the
+    twin (`is_fast`), by score; all trials by score where there is no twin."""
     ranked, twin = ranked_trials(study)
     timed = study.user_attrs.get(RUNG_SPEEDS, {})
     return [t for t in ranked if t is not twin and (twin is None or is_fast(timed.get(str(t.number))))]
 
 
 def time_candidates(study: optuna.Study, runtime: Runtime, k: int) -> None:
-    """In a study paced by steps, until `k` trials are known to be at least as fast as the twin:
+    """In a study paced by steps, until `k` trials are known to be faster than the twin (`is_fast`):
     time (`plan_speed`) the twin, then by score each trial not yet timed against it whose own
     figure is at least TIMING_FLOOR of the twin's. Each figure goes into the study's `RUNG_SPEEDS`
     as soon as it is timed, with the twin's figure of the same pass (a machine's speed drifts by
@@ -142,7 +142,7 @@ def time_candidates(study: optuna.Study, runtime: Runtime, k: int) -> None:
 def rung_trials(study: optuna.Study, k: int) -> list[FrozenTrial]:
     """The final rung's `k` trials (see the module docstring), in the order they are picked.
 
-    Paced by steps: the trials timed at least as fast as the twin (`fast_trials`) by score, then
+    Paced by steps: the trials timed faster than the twin (`fast_trials`) by score, then
     the rest by score. Paced by time: among the trials that score above the twin (all, without a
     scored twin; the twin's truth is the rival's, so it would buy nothing), the best score, the
     most FLOPs, the rest of their front of score against FLOPs, then the rest by score."""

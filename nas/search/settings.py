@@ -51,9 +51,9 @@ EQUAL_EPOCHS = Mode(DEFAULT_SPACE, fill_params=0.9, final_rung=0, pruner="hyperb
 # At equal time (the default), the settings of the search that passed its proof
 # (studies/equal-time-v4): the space of designs fast on a CPU, designs as sampled (a widened design
 # is a slower one), each trial TIME_SHARE of the budget. A final rung of one (nas.search.rung): the
-# best score among the trials at least as fast as the twin. In every search measured the best
-# score lost to it, and that pick, where it was made, was the best truth (studies/equal-time-zen4);
-# a second truth would cost M more and put the search above 4 M. Its pruner stops a trial after
+# best score among the trials 1.1 times as fast as the twin: the best score lost to the twin at M
+# in the searches measured, that pick beat it by 0.86 where it was made (studies/equal-time-zen4),
+# and a second truth would cost M more, above 4 M in all. Its pruner stops a trial after
 # its first round only, where stopping saves three quarters of it: Hyperband also stopped trials
 # after round 3, saving a quarter, and so cut the two designs with the best known truths at M, 1.6
 # and 2.7 points behind the twin at that round (studies/equal-time-main, section 7).
