@@ -10,16 +10,16 @@ score.
   slower than the twin gets fewer: every such pick lost to the twin at M however high it scored
   (studies/equal-time-zen4: truths 84.64 and 82.30 % for the best score and the fastest above the
   twin's score, both slower than the twin; studies/equal-time-main: 85.26 % for the best score,
-  slower). The designs that won were at least as fast as the twin and scored near it (v4's
-  winner: 0.48 below the twin, 0.14 above, 1.36 below in three searches). So the rung times the
-  twin and, by score, the trials whose own figure is at least `TIMING_FLOOR` of the twin's, and
-  picks the best scores among those it times faster than the twin by `SPEED_MARGIN`, beyond the
-  timing's noise (`time_candidates`).
-  It times them itself, one after another, as a truth run plans its epochs
+  slower). The design that won was faster than the twin and scored near it (v4's winner: 0.48
+  below the twin, 0.14 above, 1.36 below in three searches). So the rung times the twin and, by
+  score, the trials whose own figure is at least `TIMING_FLOOR` of the twin's, and picks the best
+  scores among those it times faster than the twin by `SPEED_MARGIN`, beyond the timing's noise
+  (`time_candidates`). It times them itself, one after another, as a truth run plans its epochs
   (`nas.training.budget.plan_speed`, 5 s each), each against the twin timed in the same pass,
   and keeps the figures in the study (`RUNG_SPEEDS`): a trial's own half-second figure, timed
-  minutes or hours apart, is too noisy to choose by (studies/equal-time-main section 9: v4's winner measured 581 and 783 images/s in
-  two searches on one machine), but good enough to skip the trials far slower than the twin.
+  minutes or hours apart, is too noisy to choose by (studies/equal-time-main section 9: v4's
+  winner measured 581 and 783 images/s in two searches on one machine), but good enough to skip
+  the trials far slower than the twin.
 - A trial paced by time (`--trial-steps 0`) under-rates the designs that do more work per image:
   they get fewer steps in a short trial and catch up over the full budget
   (studies/calibration-equal-time). Among the trials above the twin's score the rung takes the
