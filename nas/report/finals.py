@@ -30,7 +30,7 @@ class Final:
     """One design's tested runs at one budget: a search's winner at its M, or the twin."""
 
     design: str  # "seed-0: trial 12", "the twin (trial 1)"
-    seed: str  # the search's seed; "—" for the twin, shared by every search
+    seed: str  # the search's seed; "—" for the twin, the rival of every search
     trial: optuna.trial.FrozenTrial
     images_per_s: float | None  # as the search timed it (its rung's figure where it has one)
     runs: tuple[dict[str, Any], ...]  # `record_result`'s test results, this budget's only
