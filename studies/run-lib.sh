@@ -33,3 +33,11 @@ proof() {  # proof FOLDER STUDY-ARGS...: the equal-time proof. The twin (trial 1
     run "$s/twin-20ep-seed1" nas train-best "$@" "${FINAL[@]}" --trial 1 --epochs 20 --seed 1
     run "$s/best-${M}min-seed1" nas train-best "$@" "${FINAL[@]}" --budget-minutes "$M" --seed 1
 }
+
+best() {  # best STORAGE STUDY: the number of the trial the study picks, as nas train-best does
+    python - "$1" "$2" <<'PY'
+import sys, optuna
+from nas.search.trials import best_trial
+print(best_trial(optuna.load_study(study_name=sys.argv[2], storage=sys.argv[1])).number)
+PY
+}

@@ -6,11 +6,13 @@ Tiny synthetic data; a truth here is 2 epochs (the real one is the calibration's
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import subprocess
 import sys
 import time
 from datetime import datetime, timedelta
+from types import SimpleNamespace
 
 import optuna
 import pytest
@@ -23,14 +25,16 @@ import nas.search.storage
 import nas.search.trials
 import nas.training.budget
 from nas.cli.main import main
-from nas.search.settings import (EQUAL_EPOCHS, EQUAL_TIME, TIME_SHARE, TWIN_EPOCHS, Fidelity,
-                                 StudySettings, trial_steps)
+from nas.data.cifar10 import load_cifar10
+from nas.search.settings import (EQUAL_EPOCHS, EQUAL_TIME, MIDDLE_LENGTH, TIME_SHARE, TWIN_EPOCHS,
+                                 Fidelity, StudySettings, trial_steps)
 from nas.search.space import load_space
 from nas.search.space import TWIN
 from nas.search.storage import STALE_REASON
-from nas.search.trials import (COST, RUNG, RUNG_SPEEDS, best_trial, recorded_results, search_cost,
-                               truths)
+from nas.search.trials import (COST, MIDDLE, RUNG, RUNG_SPEEDS, best_trial, recorded_results,
+                               search_cost, truths)
 from nas.training.budget import minutes_of
+from nas.training.runtime import Runtime
 from nas.training.speed import Speed
 from tests.conftest import ROOT
 from tests.test_search import load, search_args
@@ -84,7 +88,7 @@ def test_the_rung_gives_the_top_trials_their_truth_resumes_after_ctrl_c_and_pick
     assert len((tmp_path / "rung" / second / "log.jsonl").read_text().splitlines()) == TRUTH_EPOCHS
 
     study = load(tmp_path, "r")
-    assert study.user_attrs[RUNG] == {"k": 2, "trials": top, "out": str(tmp_path / "rung")}
+    assert study.user_attrs[RUNG] == {"k": 2, "middle": 0, "trials": top, "out": str(tmp_path / "rung")}
     known = truths(study)
     assert sorted(known) == sorted(top)  # the top two, and no other, have a truth
     for number in top:
@@ -174,14 +178,17 @@ def timed_by_the_rung(monkeypatch, figures: dict[int, float]) -> list[int]:
     return timed
 
 
+# studies/equal-time-zen4, search seed 0: the two picks above the twin's score, both slower than
+# the twin, reached 84.64 and 82.30 % at M; v4's winner (trial 12 there too), faster than the
+# twin, scored 1.36 below it. Trials: (score, FLOPs in millions, twin or not)
+ZEN4_SEED_0 = [(0.6688, 20.2, True), (0.6838, 16.0, False), (0.6736, 15.0, False),
+               (0.6552, 20.4, False), (0.6512, 14.2, False), (0.6224, 5.0, False), (0.5962, 9.0, False)]
+ZEN4_FIGURES = [1507, 1229, 1375, 1811, 1905, 1800, 1000]  # each trial's own half-second figure
+
+
 def test_trials_paced_by_steps_pick_the_best_scores_among_those_as_fast_as_the_twin(monkeypatch) -> None:
-    # studies/equal-time-zen4, search seed 0: the two picks above the twin's score, both slower
-    # than the twin, reached 84.64 and 82.30 % at M; v4's winner (trial 12 there too), faster
-    # than the twin, scored 1.36 below it. Trials: (score, FLOPs in millions, twin or not)
-    trials = [(0.6688, 20.2, True), (0.6838, 16.0, False), (0.6736, 15.0, False),
-              (0.6552, 20.4, False), (0.6512, 14.2, False), (0.6224, 5.0, False), (0.5962, 9.0, False)]
-    figures = [1507, 1229, 1375, 1811, 1905, 1800, 1000]  # each trial's own half-second figure
-    timings = {0: 1434.0, 1: 1096.0, 2: 1500.0, 3: 1820.0, 4: 1890.0, 5: 1750.0}  # 2: within the noise
+    trials, figures = ZEN4_SEED_0, ZEN4_FIGURES
+    timings = {0: 1434.0, 1: 1096.0, 2: 1420.0, 3: 1820.0, 4: 1890.0, 5: 1750.0}  # 2: a bit slower
     study = scored_study(trials, 410, figures)
     # a figure timed in another pass, without the twin (there: 50 minutes before, the machine faster)
     study.set_user_attr(RUNG_SPEEDS, {"1": {"train_images_per_s": 1500.0, "seconds": 12.0}})
@@ -200,6 +207,44 @@ def test_trials_paced_by_steps_pick_the_best_scores_among_those_as_fast_as_the_t
     assert timed == [0, 1, 2, 3, 0, 4]
     assert rung_of(study, 3) == [3, 4, 1]  # then the rest by score
     assert set(study.user_attrs[RUNG_SPEEDS]) == {"0", "1", "2", "3", "4"}
+
+
+def test_the_middle_rung_trains_the_fast_candidates_at_equal_time_and_orders_the_final_rung(
+        monkeypatch) -> None:
+    # the same study: trials 2 and 3 trail the twin's score, 4 more; at 30 % of M the one that
+    # scored lowest of the three leads (as v4's winner did, studies/equal-time-main section 8)
+    study = scored_study(ZEN4_SEED_0, 410, ZEN4_FIGURES)
+    timed_by_the_rung(monkeypatch, {0: 1500.0, 1: 1100.0, 2: 1530.0, 3: 1560.0, 4: 1780.0,
+                                    5: 1750.0})
+    longer = {2: 0.70, 3: 0.74, 4: 0.72}  # each candidate's val acc after its middle run
+    trained: list[tuple[int, int]] = []
+
+    def fake_race(config, batches, recipe, runtime, hooks):
+        trained.append((config, batches[0].steps))
+        return [SimpleNamespace(eval_acc=longer[config])]
+
+    monkeypatch.setattr(nas.search.rung, "race", fake_race)
+    monkeypatch.setattr(nas.search.rung, "search_batches",
+                        lambda *a: (SimpleNamespace(epochs=4), ([], [])))
+    clock = itertools.count(0.0, 30.0)  # each middle run takes 30 s
+    monkeypatch.setattr(nas.search.rung, "time", SimpleNamespace(perf_counter=lambda: next(clock)))
+    nas.search.rung.time_candidates(study, None, 3)
+    nas.search.rung.middle_rung(study, 3, 1, None, None, nas.search.rung.SeriesProgress())
+    # the first three as fast as the twin by score (trial 1 is slower), each 3 x 410 steps scaled
+    # by its speed against the twin's, rounded up to whole rounds of four
+    assert [n for n, _ in trained] == [2, 3, 4]
+    assert [steps * 4 for _, steps in trained] == [1256, 1280, 1460]
+    assert study.user_attrs[MIDDLE]["3"] == {"accuracy": 0.74, "steps": 1279, "seconds": 30.0}
+    assert rung_of(study, 3) == [3, 4, 2]  # by the middle rung's score, not the trials'
+    assert rung_of(study, 4) == [3, 4, 2, 1]
+    nas.search.rung.middle_rung(study, 3, 1, None, None, nas.search.rung.SeriesProgress())
+    assert len(trained) == 3  # resumed: nothing trained again
+    assert search_cost(study, [])["rung_minutes"] == 1.0 + 1.5  # five timings of 12 s, three runs
+    # no more candidates than the final rung's places: nothing to decide, nothing trained
+    other = scored_study(ZEN4_SEED_0, 410, ZEN4_FIGURES)
+    nas.search.rung.time_candidates(other, None, 2)
+    nas.search.rung.middle_rung(other, 2, 2, None, None, nas.search.rung.SeriesProgress())
+    assert len(trained) == 3 and MIDDLE not in other.user_attrs
 
 
 def test_without_a_trial_as_fast_as_the_twin_the_rung_takes_the_best_scores(monkeypatch) -> None:
@@ -306,6 +351,7 @@ def test_the_modes_defaults_are_the_documented_ones() -> None:
 
     assert (EQUAL_TIME.space, EQUAL_TIME.fill_params, EQUAL_TIME.final_rung, TIME_SHARE) == \
         (FAST_SPACE, 0.0, 1, 0.1)  # studies/equal-time-v4's settings; the rung: equal-time-zen4
+    assert (EQUAL_TIME.middle_rung, MIDDLE_LENGTH, EQUAL_EPOCHS.middle_rung) == (3, 3, 0)
     assert EQUAL_TIME.pruner == "first"  # studies/equal-time-main, section 7
     assert (EQUAL_EPOCHS.space, EQUAL_EPOCHS.fill_params, EQUAL_EPOCHS.final_rung, EQUAL_EPOCHS.pruner) == \
         (DEFAULT_SPACE, 0.9, 0, "hyperband")
@@ -330,9 +376,16 @@ def test_the_main_command_runs_end_to_end(tmp_path, tiny_data_dir, monkeypatch, 
     assert settings.budget_minutes == 0.1 and settings.fill_params == EQUAL_TIME.fill_params
     rung = study.user_attrs[RUNG]["trials"]
     assert rung == rung_of(study, EQUAL_TIME.final_rung) and sorted(truths(study)) == sorted(rung)
+    # one complete trial besides the twin: the middle rung had nothing to decide
+    assert MIDDLE not in study.user_attrs and rung == [best_trial(study).number]
     best = best_trial(study).number
     assert best in rung and (tmp_path / "runs" / study.study_name / "best" / "model.pt").is_file()
     [tested] = recorded_results(study, "test")[best]
     assert tested["budget_minutes"] == 0.1
     assert study.user_attrs[COST]["multiple_of_budget"] > 0
     assert "★ best" in (tmp_path / "runs" / "REPORT.md").read_text()
+    # the middle rung for real, where its one candidate is more than the final rung's places (0):
+    # 3 times a trial's 62 steps at the twin's speed (every design's here), in the trials' 2 rounds
+    nas.search.rung.middle_rung(study, 2, 0, load_cifar10(tiny_data_dir), Runtime.pick(workers=0),
+                                nas.search.rung.SeriesProgress())
+    assert study.user_attrs[MIDDLE][str(rung[0])]["steps"] == 3 * 62

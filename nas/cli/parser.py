@@ -13,7 +13,7 @@ from dataclasses import fields
 from nas.data.settings import DATA_ENV, DEFAULT_DATA_DIR
 from nas.design.limits import Limits
 from nas.search.settings import (DEFAULT_CALIBRATION, DEFAULT_RUNS, DEFAULT_STORAGE, DEFAULT_TRIALS,
-                                 EQUAL_EPOCHS, EQUAL_TIME, PACES, PRUNERS, SAMPLERS,
+                                 EQUAL_EPOCHS, EQUAL_TIME, MIDDLE_LENGTH, PACES, PRUNERS, SAMPLERS,
                                  SEARCH_SAMPLER, TIME_FIDELITIES, TIME_SHARE, TIME_TRUTH_FIDELITY,
                                  TWIN_EPOCHS, CalibrationSettings, Fidelity, truth_epochs)
 from nas.training.presets import CHOICES as PRESET_CHOICES, PRESETS, presets_help
@@ -205,11 +205,19 @@ def add_search_parsers(sub) -> None:
     se.add_argument("--final-rung", type=int, default=None, metavar="K",
                     help="after the trials, train K of them at the study's truth fidelity (M minutes; "
                          "at equal epochs the truth's epochs) on the 45,000 search-training images, "
-                         "scored on the hold-out: trials paced by steps, the best scores among those "
-                         "the rung times at least as fast as the twin; by time, the best score and "
+                         "scored on the hold-out: trials paced by steps, the best of the middle rung, "
+                         "then the best scores among those the rung times at least as fast as the "
+                         "twin; by time, the best score and "
                          "the most FLOPs above the twin's score; then the next by score; the highest "
                          "truth is the best (default "
                          f"{EQUAL_TIME.final_rung}; at equal epochs {EQUAL_EPOCHS.final_rung}; 0: none)")
+    se.add_argument("--middle-rung", type=int, default=None, metavar="N",
+                    help="before the final rung of a search paced by steps, train the N best scores "
+                         "among the trials at least as fast as the twin for "
+                         f"{MIDDLE_LENGTH} times a trial's steps, scaled by their speed (equal time), "
+                         "and give the final rung the best of them; skipped when N is not more than "
+                         f"K (default {EQUAL_TIME.middle_rung}; at equal epochs "
+                         f"{EQUAL_EPOCHS.middle_rung}; 0: none)")
     se.add_argument("--out", help=f"folder of the final rung's run folders (default {DEFAULT_RUNS}/<study>, "
                                   "where nas train-best --validate --trial N writes)")
     timed = se.add_argument_group("equal time (see docs/search.md)")

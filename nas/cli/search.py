@@ -110,6 +110,8 @@ def search(args: argparse.Namespace) -> int:
         raise NasError(f"--trials {args.trials}: give a positive number of trials")
     if args.final_rung is not None and args.final_rung < 0:
         raise NasError(f"--final-rung {args.final_rung}: give how many top trials get their truth (0: none)")
+    if args.middle_rung is not None and args.middle_rung < 0:
+        raise NasError(f"--middle-rung {args.middle_rung}: give how many candidates train longer (0: none)")
     nominal = 1.0 if args.budget_minutes is None else args.budget_minutes  # none given: equal time
     defaults = mode(nominal)
     space = load_space(args.space or defaults.space)
@@ -117,6 +119,7 @@ def search(args: argparse.Namespace) -> int:
     check_storage_url(storage)
     runtime = runtime_from(args)
     rung = defaults.final_rung if args.final_rung is None else args.final_rung
+    middle = defaults.middle_rung if args.middle_rung is None else args.middle_rung
     out = Path(args.out or DEFAULT_RUNS / name)
     if rung:
         check_creatable(out, "--out", out)
@@ -154,8 +157,8 @@ def search(args: argparse.Namespace) -> int:
         return 1
     if rung and finished(study) >= args.trials:
         try:
-            run_final_rung(study, rung, out, data, runtime, f"nas train-best --study {name}{where} "
-                           "--validate --trial {trial} --out {out}")
+            run_final_rung(study, rung, middle, out, data, runtime,
+                           f"nas train-best --study {name}{where} --validate --trial {{trial}} --out {{out}}")
         except KeyboardInterrupt:
             return interrupted(args, f"every finished truth is kept in {storage}, every finished "
                                      f"epoch in {out}")
@@ -163,19 +166,22 @@ def search(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_final_rung(study: optuna.Study, k: int, out: Path, data: Cifar10, runtime: Runtime,
-                   command: str) -> None:
-    """The search's final rung (`nas.search.rung`), with its series bar and a line per truth."""
+def run_final_rung(study: optuna.Study, k: int, middle: int, out: Path, data: Cifar10,
+                   runtime: Runtime, command: str) -> None:
+    """The search's rungs (`nas.search.rung`), with their series bars and a line per run."""
     from nas.search.rung import final_rung, picks_in_words
-    from nas.search.trials import RUNG_SPEEDS, truths
+    from nas.search.trials import MIDDLE, RUNG_SPEEDS, truths
 
-    console.print(f"final rung: the truths of {count(k, 'trial')} ({picks_in_words(study)}), each "
-                  f"run in {out}")
+    console.print(f"final rung: the truths of {count(k, 'trial')} ({picks_in_words(study, middle)}), "
+                  f"each run in {out}")
     with SeriesBars(console, "val") as progress:
-        numbers = final_rung(study, k, out, data, runtime, progress, command)
+        numbers = final_rung(study, k, out, data, runtime, progress, command, middle)
     if timed := study.user_attrs.get(RUNG_SPEEDS):
         console.print("final rung, training images/s timed now: " + ", ".join(
             f"trial {n} {speed['train_images_per_s']:,.0f}" for n, speed in timed.items()))
+    if longer := study.user_attrs.get(MIDDLE):
+        console.print("middle rung: " + ", ".join(
+            f"trial {n} val acc {run['accuracy']:.4f} ({run['steps']} steps)" for n, run in longer.items()))
     known = truths(study)
     console.print("final rung: " + ", ".join(f"trial {n} truth {known[n]:.4f}" for n in numbers if n in known))
 

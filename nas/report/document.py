@@ -100,6 +100,8 @@ def search_command(study: optuna.Study, storage: str) -> str:
     rung = study.user_attrs.get(RUNG, {"k": 0, "out": str(DEFAULT_RUNS / study.study_name)})
     if rung["k"] != mode(settings.budget_minutes).final_rung:
         flags["final-rung"] = rung["k"]
+    if rung["k"] and rung.get("middle", 0) != mode(settings.budget_minutes).middle_rung:
+        flags["middle-rung"] = rung.get("middle", 0)  # a rung from before it had none
     if rung["k"] and Path(rung["out"]) != DEFAULT_RUNS / study.study_name:
         flags["out"] = rung["out"]
     return "nas search " + " ".join(f"--{k}" if v is None else f"--{k} {v}" for k, v in flags.items())

@@ -10,7 +10,7 @@ from optuna.trial import FrozenTrial, TrialState
 from rich.table import Table
 
 from nas.errors import NasError
-from nas.search.trials import (COST, COST_ATTRS, FILLED, PROXIES, RUNG, best_trial, is_feasible,
+from nas.search.trials import (COST, COST_ATTRS, FILLED, MIDDLE, PROXIES, RUNG, best_trial, is_feasible,
                                pruned_by, recorded_results, settings_of, trial_counts)
 
 COLUMNS = ("rank", "trial", "state", "val acc", "truth acc", "test acc", "params", "FLOPs", "img/s",
@@ -68,6 +68,7 @@ def rows(study: optuna.Study) -> tuple[list[tuple[str, ...]], int | None, set[in
     results = {split: recorded_results(study, split) for split in ("val", "test")}
     pareto = pareto_numbers(trials, cost_attr(study))
     rung = set(study.user_attrs.get(RUNG, {}).get("trials", []))  # the search's final rung
+    middle = study.user_attrs.get(MIDDLE, {})  # its middle rung's runs, by trial
     try:
         best = best_trial(study).number
     except NasError:  # no complete feasible trial yet
@@ -88,6 +89,8 @@ def rows(study: optuna.Study) -> tuple[list[tuple[str, ...]], int | None, set[in
             str(a.get("rounds_run", a.get("epochs_run", 0))),
             f"{a.get('train_seconds', 0):.0f}",
             "; ".join(filter(None, ("★ best" if t.number == best else "",
+                                    f"middle rung {middle[str(t.number)]['accuracy']:.4f}"
+                                    if str(t.number) in middle else "",
                                     "final rung" if t.number in rung else "",
                                     "pareto" if t.number in pareto else "", note_of(t))))))
     return out, best, pareto

@@ -203,10 +203,8 @@ def objective(trial: optuna.Trial, setup: TrialSetup) -> float | tuple[float, fl
             train_batches, clock = equal_time(train_batches, setup.trial_seconds,
                                               measured["train_images_per_s"], recipe.batch_size,
                                               recipe.epochs, ONECYCLE_MIN_STEPS)
-        torch.manual_seed(recipe.seed)  # the same initial weights' seed for every trial: a fair race
         hooks = Hooks(setup.progress or TrainingProgress(), on_epoch=report, replan=clock)
-        history = train(build_model(config), (train_batches, eval_batches), recipe, setup.runtime,
-                        hooks=hooks)
+        history = race(config, (train_batches, eval_batches), recipe, setup.runtime, hooks)
     except optuna.TrialPruned:
         raise
     except KeyboardInterrupt:
@@ -220,6 +218,26 @@ def objective(trial: optuna.Trial, setup: TrialSetup) -> float | tuple[float, fl
         return accuracy
     second = setup.second
     return accuracy, float(measured["epoch_seconds"] if second == "time" else getattr(verdict, second))
+
+
+def race(config: ArchConfig, batches: tuple[Batches, Batches], recipe: Recipe, runtime: Runtime,
+         hooks: Hooks) -> list[EpochLog]:
+    """Train `config` as every trial (and the middle rung's runs) are trained: from the same
+    initial weights' seed, a fair race."""
+    torch.manual_seed(recipe.seed)
+    return train(build_model(config), batches, recipe, runtime, hooks=hooks)
+
+
+def search_batches(settings: StudySettings, data: Cifar10, runtime: Runtime, study: str
+                   ) -> tuple[Recipe, tuple[Batches, Batches]]:
+    """The trials' recipe (their rounds as its epochs at equal time) and their batches: the
+    fidelity's share of the search-training images, and the validation hold-out."""
+    fidelity = settings.fidelity
+    recipe = replace(recipe_from_dict(settings.recipe, f"study {study}"), epochs=fidelity.passes)
+    splits = make_splits(data, "val", fraction=fidelity.data_fraction, seed=recipe.seed,
+                         val_images=fidelity.val_images)
+    check_trainable(recipe, len(splits.train_labels), timed=fidelity.timed)
+    return recipe, make_batches(splits, recipe.batch_size, recipe.augment, runtime)
 
 
 def open_study(name: str, storage: optuna.storages.BaseStorage, settings: StudySettings, seed: int,
@@ -300,17 +318,13 @@ def start_search(settings: StudySettings, runtime: Runtime, data: Cifar10, *, st
     The trials train with the study's recipe at its fidelity's epochs (at equal time, rounds)."""
     space, limits, fidelity = settings.search_space(), settings.limits, settings.fidelity
     check_limits_possible(space, limits)
-    recipe = replace(recipe_from_dict(settings.recipe, f"study {study}"), epochs=fidelity.passes)
-    splits = make_splits(data, "val", fraction=fidelity.data_fraction, seed=recipe.seed,
-                         val_images=fidelity.val_images)
-    check_trainable(recipe, len(splits.train_labels), timed=fidelity.timed)
+    recipe, batches = search_batches(settings, data, runtime, study)
     proxies = proxy_batch(data, recipe.seed, fidelity.val_images)  # once: the same for all trials
     opened = open_study(study, open_storage(storage, create=True), settings, recipe.seed,
                         make_pruner("none" if settings.second_objective else pruner, fidelity.passes),
                         baseline_params(space))
     fail_stale_trials(opened)  # trials of killed workers: failed, then retried
-    setup = TrialSetup(space, limits, recipe, runtime,
-                       make_batches(splits, recipe.batch_size, recipe.augment, runtime), proxies,
+    setup = TrialSetup(space, limits, recipe, runtime, batches, proxies,
                        n_trials, settings.second_objective, settings.fill_params,
                        0.0 if fidelity.steps else settings.budget_minutes * 60 * fidelity.time_share,
                        fidelity.steps, progress)

@@ -35,13 +35,15 @@ PRUNERS = ("hyperband", "median", "first", "none")  # `nas search --pruner` (nas
 @dataclass(frozen=True)
 class Mode:
     """The defaults of one way of comparing designs (`nas search` reads them for the flags not
-    given): the space searched, the share of the parameter limit each design is widened to, and
-    how many of the top trials the final rung gives their truth (`nas.search.rung`)."""
+    given): the space searched, the share of the parameter limit each design is widened to, how
+    many candidates the middle rung trains longer and how many of them the final rung gives their
+    truth (`nas.search.rung`), and the pruner."""
 
     space: Path
     fill_params: float
     final_rung: int
     pruner: str  # one of PRUNERS
+    middle_rung: int = 0
 
 
 # At equal epochs (`--budget-minutes 0`) the biggest designs ended best, and small designs widened
@@ -50,18 +52,25 @@ class Mode:
 EQUAL_EPOCHS = Mode(DEFAULT_SPACE, fill_params=0.9, final_rung=0, pruner="hyperband")
 # At equal time (the default), the settings of the search that passed its proof
 # (studies/equal-time-v4): the space of designs fast on a CPU, designs as sampled (a widened design
-# is a slower one), each trial TIME_SHARE of the budget. A final rung of one (nas.search.rung): the
-# best score among the trials 1.1 times as fast as the twin: the best score lost to the twin at M
-# in the searches measured, that pick beat it by 0.86 where it was made (studies/equal-time-zen4),
-# and a second truth would cost M more, above 4 M in all. Its pruner stops a trial after
+# is a slower one), each trial TIME_SHARE of the budget. Then the rungs (nas.search.rung): the
+# middle rung trains the three best scores among the trials as fast as the twin for MIDDLE_LENGTH
+# times a trial, at equal time, and the final rung gives the best of them its truth at M: the
+# best score lost to the twin at M in every search measured, and at 10 % of M the winner at M
+# trails the twin while a design 2.5 points behind it at M leads it (studies/equal-time-zen4);
+# at 30 % the winner leads (studies/equal-time-main, section 8). A second truth would cost M more,
+# above 4 M in all. Its pruner stops a trial after
 # its first round only, where stopping saves three quarters of it: Hyperband also stopped trials
 # after round 3, saving a quarter, and so cut the two designs with the best known truths at M, 1.6
 # and 2.7 points behind the twin at that round (studies/equal-time-main, section 7).
-EQUAL_TIME = Mode(FAST_SPACE, fill_params=0.0, final_rung=1, pruner="first")
+EQUAL_TIME = Mode(FAST_SPACE, fill_params=0.0, final_rung=1, pruner="first", middle_rung=3)
 SEARCH_FILL = EQUAL_EPOCHS.fill_params  # what a study's settings default to (StudySettings)
 # The share of M each trial trains at equal time: the calibration ranked designs best at 10 % of M
 # among the shares measured (studies/calibration-equal-time); equal-time-v4 searched with it.
 TIME_SHARE = 0.1
+# How many times a trial's steps each candidate of the middle rung trains (scaled by its speed
+# against the twin's): 30 % of M at TIME_SHARE, where the winner at M first led the twin by about
+# a seed's spread (studies/equal-time-main, section 8: -0.44 at 10 % of M, +0.92 at 30 %).
+MIDDLE_LENGTH = 3
 
 
 def trial_steps(share: float, minutes: float, twin_images_per_s: float, batch_size: int) -> int:

@@ -197,6 +197,7 @@ def recorded_results(study: optuna.Study, split: str) -> dict[int, list[dict[str
 
 COST = "search_cost"  # study attribute: what the search and its final rung took (`search_cost`)
 RUNG = "final_rung"  # study attribute: the final rung's trials, best score first, and its folder
+MIDDLE = "middle_rung"  # study attribute: by trial, the middle rung's val acc, steps and seconds
 RUNG_SPEEDS = "rung_speeds"  # study attribute: by trial, the training images/s the rung timed, and
 # the seconds that took
 
@@ -215,8 +216,8 @@ def worked(trial: FrozenTrial) -> tuple[datetime, datetime]:
 def search_cost(study: optuna.Study, rung: list[int]) -> dict[str, float]:
     """The minutes the search took: its trials' busy time (the union of their spans, `worked`, so
     a pause between resumed runs is not counted, and parallel workers' trials count once) and its
-    final rung's (its timing of the candidates, `RUNG_SPEEDS`, and the truth runs of the `rung`
-    trials made with the study's defaults); their sum, and at equal time that sum as a multiple of
+    rungs' (the timing of the candidates, `RUNG_SPEEDS`, the middle rung's runs, `MIDDLE`, and the
+    truth runs of the `rung` trials made with the study's defaults); their sum, and at equal time that sum as a multiple of
     the budget M."""
     spans = sorted(worked(t) for t in study.get_trials(deepcopy=False)
                    if t.datetime_start and t.datetime_complete)
@@ -232,6 +233,7 @@ def search_cost(study: optuna.Study, rung: list[int]) -> dict[str, float]:
     rung_seconds = sum(run["wall_seconds"] for number, runs in recorded_results(study, "val").items()
                        if number in rung for run in runs if made_alike(run, settings))
     rung_seconds += sum(timed["seconds"] for timed in study.user_attrs.get(RUNG_SPEEDS, {}).values())
+    rung_seconds += sum(run["seconds"] for run in study.user_attrs.get(MIDDLE, {}).values())
     total = (busy + rung_seconds) / 60
     cost = {"trials_minutes": round(busy / 60, 2), "rung_minutes": round(rung_seconds / 60, 2),
             "total_minutes": round(total, 2)}
