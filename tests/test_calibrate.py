@@ -33,7 +33,7 @@ TINY_SPACE = "\n".join([
 # 800 training images outside a 200-image hold-out; batch 32 gives OneCycle its 8 steps at 2x0.25
 CHEAP = ["--fidelities", "2x0.25,1x0.75", "--truth-fidelity", "1x1.0", "--val-images", "200",
          "--batch-size", "32", "--workers", "0", "--designs", "3"]
-REAL_TRAIN = nas.search.calibrate.train
+REAL_TRAIN = nas.search.calibrate.race
 
 
 @pytest.fixture(autouse=True)
@@ -63,7 +63,7 @@ def counting_train(monkeypatch, stop_after: int | None = None) -> list[int]:
         calls.append(1)
         return REAL_TRAIN(*args, **kwargs)
 
-    monkeypatch.setattr(nas.search.calibrate, "train", train)
+    monkeypatch.setattr(nas.search.calibrate, "race", train)
     return calls
 
 

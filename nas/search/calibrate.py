@@ -41,10 +41,10 @@ from nas.data.splits import make_splits
 from nas.design.config import ArchConfig, dict_diff
 from nas.design.files import config_from_dict
 from nas.design.limits import Limits
-from nas.design.model import build_model
 from nas.design.rules import Verdict
 from nas.errors import NasError
 from nas.search.fill import fill_params
+from nas.search.optimize import race
 from nas.search.proxies import proxy_batch, scores
 from nas.search.settings import (PACES, TIME_FIDELITIES, TIME_TRUTH_FIDELITY, CalibrationSettings,
                                  Fidelity, check_fill, cost, label, parse_fidelity, trial_steps,
@@ -53,7 +53,7 @@ from nas.search.space import TWIN, SearchSpace, baseline_params
 from nas.search.trials import PROXIES
 from nas.training.batches import make_batches
 from nas.training.budget import TrialClock, check_budget, equal_steps, equal_time
-from nas.training.loop import ONECYCLE_MIN_STEPS, Hooks, check_trainable, train
+from nas.training.loop import ONECYCLE_MIN_STEPS, Hooks, check_trainable
 from nas.training.progress import SeriesProgress
 from nas.training.recipe import Recipe, fixed_part, recipe_from_dict
 from nas.training.runtime import Runtime
@@ -214,10 +214,9 @@ def calibrate(path: Path, settings: CalibrationSettings, space: SearchSpace, dat
             train_batches, clock = paced(batches[0], fidelity, settings, state["designs"], i,
                                          recipe.batch_size)
             eval_batches = batches[1]
-            torch.manual_seed(recipe.seed)  # the same initial weights' seed for every design
-            history = train(build_model(designs[i]), (train_batches, eval_batches),
-                            replace(recipe, epochs=fidelity.passes), runtime,
-                            hooks=Hooks(progress, replan=clock))
+            history = race(designs[i], (train_batches, eval_batches),  # every design's seed
+                           replace(recipe, epochs=fidelity.passes), runtime,
+                           Hooks(progress, replan=clock))
             state["results"].append({"design": i, "fidelity": label(fidelity),
                                      "val_acc": history[-1].eval_acc,
                                      "rounds" if fidelity.timed else "epochs": len(history),

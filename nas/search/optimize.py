@@ -222,8 +222,8 @@ def objective(trial: optuna.Trial, setup: TrialSetup) -> float | tuple[float, fl
 
 def race(config: ArchConfig, batches: tuple[Batches, Batches], recipe: Recipe, runtime: Runtime,
          hooks: Hooks) -> list[EpochLog]:
-    """Train `config` as every trial (and the middle rung's runs) are trained: from the same
-    initial weights' seed, a fair race."""
+    """Train `config` as every trial, middle-rung run and calibration training is trained: from
+    the same initial weights' seed, a fair race."""
     torch.manual_seed(recipe.seed)
     return train(build_model(config), batches, recipe, runtime, hooks=hooks)
 

@@ -130,29 +130,29 @@ def time_candidates(study: optuna.Study, runtime: Runtime, k: int) -> None:
     if not paced_by_steps(study):
         return
     ranked, twin = ranked_trials(study)
-    if twin is None or len(fast_trials(study)) >= k:
+    fast = len(fast_trials(study))  # a figure, once timed against its pass's twin, keeps its verdict
+    if twin is None or fast >= k:
         return
     recipe = truth_recipe(study)
+    speeds = dict(study.user_attrs.get(RUNG_SPEEDS, {}))
 
-    def time(trial: FrozenTrial, twin_figure: float | None) -> float:
+    def time(trial: FrozenTrial, twin_figure: float | None) -> dict[str, float]:
         figure = plan_speed(trial_design(study, trial), recipe, runtime).attrs()
-        speeds = dict(study.user_attrs.get(RUNG_SPEEDS, {}))
         before = speeds.get(str(trial.number), {}).get("seconds", 0.0)
         speeds[str(trial.number)] = {"train_images_per_s": figure["train_images_per_s"],
                                      "seconds": round(before + figure["measure_seconds"], 2),
                                      **({"twin_images_per_s": twin_figure} if twin_figure else {})}
         study.set_user_attr(RUNG_SPEEDS, speeds)
-        return figure["train_images_per_s"]
+        return speeds[str(trial.number)]
 
-    bar = time(twin, None)  # this pass's: the figures it is compared with are timed next
+    bar = time(twin, None)["train_images_per_s"]  # this pass's: the figures compared are timed next
     floor = TIMING_FLOOR * twin.user_attrs.get("train_images_per_s", 0)
     for trial in ranked:
-        if len(fast_trials(study)) >= k:
+        if fast >= k:
             return
-        timing = study.user_attrs.get(RUNG_SPEEDS, {}).get(str(trial.number), {})
-        if trial is not twin and "twin_images_per_s" not in timing \
+        if trial is not twin and "twin_images_per_s" not in speeds.get(str(trial.number), {}) \
                 and trial.user_attrs.get("train_images_per_s", 0) >= floor:
-            time(trial, bar)
+            fast += is_fast(time(trial, bar))
 
 
 def middle_candidates(study: optuna.Study, n: int, k: int) -> list[FrozenTrial]:
@@ -178,9 +178,9 @@ def middle_rung(study: optuna.Study, n: int, k: int, data: Cifar10, runtime: Run
     `MIDDLE` for its `middle_steps`, as a trial trains (its recipe, images and hold-out, in rounds
     of equal steps, from the same initial weights' seed), and store its val acc there."""
     candidates = middle_candidates(study, n, k)
-    left = [t for t in candidates if str(t.number) not in study.user_attrs.get(MIDDLE, {})]
     if not candidates:
         return
+    left = [t for t in candidates if str(t.number) not in study.user_attrs.get(MIDDLE, {})]
     progress.series_started(f"middle rung: {len(candidates)} candidates, {MIDDLE_LENGTH} times a "
                             "trial at equal time", total=len(candidates),
                             done=len(candidates) - len(left))
@@ -206,9 +206,10 @@ def rung_trials(study: optuna.Study, k: int) -> list[FrozenTrial]:
     """The final rung's `k` trials (see the module docstring), in the order they are picked.
 
     Paced by steps: the middle rung's runs by their score (`MIDDLE`), then the trials timed as
-    fast as the twin (`fast_trials`) by score, then the rest by score. Paced by time: among the trials that score above the twin (all, without a
-    scored twin; the twin's truth is the rival's, so it would buy nothing), the best score, the
-    most FLOPs, the rest of their front of score against FLOPs, then the rest by score."""
+    fast as the twin (`fast_trials`) by score, then the rest by score. Paced by time: among the
+    trials that score above the twin (all, without a scored twin; the twin's truth is the
+    rival's, so it would buy nothing), the best score, the most FLOPs, the rest of their front of
+    score against FLOPs, then the rest by score."""
     ranked, twin = ranked_trials(study)
     if paced_by_steps(study):
         middle = study.user_attrs.get(MIDDLE, {})
