@@ -165,3 +165,22 @@ def test_a_trial_runs_its_replanned_steps_and_its_schedule_ends_with_them(tmp_pa
     schedule = torch.load(tmp_path / "checkpoint.pt", weights_only=False)["scheduler"]
     assert schedule["total_steps"] == schedule["last_epoch"] == 21
     assert schedule["_schedule_phases"][-1]["end_step"] == 20
+
+
+def test_time_of_gives_the_minutes_a_finished_run_took(tmp_path) -> None:
+    """`nas train --time-of RUN`: equal time against a rival run, its measured wall time."""
+    import argparse
+    import json
+
+    from nas.cli.train import given_minutes
+    from nas.design.files import dumps_config, load_config, resolve_design
+    from nas.errors import NasError
+
+    (tmp_path / "config.json").write_text(dumps_config(load_config(resolve_design("reference")), "json"))
+    (tmp_path / "log.jsonl").write_text("")
+    (tmp_path / "metrics.json").write_text(json.dumps({"wall_seconds": 783.0}))
+    flags = argparse.Namespace(budget_minutes=None, time_of=str(tmp_path), epochs=None)
+    assert given_minutes(flags) == 13.05
+    assert given_minutes(argparse.Namespace(budget_minutes=None, time_of=None, epochs=3)) is None
+    with pytest.raises(NasError, match="--epochs 3 --time-of"):
+        given_minutes(argparse.Namespace(budget_minutes=None, time_of=str(tmp_path), epochs=3))

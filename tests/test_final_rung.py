@@ -352,6 +352,7 @@ def test_the_modes_defaults_are_the_documented_ones() -> None:
     assert (EQUAL_TIME.space, EQUAL_TIME.fill_params, EQUAL_TIME.final_rung, TIME_SHARE) == \
         (FAST_SPACE, 0.0, 1, 0.1)  # studies/equal-time-v4's settings; the rung: equal-time-zen4
     assert (EQUAL_TIME.middle_rung, MIDDLE_LENGTH, EQUAL_EPOCHS.middle_rung) == (3, 3, 0)
+    assert (EQUAL_TIME.speed_floor, EQUAL_EPOCHS.speed_floor) == (0.85, 0.0)
     assert EQUAL_TIME.pruner == "first"  # studies/equal-time-main, section 7
     assert (EQUAL_EPOCHS.space, EQUAL_EPOCHS.fill_params, EQUAL_EPOCHS.final_rung, EQUAL_EPOCHS.pruner) == \
         (DEFAULT_SPACE, 0.9, 0, "hyperband")
@@ -389,3 +390,61 @@ def test_the_main_command_runs_end_to_end(tmp_path, tiny_data_dir, monkeypatch, 
     nas.search.rung.middle_rung(study, 2, 0, load_cifar10(tiny_data_dir), Runtime.pick(workers=0),
                                 nas.search.rung.SeriesProgress())
     assert study.user_attrs[MIDDLE][str(rung[0])]["steps"] == 3 * 62
+
+
+def test_trials_slower_than_the_twin_are_pruned_before_they_train(tmp_path, tiny_data_dir, monkeypatch,
+                                                                   capsys) -> None:
+    """At equal time paced by steps, a design timed under the floor times the twin's speed (the
+    twin timed for 5 s, the others for half a second) is pruned untrained; --speed-floor 0 trains
+    it, and the report's Reproduce names the floor a study was searched with."""
+    timings: list = []
+
+    def measure(config, recipe, runtime, timing=None, **_):
+        timings.append(timing)  # the twin as fast as the fake speed, every other design half as fast
+        yardstick = timing is not None  # PLAN_TIMING (which conftest shortens)
+        return fake_speed(config, recipe, runtime) if yardstick else Speed(2500.0, 20.0, 10_000.0, 2.0, 0.0)
+
+    for module in (nas.training.budget, nas.search.optimize):
+        monkeypatch.setattr(module, "measure_speed", measure)
+    flags = ("--final-rung", "0", "--time-share", "0.001", "--trial-steps", "8", "--rounds", "2")
+    args = search_args(tmp_path, tiny_data_dir, 6, "slow", *flags)
+    args[args.index("--budget-minutes") + 1] = "1"  # at equal time, in rounds: no --epochs
+    del args[args.index("--epochs"):args.index("--epochs") + 2]
+    assert main(args) == 0
+    study = load(tmp_path, "slow")
+    counts = nas.search.trials.trial_counts(study)
+    slow = [t for t in study.trials if nas.search.trials.pruned_by(t) == "speed"]
+    assert counts["complete"] == 1 and counts["speed"] == len(slow) == 6 - 1 - counts["constraint"] > 0
+    assert all(t.user_attrs[nas.search.trials.SLOW] == 0.5 and "train_steps" not in t.user_attrs
+               for t in slow)
+    assert study.user_attrs[nas.search.trials.FLOOR] == 0.85
+    assert "pruned as slower than the twin" in capsys.readouterr().out
+    assert main(["report", "--study", "slow", "--storage", f"sqlite:///{tmp_path}/nas.db",
+                 "--markdown", str(tmp_path / "R.md")]) == 0
+    assert "0.50 of the twin's speed" in (tmp_path / "R.md").read_text()
+    assert "--speed-floor" not in (tmp_path / "R.md").read_text()  # the default's
+    # the same search without a floor trains them all
+    at = args.index("--study")
+    assert main([*args[:at + 1], "all", *args[at + 2:], "--speed-floor", "0"]) == 0
+    study = load(tmp_path, "all")
+    assert nas.search.trials.trial_counts(study)["speed"] == 0
+    assert nas.search.trials.trial_counts(study)["complete"] + nas.search.trials.trial_counts(study)["pruner"] > 1
+    assert main(["report", "--study", "all", "--storage", f"sqlite:///{tmp_path}/nas.db",
+                 "--markdown", str(tmp_path / "A.md")]) == 0
+    assert "--speed-floor 0.0" in (tmp_path / "A.md").read_text()
+
+
+def test_the_speed_floor_spares_the_twin_and_a_study_without_one_measured() -> None:
+    study = scored_study([(0.6, 20.0, True)], steps=400, speeds=[1500.0])
+    trial = study.ask()
+    too_slow = nas.search.optimize.too_slow
+    assert too_slow(trial, {"train_images_per_s": 1276.0}, 0.85) is None  # 0.851 of the twin's
+    assert too_slow(trial, {"train_images_per_s": 900.0}, 0.0) is None  # no floor
+    assert too_slow(trial, {"train_images_per_s": 1274.0}, 0.85) == \
+        "slower than the twin: 1,274 training images/s, 0.85 of its 1,500"
+    assert trial.study.trials[-1].user_attrs[nas.search.trials.SLOW] == 0.849
+    empty = optuna.create_study(direction="maximize").ask()  # no twin measured yet: trained
+    assert too_slow(empty, {"train_images_per_s": 1.0}, 0.85) is None
+    twin = optuna.create_study(direction="maximize").ask()
+    twin.set_user_attr("baseline", TWIN)
+    assert too_slow(twin, {"train_images_per_s": 1.0}, 0.85) is None

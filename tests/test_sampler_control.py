@@ -225,6 +225,13 @@ def test_compare_puts_each_searchs_winner_against_the_twin_at_equal_time(tmp_pat
         "| the twin (trial 0) | — | 20 epochs | 198,496 | 20.2 M | 1,300 | 20 | 11.9 | 86.20 ± 0.28 % | 2 | "
         "— | 11.9 min, 1.00 × M (tried 11.9) | — |"]
     assert "- `nas compare seed-0 seed-1 --storage" in text
+    # seed-0's winner again for the minutes each of the twin's runs took (--time-of): its own row
+    for seed, (accuracy, minutes) in enumerate(((0.8800, 13.1), (0.8740, 12.8))):
+        tested(a, 1, accuracy, f"seed-0/eq-s{seed}", budget_minutes=minutes, epochs=21,
+               time_of=f"twin-s{seed}")
+    assert main(["compare", "seed-0", "seed-1", "--storage", storage, "--markdown", str(doc)]) == 0
+    [row] = [line for line in doc.read_text().splitlines() if "| equal time |" in line]
+    assert row.startswith("| seed-0: trial 1 | 0 | equal time |") and "| 87.70 ± 0.42 % | 2 | +1.50 |" in row
     time_paced = equal_time_study(storage, "by-time", 2, 0, 50.0)  # trials at their own speed
     assert main(["compare", "seed-0", time_paced.study_name, "--storage", storage]) == 2
     assert "fidelity.steps the twin's in seed-0, 0 in by-time" in capsys.readouterr().err

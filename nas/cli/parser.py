@@ -139,6 +139,12 @@ def add_study_args(parser: argparse.ArgumentParser, name_help: str) -> None:
     parser.add_argument("--storage", help=STORAGE_HELP)
 
 
+def add_time_of(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--time-of", metavar="RUN",
+                        help="train for the minutes the finished run in folder RUN took (its "
+                             "metrics.json): equal time against that run, as measured here")
+
+
 def add_train_parsers(sub) -> None:
     """`nas train` and `nas train-best`."""
     tr = sub.add_parser("train", help="train one design on CIFAR-10 and test it")
@@ -151,6 +157,7 @@ def add_train_parsers(sub) -> None:
     tr.add_argument("--budget-minutes", type=float, default=None, metavar="M",
                     help="train for M minutes here: the epochs planned at the design's measured "
                          "speed, re-planned after every epoch from the real ones")
+    add_time_of(tr)
     add_recipe_args(tr, Recipe(), Recipe().epochs, presets=True)
     tr.set_defaults(func="nas.cli.train:train")
 
@@ -167,6 +174,7 @@ def add_train_parsers(sub) -> None:
     tb.add_argument("--budget-minutes", type=float, default=None, metavar="M",
                     help="train for M minutes here, the epochs re-planned after every epoch from "
                          "the real ones (default: the study's --budget-minutes, if it has one)")
+    add_time_of(tb)
     add_recipe_args(tb, None, f"{FINAL_EPOCHS}; with --validate {truth_epochs()}, the "
                               f"calibration's truth fidelity {CalibrationSettings.truth_fidelity}; for a study "
                               "with a time budget, the epochs that fit it here", presets=True)
@@ -211,6 +219,11 @@ def add_search_parsers(sub) -> None:
                          "the most FLOPs above the twin's score; then the next by score; the highest "
                          "truth is the best (default "
                          f"{EQUAL_TIME.final_rung}; at equal epochs {EQUAL_EPOCHS.final_rung}; 0: none)")
+    se.add_argument("--speed-floor", type=float, default=None, metavar="F",
+                    help="at equal time, prune before training each trial timed below F times the "
+                         "twin's training speed: at M a slower design trains fewer steps (default "
+                         f"{EQUAL_TIME.speed_floor:g}; at equal epochs {EQUAL_EPOCHS.speed_floor:g}; "
+                         "0: none)")
     se.add_argument("--middle-rung", type=int, default=None, metavar="N",
                     help="before the final rung of a search paced by steps, train the N best scores "
                          "among the trials at least as fast as the twin for "

@@ -112,6 +112,8 @@ def search(args: argparse.Namespace) -> int:
         raise NasError(f"--final-rung {args.final_rung}: give how many top trials get their truth (0: none)")
     if args.middle_rung is not None and args.middle_rung < 0:
         raise NasError(f"--middle-rung {args.middle_rung}: give how many candidates train longer (0: none)")
+    if args.speed_floor is not None and not 0 <= args.speed_floor <= 1:
+        raise NasError(f"--speed-floor {args.speed_floor:g}: give a share of the twin's speed in [0, 1] (0: none)")
     nominal = 1.0 if args.budget_minutes is None else args.budget_minutes  # none given: equal time
     defaults = mode(nominal)
     space = load_space(args.space or defaults.space)
@@ -138,7 +140,8 @@ def search(args: argparse.Namespace) -> int:
     progress = TrainingBars(console)
     prepared = start_search(settings, runtime, data, study=name, storage=storage,
                             n_trials=args.trials, pruner=args.pruner or mode(minutes).pruner,
-                            progress=progress)
+                            speed_floor=(mode(minutes).speed_floor if args.speed_floor is None
+                                         else args.speed_floor), progress=progress)
     view = SearchView(console, progress, args.trials)
     where = "" if storage == DEFAULT_STORAGE else f" --storage {storage}"
     try:

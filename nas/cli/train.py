@@ -42,14 +42,25 @@ def train_and_test(spec: RunSpec, data: Cifar10, runtime: Runtime) -> dict[str, 
         return train_run(spec, data, runtime, progress)
 
 
-def check_budget_flags(args: argparse.Namespace) -> None:
-    """--budget-minutes (None: not given) can be a budget, and is not given with --epochs."""
+def given_minutes(args: argparse.Namespace) -> float | None:
+    """The budget the flags give (None: none): --budget-minutes, or with --time-of RUN the wall
+    minutes that finished run took, so that this run trains for exactly the time a rival's
+    training took on this machine (its measured time, where a timing before it only estimates
+    it). Checked: a budget, given once, and not with --epochs."""
+    from nas.report.runs import read_run
     from nas.training.budget import check_budget
 
-    if args.budget_minutes is not None:
-        check_budget(args.budget_minutes)
-        if args.budget_minutes and args.epochs is not None:
-            raise NasError(f"--epochs {args.epochs} --budget-minutes {args.budget_minutes:g}: give one of them")
+    minutes = args.budget_minutes
+    if args.time_of is not None:
+        if minutes is not None:
+            raise NasError(f"--budget-minutes {minutes:g} --time-of {args.time_of}: give one of them")
+        minutes = round(read_run(Path(args.time_of))[0]["wall_seconds"] / 60, 2)
+    if minutes is not None:
+        check_budget(minutes)
+        if minutes and args.epochs is not None:
+            budget = f"--time-of {args.time_of}" if args.time_of else f"--budget-minutes {minutes:g}"
+            raise NasError(f"--epochs {args.epochs} {budget}: give one of them")
+    return minutes
 
 
 def at_its_epochs(spec: RunSpec, args: argparse.Namespace, base: Recipe | None, preset: str) -> RunSpec:
@@ -80,7 +91,7 @@ def result_line(metrics: dict[str, Any], out: Path) -> str:
 def train(args: argparse.Namespace) -> int:
     from nas.training.run import RunSpec, budgeted, resumed
 
-    check_budget_flags(args)
+    given = given_minutes(args)
     config = load_config(resolve_design(args.config))
     base = Recipe()
     spec = RunSpec(config, replace(base, epochs=args.epochs or base.epochs),
@@ -88,7 +99,7 @@ def train(args: argparse.Namespace) -> int:
                    "val" if args.validate else "test", args.data_fraction, resume=args.resume,
                    command=args.command_line)
     runtime = runtime_from(args)
-    minutes = args.budget_minutes or 0.0
+    minutes = given or 0.0
     preset = preset_of(args, spec.out)
     spec = at_its_epochs(resumed(spec, minutes), args, base, preset)
     data = checked_data(args, spec)
@@ -120,7 +131,7 @@ def train_best(args: argparse.Namespace) -> int:
     # the checks that need no study first, so that a bad flag is named whatever the storage holds
     recipe_from(args)
     runtime = runtime_from(args)
-    check_budget_flags(args)
+    given = given_minutes(args)
     if args.validate and args.preset != AUTO:
         raise NasError(f"--preset {args.preset} --validate: a truth run trains the study's recipe as "
                        "searched; leave out --preset")
@@ -139,8 +150,8 @@ def train_best(args: argparse.Namespace) -> int:
     base = None if args.validate else recipe_from_dict(settings.recipe, f"study {name}")
     recipe = recipe_from(args, truth_recipe(study) if base is None
                          else replace(base, epochs=args.epochs or FINAL_EPOCHS))
-    # --epochs overrides the study's budget, --budget-minutes replaces it
-    minutes = (args.budget_minutes if args.budget_minutes is not None
+    # --epochs overrides the study's budget, --budget-minutes (or --time-of) replaces it
+    minutes = (given if given is not None
                else 0.0 if args.epochs is not None else settings.budget_minutes)
     val_images = settings.fidelity.val_images
     spec = RunSpec(trial_design(study, trial), recipe, out, split, val_images=val_images,
@@ -169,6 +180,7 @@ def train_best(args: argparse.Namespace) -> int:
         metrics = train_and_test(spec, data, runtime)
     except KeyboardInterrupt:
         return interrupted(args, f"every finished epoch is saved in {out}")
-    record_result(study, trial, recorded(metrics, out), split)
+    rival = {"time_of": args.time_of} if args.time_of else {}  # equal time with that run (finals)
+    record_result(study, trial, recorded(metrics, out) | rival, split)
     console.print(result_line(metrics, out))
     return 0

@@ -108,7 +108,8 @@ def count(n: int, noun: str) -> str:
 
 
 def counts_line(counts: dict[str, int]) -> str:
-    return (f"{counts['complete']} complete, {counts['constraint']} pruned by constraint, "
+    slow = f"{counts['speed']} pruned as slower than the twin, " if counts["speed"] else ""
+    return (f"{counts['complete']} complete, {counts['constraint']} pruned by constraint, {slow}"
             f"{counts['pruner']} pruned by pruner, {counts['failed']} failed, "
             f"{counts['running']} running")
 
@@ -163,6 +164,8 @@ class SearchView:
             self.console.print(f"trial {trial.number} failed: {reason}", soft_wrap=True)
         elif pruned_by(trial) == "constraint":
             self.current = f"trial {trial.number} pruned: breaks {', '.join(trial.user_attrs['broken'])}"
+        elif pruned_by(trial) == "speed":
+            self.current = f"trial {trial.number} pruned: slower than the twin"
 
     def __rich__(self) -> Group:
         table = Table.grid(padding=(0, 2))
@@ -192,4 +195,6 @@ def calibration_table(rows: list[dict], title: str, caption: str) -> Table:
 
 
 def trial_counts_empty() -> dict[str, int]:
-    return dict.fromkeys(("complete", "constraint", "pruner", "failed", "running", "waiting"), 0)
+    from nas.search.trials import COUNTS
+
+    return dict.fromkeys(COUNTS, 0)

@@ -25,7 +25,7 @@ from nas.report.table import PROXIES, columns, cost_attr, rows, summary_line, wi
 from nas.search.rung import truth_folder
 from nas.search.settings import DEFAULT_RUNS, DEFAULT_STORAGE, mode, search_flags
 from nas.search.space import load_space
-from nas.search.trials import RUNG, finished, settings_of, trial_design
+from nas.search.trials import FLOOR, RUNG, finished, settings_of, trial_design
 from nas.training.budget import Plan
 
 Run = tuple[dict[str, Any], list[dict[str, Any]]]  # a run folder's metrics and log (`read_run`)
@@ -97,6 +97,8 @@ def search_command(study: optuna.Study, storage: str) -> str:
     if settings.search_space().digest() != load_space(mode(settings.budget_minutes).space).digest():
         flags["space"] = f"<the space {settings.space['name']}, digest {settings.search_space().digest()}>"
     flags |= search_flags(settings)
+    if settings.fidelity.steps and study.user_attrs.get(FLOOR, 0.0) != mode(settings.budget_minutes).speed_floor:
+        flags["speed-floor"] = study.user_attrs.get(FLOOR, 0.0)  # a study from before the floor had none
     rung = study.user_attrs.get(RUNG, {"k": 0, "out": str(DEFAULT_RUNS / study.study_name)})
     if rung["k"] != mode(settings.budget_minutes).final_rung:
         flags["final-rung"] = rung["k"]

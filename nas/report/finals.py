@@ -43,8 +43,14 @@ class Final:
         return [run["accuracy"] for run in self.runs]
 
 
+EQUAL_TIME = "equal time"  # the budget of runs trained for a rival run's minutes (--time-of)
+
+
 def budget_of(run: dict[str, Any]) -> str:
-    """What a tested run was given: minutes, or (without them) epochs."""
+    """What a tested run was given: a rival run's minutes (`nas train-best --time-of`, each run
+    its own rival's), minutes, or (without them) epochs."""
+    if "time_of" in run:
+        return EQUAL_TIME
     if "budget_minutes" in run:
         return f"{run['budget_minutes']:g} min"
     return f"{run['epochs']} epochs"
@@ -65,8 +71,8 @@ def time_to_target(runs: list[dict[str, Any]], minutes: float) -> str:
     for runs_at in by_budget(runs).values():
         if len(runs_at) < LEAST_RUNS:
             continue
-        spent = (runs_at[0]["budget_minutes"] if "budget_minutes" in runs_at[0]
-                 else statistics.mean(r["wall_seconds"] for r in runs_at) / 60)
+        spent = statistics.mean(r["budget_minutes"] if "budget_minutes" in r else r["wall_seconds"] / 60
+                                for r in runs_at)
         tried.append((spent, statistics.mean(r["accuracy"] for r in runs_at) >= TARGET))
     tried.sort()
     shown = ", ".join(f"{spent:.1f}" for spent, _ in tried)
@@ -99,13 +105,16 @@ def finals(studies: list[optuna.Study]) -> list[Final]:
         minutes = settings.budget_minutes
         best = best_trial(study)
         tested = recorded_results(study, "test")
-        at_m = tuple(r for r in tested.get(best.number, []) if r.get("budget_minutes") == minutes)
+        groups = by_budget(tested.get(best.number, []))
         cost = study.user_attrs.get(COST)
-        rows.append(Final(f"{study.study_name}: trial {best.number}", str(settings.recipe["seed"]),
-                          best, images_per_s(study, best), at_m, f"{minutes:g} min", minutes,
-                          time_to_target(tested.get(best.number, []), minutes),
-                          f"{cost['total_minutes']:.1f} min, {cost['multiple_of_budget']:.2f} × M"
-                          if cost else "—"))
+        for budget in (f"{minutes:g} min", EQUAL_TIME):  # at M, and each run for its twin's minutes
+            if budget == EQUAL_TIME and budget not in groups:
+                continue
+            rows.append(Final(f"{study.study_name}: trial {best.number}", str(settings.recipe["seed"]),
+                              best, images_per_s(study, best), tuple(groups.get(budget, ())), budget,
+                              minutes, time_to_target(tested.get(best.number, []), minutes),
+                              f"{cost['total_minutes']:.1f} min, {cost['multiple_of_budget']:.2f} × M"
+                              if cost else "—"))
         if (found := twin_of(study)) is not None:
             twin = twin or (study, found)
             twin_runs |= {r["out"]: r for r in tested.get(found.number, [])}
@@ -154,7 +163,8 @@ def final_rows(rows: list[Final]) -> list[tuple[str, ...]]:
 
 def finals_meaning(rows: list[Final]) -> str:
     return (f"Each search's winner (its highest truth) trained for its budget M on all 50,000 "
-            f"images with nas train-best, tested on the 10,000 test images: plain accuracy, mean ± "
+            f"images with nas train-best, and, where it was, for the minutes each of the twin's "
+            f"runs took (equal time: `--time-of`), tested on the 10,000 test images: plain accuracy, mean ± "
             f"sample std over its runs (training seeds); the twin (the reference's feasible twin) "
             f"the same way for the epochs given. vs the twin: the difference of the means against "
             f"the twin's {TWIN_EPOCHS} epochs (M is their minutes). Time to {TARGET:.0%}: the "

@@ -10,8 +10,8 @@ from optuna.trial import FrozenTrial, TrialState
 from rich.table import Table
 
 from nas.errors import NasError
-from nas.search.trials import (COST, COST_ATTRS, FILLED, MIDDLE, PROXIES, RUNG, best_trial, is_feasible,
-                               pruned_by, recorded_results, settings_of, trial_counts)
+from nas.search.trials import (COST, COST_ATTRS, FILLED, MIDDLE, PROXIES, RUNG, SLOW, best_trial,
+                               is_feasible, pruned_by, recorded_results, settings_of, trial_counts)
 
 COLUMNS = ("rank", "trial", "state", "val acc", "truth acc", "test acc", "params", "FLOPs", "img/s",
            "RF", "epochs", "seconds", "note")  # img/s: measured training speed (nas.training.speed)
@@ -36,6 +36,8 @@ def note_of(trial: FrozenTrial) -> str:
     parts = [f"baseline: {attrs['baseline']}"] if "baseline" in attrs else []
     if pruned_by(trial) == "constraint":
         parts.append("breaks " + ", ".join(attrs["broken"]))
+    if pruned_by(trial) == "speed":
+        parts.append(f"{attrs[SLOW]:.2f} of the twin's speed")
     if trial.state == TrialState.FAIL and "fail_reason" in attrs:
         parts.append(attrs["fail_reason"][:80])
     if "duplicate_of" in attrs:
@@ -133,8 +135,9 @@ def summary_line(study: optuna.Study) -> str:
     timed = (f", at equal time: {pace} in {fidelity.rounds} rounds on {settings.device}"
              if settings.budget_minutes else "")
     cost = study.user_attrs.get(COST)
+    slow = f"{c['speed']} pruned as slower than the twin, " if c["speed"] else ""
     return (f"{len(trials)} trials ({settings.sampler} sampler{timed}): {c['complete']} complete, "
-            f"{c['constraint']} pruned by constraint, {c['pruner']} pruned by pruner, "
+            f"{c['constraint']} pruned by constraint, {slow}{c['pruner']} pruned by pruner, "
             f"{c['failed']} failed, {c['running']} running; wall time {wall:.1f} min, of which "
             f"training {train:.1f} min"
             + (f"; the search's cost: {cost_text(cost)}" if cost else ""))

@@ -51,11 +51,12 @@ from nas.search.fill import fill_params
 from nas.search.proxies import proxy_attrs, proxy_batch
 from nas.search.samplers import make_pruner, make_sampler
 from nas.search.settings import StudySettings
-from nas.search.space import SearchSpace, baseline_params
+from nas.search.space import TWIN, SearchSpace, baseline_params
 from nas.search.storage import fail_stale_trials, open_storage
-from nas.search.trials import FILLED, PROXY_ATTRS, check_settings, finished, verdict_constraints
+from nas.search.trials import (FILLED, FLOOR, PROXY_ATTRS, SLOW, check_settings, finished,
+                               verdict_constraints)
 from nas.training.batches import Batches, make_batches
-from nas.training.budget import equal_steps, equal_time
+from nas.training.budget import PLAN_TIMING, equal_steps, equal_time
 from nas.training.loop import ONECYCLE_MIN_STEPS, EpochLog, Hooks, check_trainable, train
 from nas.training.progress import TrainingProgress
 from nas.training.recipe import Recipe, recipe_from_dict
@@ -129,12 +130,15 @@ def measurements(trial: optuna.Trial, earlier: FrozenTrial | None, config: ArchC
                  setup: TrialSetup) -> dict[str, float]:
     """The design's zero-cost proxies and measured speed, stored on the trial before it trains (so
     a trial the pruner stops has them too); a repeat copies the `earlier` trial's instead of
-    paying for them again."""
+    paying for them again. With a speed floor the twin, every trial's yardstick, is timed for 5 s
+    (`PLAN_TIMING`), every other design for half a second."""
     if earlier is not None:
         measured = {k: v for k, v in earlier.user_attrs.items() if k in MEASURED}
     else:
+        yardstick = setup.speed_floor and trial.user_attrs.get("baseline") == TWIN
         measured = (proxy_attrs(config, setup.proxies, setup.recipe.seed)
-                    | measure_speed(config, setup.recipe, setup.runtime).attrs())
+                    | measure_speed(config, setup.recipe, setup.runtime,
+                                    timing=PLAN_TIMING if yardstick else None).attrs())
     for key, value in measured.items():
         trial.set_user_attr(key, value)
     return measured
@@ -160,6 +164,25 @@ class TrialSetup:
     trial_seconds: float = 0.0  # at equal time, paced by each design's speed; 0: not so
     trial_steps: int = 0  # at equal time, paced by steps: every trial's; 0: not so
     progress: TrainingProgress | None = None
+    speed_floor: float = 0.0  # paced by steps: `too_slow`'s floor; 0: none
+
+
+def too_slow(trial: optuna.Trial, measured: dict[str, float], floor: float) -> str | None:
+    """Why a trial is not trained: its design's training speed (`measured`) is under `floor` times
+    the twin's, the trial of the study's TWIN baseline (at M it would train fewer steps than the
+    twin: see `nas.search.settings.EQUAL_TIME`). None to train it: no floor, the twin itself, or
+    no twin measured yet. A trial pruned so keeps its share of the twin's speed (`SLOW`)."""
+    if not floor or trial.user_attrs.get("baseline") == TWIN:
+        return None
+    twin = next((t for t in trial.study.get_trials(deepcopy=False)
+                 if t.user_attrs.get("baseline") == TWIN and "train_images_per_s" in t.user_attrs), None)
+    if twin is None:
+        return None
+    figure, bar = measured["train_images_per_s"], twin.user_attrs["train_images_per_s"]
+    if figure >= floor * bar:
+        return None
+    trial.set_user_attr(SLOW, round(figure / bar, 3))
+    return f"slower than the twin: {figure:,.0f} training images/s, {figure / bar:.2f} of its {bar:,.0f}"
 
 
 def objective(trial: optuna.Trial, setup: TrialSetup) -> float | tuple[float, float]:
@@ -194,6 +217,8 @@ def objective(trial: optuna.Trial, setup: TrialSetup) -> float | tuple[float, fl
             if earlier.state == TrialState.COMPLETE:
                 return earlier.values[0] if not multi else tuple(earlier.values)
             raise optuna.TrialPruned(f"same design as trial {earlier.number}, which is running")
+        if (why := too_slow(trial, measured, setup.speed_floor)) is not None:
+            raise optuna.TrialPruned(why)
         train_batches, eval_batches = setup.batches
         clock = None
         if setup.trial_steps:  # every design the same steps, whatever its speed
@@ -311,11 +336,13 @@ class Search:
 
 
 def start_search(settings: StudySettings, runtime: Runtime, data: Cifar10, *, study: str,
-                 storage: str, n_trials: int, pruner: str, progress: TrainingProgress | None = None
-                 ) -> Search:
+                 storage: str, n_trials: int, pruner: str, speed_floor: float = 0.0,
+                 progress: TrainingProgress | None = None) -> Search:
     """Every check of the search (the limits, the fidelity, the storage, the study's settings),
     then the study opened or created: a problem is named before any trial, or any view, starts.
-    The trials train with the study's recipe at its fidelity's epochs (at equal time, rounds)."""
+    The trials train with the study's recipe at its fidelity's epochs (at equal time, rounds); in
+    a study paced by steps, those that `speed_floor` finds too slow do not (`too_slow`; a new
+    study stores the floor for its report)."""
     space, limits, fidelity = settings.search_space(), settings.limits, settings.fidelity
     check_limits_possible(space, limits)
     recipe, batches = search_batches(settings, data, runtime, study)
@@ -324,8 +351,11 @@ def start_search(settings: StudySettings, runtime: Runtime, data: Cifar10, *, st
                         make_pruner("none" if settings.second_objective else pruner, fidelity.passes),
                         baseline_params(space))
     fail_stale_trials(opened)  # trials of killed workers: failed, then retried
+    floor = speed_floor if fidelity.steps else 0.0
+    if not opened.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)):
+        opened.set_user_attr(FLOOR, floor)  # the floor its trials were judged by: its first run's
     setup = TrialSetup(space, limits, recipe, runtime, batches, proxies,
                        n_trials, settings.second_objective, settings.fill_params,
                        0.0 if fidelity.steps else settings.budget_minutes * 60 * fidelity.time_share,
-                       fidelity.steps, progress)
+                       fidelity.steps, progress, floor)
     return Search(opened, functools.partial(objective, setup=setup), n_trials)

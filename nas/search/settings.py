@@ -37,13 +37,15 @@ class Mode:
     """The defaults of one way of comparing designs (`nas search` reads them for the flags not
     given): the space searched, the share of the parameter limit each design is widened to, how
     many candidates the middle rung trains longer and how many of them the final rung gives their
-    truth (`nas.search.rung`), and the pruner."""
+    truth (`nas.search.rung`), the pruner, and the speed floor under which a trial is not trained
+    (`nas.search.optimize.too_slow`; 0: none)."""
 
     space: Path
     fill_params: float
     final_rung: int
     pruner: str  # one of PRUNERS
     middle_rung: int = 0
+    speed_floor: float = 0.0
 
 
 # At equal epochs (`--budget-minutes 0`) the biggest designs ended best, and small designs widened
@@ -62,7 +64,17 @@ EQUAL_EPOCHS = Mode(DEFAULT_SPACE, fill_params=0.9, final_rung=0, pruner="hyperb
 # its first round only, where stopping saves three quarters of it: Hyperband also stopped trials
 # after round 3, saving a quarter, and so cut the two designs with the best known truths at M, 1.6
 # and 2.7 points behind the twin at that round (studies/equal-time-main, section 7).
-EQUAL_TIME = Mode(FAST_SPACE, fill_params=0.0, final_rung=1, pruner="first", middle_rung=3)
+#
+# Its speed floor: at M a design slower than the twin trains fewer steps than the twin, and no such
+# design has won: the rungs take only trials timed as fast as the twin. Yet the trials, paced by
+# steps, score slow designs high (more work per step), so TPE drifted towards them: in search seed
+# 1 of studies/equal-time-zen4, 11 of the 15 complete trials beside the twin had own figures of
+# 0.35-0.91 of the twin's, and the fast ones the rungs could take ended level with the twin.
+# So a feasible trial whose own figure (a half-second timing) is below SPEED_FLOOR of the twin's
+# (timed for 5 s) is pruned before it trains. 0.85 leaves room for that figure's noise: against
+# the rung's 5-s timings, the trials' own figures were 0.89-1.16 of them (studies/equal-time-zen4).
+EQUAL_TIME = Mode(FAST_SPACE, fill_params=0.0, final_rung=1, pruner="first", middle_rung=3,
+                  speed_floor=0.85)
 SEARCH_FILL = EQUAL_EPOCHS.fill_params  # what a study's settings default to (StudySettings)
 # The share of M each trial trains at equal time: the calibration ranked designs best at 10 % of M
 # among the shares measured (studies/calibration-equal-time); equal-time-v4 searched with it.

@@ -91,15 +91,21 @@ def is_feasible(trial: FrozenTrial) -> bool:
 
 
 def pruned_by(trial: FrozenTrial) -> str | None:
-    """"constraint" (a rule, before training), "pruner" (during training), or None."""
+    """"constraint" (a rule, before training), "speed" (slower than the twin, before training),
+    "pruner" (during training), or None."""
     if trial.state != TrialState.PRUNED:
         return None
-    return "constraint" if trial.user_attrs.get("broken") else "pruner"
+    if trial.user_attrs.get("broken"):
+        return "constraint"
+    return "speed" if SLOW in trial.user_attrs else "pruner"
+
+
+COUNTS = ("complete", "constraint", "speed", "pruner", "failed", "running", "waiting")
 
 
 def trial_counts(study: optuna.Study) -> dict[str, int]:
-    """complete / pruned by constraint / pruned by pruner / failed / running / waiting."""
-    counts = dict.fromkeys(("complete", "constraint", "pruner", "failed", "running", "waiting"), 0)
+    """complete / pruned by constraint / by speed / by pruner / failed / running / waiting."""
+    counts = dict.fromkeys(COUNTS, 0)
     names = {TrialState.COMPLETE: "complete", TrialState.FAIL: "failed",
              TrialState.RUNNING: "running", TrialState.WAITING: "waiting"}
     for t in study.get_trials(deepcopy=False):
@@ -198,6 +204,8 @@ def recorded_results(study: optuna.Study, split: str) -> dict[int, list[dict[str
 COST = "search_cost"  # study attribute: what the search and its final rung took (`search_cost`)
 RUNG = "final_rung"  # study attribute: the final rung's trials, best score first, and its folder
 MIDDLE = "middle_rung"  # study attribute: by trial, the middle rung's val acc, steps and seconds
+SLOW = "slower_than_twin"  # trial attribute: its speed as a share of the twin's, when that pruned it
+FLOOR = "speed_floor"  # study attribute: the speed floor its last search ran with (0: none)
 RUNG_SPEEDS = "rung_speeds"  # study attribute: by trial, the training images/s the rung timed, and
 # the seconds that took
 
