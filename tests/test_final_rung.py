@@ -434,17 +434,29 @@ def test_trials_slower_than_the_twin_are_pruned_before_they_train(tmp_path, tiny
     assert "--speed-floor 0.0" in (tmp_path / "A.md").read_text()
 
 
-def test_the_speed_floor_spares_the_twin_and_a_study_without_one_measured() -> None:
+def test_the_speed_floor_spares_the_twin_and_times_it_again_once_its_figure_is_old(monkeypatch) -> None:
     study = scored_study([(0.6, 20.0, True)], steps=400, speeds=[1500.0])
-    trial = study.ask()
+    setup = SimpleNamespace(speed_floor=0.85, recipe=None, runtime=None)
     too_slow = nas.search.optimize.too_slow
-    assert too_slow(trial, {"train_images_per_s": 1276.0}, 0.85) is None  # 0.851 of the twin's
-    assert too_slow(trial, {"train_images_per_s": 900.0}, 0.0) is None  # no floor
-    assert too_slow(trial, {"train_images_per_s": 1274.0}, 0.85) == \
+    trial = study.ask()
+    assert too_slow(trial, {"train_images_per_s": 1.0}, setup) is None  # no twin timed yet: trained
+    study.set_user_attr(nas.search.trials.YARDSTICK, {"train_images_per_s": 1500.0, "at": time.time()})
+    assert too_slow(trial, {"train_images_per_s": 1276.0}, setup) is None  # 0.851 of the twin's
+    assert too_slow(trial, {"train_images_per_s": 900.0}, SimpleNamespace(speed_floor=0.0)) is None
+    assert too_slow(trial, {"train_images_per_s": 1274.0}, setup) == \
         "slower than the twin: 1,274 training images/s, 0.85 of its 1,500"
-    assert trial.study.trials[-1].user_attrs[nas.search.trials.SLOW] == 0.849
-    empty = optuna.create_study(direction="maximize").ask()  # no twin measured yet: trained
-    assert too_slow(empty, {"train_images_per_s": 1.0}, 0.85) is None
-    twin = optuna.create_study(direction="maximize").ask()
+    assert study.trials[-1].user_attrs[nas.search.trials.SLOW] == 0.849
+    twin = study.ask()
     twin.set_user_attr("baseline", TWIN)
-    assert too_slow(twin, {"train_images_per_s": 1.0}, 0.85) is None
+    assert too_slow(twin, {"train_images_per_s": 1.0}, setup) is None
+    # a figure YARDSTICK_AGE old: the twin is timed again, and the new figure is the bar
+    monkeypatch.setattr(nas.search.optimize, "trial_design", lambda study, trial: trial.number)
+    timed = []
+    monkeypatch.setattr(nas.search.optimize, "measure_speed", lambda config, *a, timing=None, **k:
+                        timed.append((config, timing)) or Speed(1200.0, 40.0, 5000.0, 1.0, 5.0))
+    old = time.time() - nas.search.optimize.YARDSTICK_AGE
+    study.set_user_attr(nas.search.trials.YARDSTICK, {"train_images_per_s": 1500.0, "at": old})
+    assert too_slow(study.ask(), {"train_images_per_s": 1100.0}, setup) is None  # 0.92 of 1,200
+    assert timed == [(0, nas.search.optimize.PLAN_TIMING)]  # the twin, trial 0, for 5 s
+    assert study.user_attrs[nas.search.trials.YARDSTICK]["train_images_per_s"] == 1200.0
+    assert too_slow(study.ask(), {"train_images_per_s": 1000.0}, setup) is not None and len(timed) == 1

@@ -1,7 +1,8 @@
 """The final trainings of searches at equal time, side by side (`nas compare`): each search's winner
-trained for its budget M on all 50,000 images and tested (`nas train-best`), against the reference's
-feasible twin, whose 20 epochs are what M stands for; and each winner's time to 85 %, the shortest
-budget at which the mean of its tested runs reaches it.
+trained for its budget M, or for the minutes each of the twin's runs took (`--time-of`), on all
+50,000 images and tested (`nas train-best`), against the reference's feasible twin, whose 20
+epochs are what M stands for; and each winner's time to 85 %, the shortest budget at which the
+mean of its tested runs reaches it.
 
 Only what the studies store is read: `nas train-best` records every tested run on its study
 (`record_result`), with its epochs, wall seconds and, when it trained for a budget, its minutes.
@@ -92,7 +93,8 @@ def twin_of(study: optuna.Study) -> optuna.trial.FrozenTrial | None:
 
 
 def finals(studies: list[optuna.Study]) -> list[Final]:
-    """Each search's winner at its M (for studies with a time budget), then the twin at each budget
+    """Each search's winner (for studies with a time budget) at its M and at equal time with the
+    twin's runs (`--time-of`), a row for each it was tested at; then the twin at each budget
     it was tested at, its runs pooled over the studies (`nas train-best --trial N` records them on
     the study it names)."""
     rows: list[Final] = []
@@ -107,9 +109,8 @@ def finals(studies: list[optuna.Study]) -> list[Final]:
         tested = recorded_results(study, "test")
         groups = by_budget(tested.get(best.number, []))
         cost = study.user_attrs.get(COST)
-        for budget in (f"{minutes:g} min", EQUAL_TIME):  # at M, and each run for its twin's minutes
-            if budget == EQUAL_TIME and budget not in groups:
-                continue
+        # at M, and each run for its twin's minutes (a row for each that has runs; at M if neither)
+        for budget in [b for b in (f"{minutes:g} min", EQUAL_TIME) if b in groups] or [f"{minutes:g} min"]:
             rows.append(Final(f"{study.study_name}: trial {best.number}", str(settings.recipe["seed"]),
                               best, images_per_s(study, best), tuple(groups.get(budget, ())), budget,
                               minutes, time_to_target(tested.get(best.number, []), minutes),

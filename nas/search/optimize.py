@@ -53,8 +53,8 @@ from nas.search.samplers import make_pruner, make_sampler
 from nas.search.settings import StudySettings
 from nas.search.space import TWIN, SearchSpace, baseline_params
 from nas.search.storage import fail_stale_trials, open_storage
-from nas.search.trials import (FILLED, FLOOR, PROXY_ATTRS, SLOW, check_settings, finished,
-                               verdict_constraints)
+from nas.search.trials import (FILLED, FLOOR, PROXY_ATTRS, SLOW, YARDSTICK, check_settings,
+                               finished, trial_design, verdict_constraints)
 from nas.training.batches import Batches, make_batches
 from nas.training.budget import PLAN_TIMING, equal_steps, equal_time
 from nas.training.loop import ONECYCLE_MIN_STEPS, EpochLog, Hooks, check_trainable, train
@@ -130,15 +130,15 @@ def measurements(trial: optuna.Trial, earlier: FrozenTrial | None, config: ArchC
                  setup: TrialSetup) -> dict[str, float]:
     """The design's zero-cost proxies and measured speed, stored on the trial before it trains (so
     a trial the pruner stops has them too); a repeat copies the `earlier` trial's instead of
-    paying for them again. With a speed floor the twin, every trial's yardstick, is timed for 5 s
-    (`PLAN_TIMING`), every other design for half a second."""
+    paying for them again. With a speed floor the twin is timed as its yardstick (`yardstick`)."""
     if earlier is not None:
         measured = {k: v for k, v in earlier.user_attrs.items() if k in MEASURED}
+    elif setup.speed_floor and trial.user_attrs.get("baseline") == TWIN:
+        twin = time_twin(trial.study, config, setup)
+        measured = proxy_attrs(config, setup.proxies, setup.recipe.seed) | twin
     else:
-        yardstick = setup.speed_floor and trial.user_attrs.get("baseline") == TWIN
         measured = (proxy_attrs(config, setup.proxies, setup.recipe.seed)
-                    | measure_speed(config, setup.recipe, setup.runtime,
-                                    timing=PLAN_TIMING if yardstick else None).attrs())
+                    | measure_speed(config, setup.recipe, setup.runtime).attrs())
     for key, value in measured.items():
         trial.set_user_attr(key, value)
     return measured
@@ -167,19 +167,45 @@ class TrialSetup:
     speed_floor: float = 0.0  # paced by steps: `too_slow`'s floor; 0: none
 
 
-def too_slow(trial: optuna.Trial, measured: dict[str, float], floor: float) -> str | None:
-    """Why a trial is not trained: its design's training speed (`measured`) is under `floor` times
-    the twin's, the trial of the study's TWIN baseline (at M it would train fewer steps than the
-    twin: see `nas.search.settings.EQUAL_TIME`). None to train it: no floor, the twin itself, or
-    no twin measured yet. A trial pruned so keeps its share of the twin's speed (`SLOW`)."""
-    if not floor or trial.user_attrs.get("baseline") == TWIN:
+# How old the twin's figure may be before the speed floor times the twin again: the machine's
+# speed drifts, by a fifth within 20 minutes once (studies/equal-time-zen4-v2: the twin timed at
+# 1,505 training images/s when search seed 1 began and 1,171 when its rung began).
+YARDSTICK_AGE = 300.0  # seconds
+
+
+def time_twin(study: optuna.Study, config: ArchConfig, setup: TrialSetup) -> dict[str, float]:
+    """Time the twin (`config`) for 5 s (`PLAN_TIMING`) and keep its training speed, with the
+    time, as the study's yardstick (`YARDSTICK`); its figures."""
+    figures = measure_speed(config, setup.recipe, setup.runtime, timing=PLAN_TIMING).attrs()
+    study.set_user_attr(YARDSTICK, {"train_images_per_s": figures["train_images_per_s"], "at": time.time()})
+    return figures
+
+
+def yardstick(study: optuna.Study, setup: TrialSetup) -> float | None:
+    """The twin's training speed as the speed floor compares with it: timed when the twin's trial
+    starts, and again (5 s) once that figure is YARDSTICK_AGE old, so that both figures compared
+    are timed minutes apart at most. None while the study has no twin that started."""
+    stored = study.user_attrs.get(YARDSTICK)
+    if stored is None:
         return None
-    twin = next((t for t in trial.study.get_trials(deepcopy=False)
-                 if t.user_attrs.get("baseline") == TWIN and "train_images_per_s" in t.user_attrs), None)
-    if twin is None:
+    if time.time() - stored["at"] >= YARDSTICK_AGE:
+        twin = next(t for t in study.get_trials(deepcopy=False) if t.user_attrs.get("baseline") == TWIN)
+        return time_twin(study, trial_design(study, twin), setup)["train_images_per_s"]
+    return stored["train_images_per_s"]
+
+
+def too_slow(trial: optuna.Trial, measured: dict[str, float], setup: TrialSetup) -> str | None:
+    """Why a trial is not trained: its design's training speed (`measured`) is under the speed
+    floor times the twin's (`yardstick`; at M it would train fewer steps than the twin: see
+    `nas.search.settings.EQUAL_TIME`). None to train it: no floor, the twin itself, or no twin
+    timed yet. A trial pruned so keeps its share of the twin's speed (`SLOW`)."""
+    if not setup.speed_floor or trial.user_attrs.get("baseline") == TWIN:
         return None
-    figure, bar = measured["train_images_per_s"], twin.user_attrs["train_images_per_s"]
-    if figure >= floor * bar:
+    bar = yardstick(trial.study, setup)
+    if bar is None:
+        return None
+    figure = measured["train_images_per_s"]
+    if figure >= setup.speed_floor * bar:
         return None
     trial.set_user_attr(SLOW, round(figure / bar, 3))
     return f"slower than the twin: {figure:,.0f} training images/s, {figure / bar:.2f} of its {bar:,.0f}"
@@ -217,7 +243,7 @@ def objective(trial: optuna.Trial, setup: TrialSetup) -> float | tuple[float, fl
             if earlier.state == TrialState.COMPLETE:
                 return earlier.values[0] if not multi else tuple(earlier.values)
             raise optuna.TrialPruned(f"same design as trial {earlier.number}, which is running")
-        if (why := too_slow(trial, measured, setup.speed_floor)) is not None:
+        if (why := too_slow(trial, measured, setup)) is not None:
             raise optuna.TrialPruned(why)
         train_batches, eval_batches = setup.batches
         clock = None

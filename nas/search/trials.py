@@ -205,7 +205,8 @@ COST = "search_cost"  # study attribute: what the search and its final rung took
 RUNG = "final_rung"  # study attribute: the final rung's trials, best score first, and its folder
 MIDDLE = "middle_rung"  # study attribute: by trial, the middle rung's val acc, steps and seconds
 SLOW = "slower_than_twin"  # trial attribute: its speed as a share of the twin's, when that pruned it
-FLOOR = "speed_floor"  # study attribute: the speed floor its last search ran with (0: none)
+FLOOR = "speed_floor"  # study attribute: the speed floor its trials were judged by (0: none)
+YARDSTICK = "twin_speed"  # study attribute: the twin's training images/s as the floor last timed it
 RUNG_SPEEDS = "rung_speeds"  # study attribute: by trial, the training images/s the rung timed, and
 # the seconds that took
 
