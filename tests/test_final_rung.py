@@ -397,12 +397,12 @@ def test_trials_slower_than_the_twin_are_pruned_before_they_train(tmp_path, tiny
     """At equal time paced by steps, a design timed under the floor times the twin's speed (the
     twin timed for 5 s, the others for half a second) is pruned untrained; --speed-floor 0 trains
     it, and the report's Reproduce names the floor a study was searched with."""
-    timings: list = []
+    from nas.design.geometry import param_count
 
     def measure(config, recipe, runtime, timing=None, **_):
-        timings.append(timing)  # the twin as fast as the fake speed, every other design half as fast
-        yardstick = timing is not None  # PLAN_TIMING (which conftest shortens)
-        return fake_speed(config, recipe, runtime) if yardstick else Speed(2500.0, 20.0, 10_000.0, 2.0, 0.0)
+        # the twin as fast as the fake speed, every other design half as fast however timed
+        twin = param_count(config) == 198_496
+        return fake_speed(config, recipe, runtime) if twin else Speed(2500.0, 20.0, 10_000.0, 2.0, 0.0)
 
     for module in (nas.training.budget, nas.search.optimize):
         monkeypatch.setattr(module, "measure_speed", measure)
@@ -434,29 +434,35 @@ def test_trials_slower_than_the_twin_are_pruned_before_they_train(tmp_path, tiny
     assert "--speed-floor 0.0" in (tmp_path / "A.md").read_text()
 
 
-def test_the_speed_floor_spares_the_twin_and_times_it_again_once_its_figure_is_old(monkeypatch) -> None:
+def test_the_speed_floor_confirms_by_5_s_spares_the_twin_and_times_it_again_when_old(monkeypatch) -> None:
     study = scored_study([(0.6, 20.0, True)], steps=400, speeds=[1500.0])
     setup = SimpleNamespace(speed_floor=0.85, recipe=None, runtime=None)
-    too_slow = nas.search.optimize.too_slow
+    timed: list = []  # (design, timing) of each timing; a design's 5-s figure is its name's
+    monkeypatch.setattr(nas.search.optimize, "measure_speed", lambda config, *a, timing=None, **k:
+                        timed.append((config, timing)) or Speed(float(config), 40.0, 5000.0, 1.0, 5.0))
+
+    def too_slow(trial, half_second: float, five_seconds: float, at=setup) -> str | None:
+        return nas.search.optimize.too_slow(trial, five_seconds, {"train_images_per_s": half_second}, at)
+
     trial = study.ask()
-    assert too_slow(trial, {"train_images_per_s": 1.0}, setup) is None  # no twin timed yet: trained
+    assert too_slow(trial, 1.0, 1.0) is None  # no twin timed yet: trained
     study.set_user_attr(nas.search.trials.YARDSTICK, {"train_images_per_s": 1500.0, "at": time.time()})
-    assert too_slow(trial, {"train_images_per_s": 1276.0}, setup) is None  # 0.851 of the twin's
-    assert too_slow(trial, {"train_images_per_s": 900.0}, SimpleNamespace(speed_floor=0.0)) is None
-    assert too_slow(trial, {"train_images_per_s": 1274.0}, setup) == \
-        "slower than the twin: 1,274 training images/s, 0.85 of its 1,500"
+    assert too_slow(trial, 1276.0, 1.0) is None and timed == []  # 0.851 of the twin's: not timed again
+    assert too_slow(trial, 900.0, 1.0, SimpleNamespace(speed_floor=0.0)) is None  # no floor
+    # under the floor by its half-second figure, but fast enough for 5 s: trained
+    assert too_slow(trial, 990.0, 1560.0) is None and timed == [(1560.0, nas.search.optimize.PLAN_TIMING)]
+    assert too_slow(trial, 990.0, 1274.0) == "slower than the twin: 1,274 training images/s, 0.85 of its 1,500"
     assert study.trials[-1].user_attrs[nas.search.trials.SLOW] == 0.849
     twin = study.ask()
     twin.set_user_attr("baseline", TWIN)
-    assert too_slow(twin, {"train_images_per_s": 1.0}, setup) is None
-    # a figure YARDSTICK_AGE old: the twin is timed again, and the new figure is the bar
-    monkeypatch.setattr(nas.search.optimize, "trial_design", lambda study, trial: trial.number)
-    timed = []
-    monkeypatch.setattr(nas.search.optimize, "measure_speed", lambda config, *a, timing=None, **k:
-                        timed.append((config, timing)) or Speed(1200.0, 40.0, 5000.0, 1.0, 5.0))
+    assert too_slow(twin, 1.0, 1.0) is None
+    # a figure YARDSTICK_AGE old: the twin is timed again for 5 s, and its new figure is the bar
+    monkeypatch.setattr(nas.search.optimize, "trial_design", lambda study, trial: 1200.0)  # its figure
     old = time.time() - nas.search.optimize.YARDSTICK_AGE
     study.set_user_attr(nas.search.trials.YARDSTICK, {"train_images_per_s": 1500.0, "at": old})
-    assert too_slow(study.ask(), {"train_images_per_s": 1100.0}, setup) is None  # 0.92 of 1,200
-    assert timed == [(0, nas.search.optimize.PLAN_TIMING)]  # the twin, trial 0, for 5 s
+    timed.clear()
+    assert too_slow(study.ask(), 1100.0, 1.0) is None  # 0.92 of the new bar, 1,200
+    assert timed == [(1200.0, nas.search.optimize.PLAN_TIMING)]
     assert study.user_attrs[nas.search.trials.YARDSTICK]["train_images_per_s"] == 1200.0
-    assert too_slow(study.ask(), {"train_images_per_s": 1000.0}, setup) is not None and len(timed) == 1
+    assert too_slow(study.ask(), 1000.0, 1000.0) is not None  # 0.83: the bar is not timed again
+    assert timed == [(1200.0, nas.search.optimize.PLAN_TIMING), (1000.0, nas.search.optimize.PLAN_TIMING)]

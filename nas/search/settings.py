@@ -70,9 +70,10 @@ EQUAL_EPOCHS = Mode(DEFAULT_SPACE, fill_params=0.9, final_rung=0, pruner="hyperb
 # steps, score slow designs high (more work per step), so TPE drifted towards them: in search seed
 # 1 of studies/equal-time-zen4, 11 of the 15 complete trials beside the twin had own figures of
 # 0.35-0.91 of the twin's, and the fast ones the rungs could take ended level with the twin.
-# So a feasible trial whose own figure (a half-second timing) is below SPEED_FLOOR of the twin's
-# (timed for 5 s) is pruned before it trains. 0.85 leaves room for that figure's noise: against
-# the rung's 5-s timings, the trials' own figures were 0.89-1.16 of them (studies/equal-time-zen4).
+# So a feasible trial below SPEED_FLOOR of the twin's speed (timed for 5 s) is pruned before it
+# trains: first by its own half-second figure, then confirmed by a 5-s timing, because the
+# half-second figure alone once put v4's winner at 0.66 of the twin (studies/equal-time-zen4-v2).
+# 0.85 leaves room for a 5-s timing's noise, about a tenth (studies/equal-time-zen4).
 EQUAL_TIME = Mode(FAST_SPACE, fill_params=0.0, final_rung=1, pruner="first", middle_rung=3,
                   speed_floor=0.85)
 SEARCH_FILL = EQUAL_EPOCHS.fill_params  # what a study's settings default to (StudySettings)
