@@ -438,7 +438,7 @@ def test_the_speed_floor_confirms_by_5_s_spares_the_twin_and_times_it_again_when
     study = scored_study([(0.6, 20.0, True)], steps=400, speeds=[1500.0])
     setup = SimpleNamespace(speed_floor=0.85, recipe=None, runtime=None)
     timed: list = []  # (design, timing) of each timing; a design's 5-s figure is its name's
-    monkeypatch.setattr(nas.search.optimize, "measure_speed", lambda config, *a, timing=None, **k:
+    monkeypatch.setattr(nas.training.budget, "measure_speed", lambda config, *a, timing=None, **k:
                         timed.append((config, timing)) or Speed(float(config), 40.0, 5000.0, 1.0, 5.0))
 
     def too_slow(trial, half_second: float, five_seconds: float, at=setup) -> str | None:
@@ -450,7 +450,7 @@ def test_the_speed_floor_confirms_by_5_s_spares_the_twin_and_times_it_again_when
     assert too_slow(trial, 1276.0, 1.0) is None and timed == []  # 0.851 of the twin's: not timed again
     assert too_slow(trial, 900.0, 1.0, SimpleNamespace(speed_floor=0.0)) is None  # no floor
     # under the floor by its half-second figure, but fast enough for 5 s: trained
-    assert too_slow(trial, 990.0, 1560.0) is None and timed == [(1560.0, nas.search.optimize.PLAN_TIMING)]
+    assert too_slow(trial, 990.0, 1560.0) is None and timed == [(1560.0, nas.training.budget.PLAN_TIMING)]
     assert too_slow(trial, 990.0, 1274.0) == "slower than the twin: 1,274 training images/s, 0.85 of its 1,500"
     assert study.trials[-1].user_attrs[nas.search.trials.SLOW] == 0.849
     twin = study.ask()
@@ -462,7 +462,7 @@ def test_the_speed_floor_confirms_by_5_s_spares_the_twin_and_times_it_again_when
     study.set_user_attr(nas.search.trials.YARDSTICK, {"train_images_per_s": 1500.0, "at": old})
     timed.clear()
     assert too_slow(study.ask(), 1100.0, 1.0) is None  # 0.92 of the new bar, 1,200
-    assert timed == [(1200.0, nas.search.optimize.PLAN_TIMING)]
+    assert timed == [(1200.0, nas.training.budget.PLAN_TIMING)]
     assert study.user_attrs[nas.search.trials.YARDSTICK]["train_images_per_s"] == 1200.0
     assert too_slow(study.ask(), 1000.0, 1000.0) is not None  # 0.83: the bar is not timed again
-    assert timed == [(1200.0, nas.search.optimize.PLAN_TIMING), (1000.0, nas.search.optimize.PLAN_TIMING)]
+    assert timed == [(1200.0, nas.training.budget.PLAN_TIMING), (1000.0, nas.training.budget.PLAN_TIMING)]

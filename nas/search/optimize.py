@@ -56,7 +56,7 @@ from nas.search.storage import fail_stale_trials, open_storage
 from nas.search.trials import (FILLED, FLOOR, PROXY_ATTRS, SLOW, YARDSTICK, check_settings,
                                finished, trial_design, verdict_constraints)
 from nas.training.batches import Batches, make_batches
-from nas.training.budget import PLAN_TIMING, equal_steps, equal_time
+from nas.training.budget import equal_steps, equal_time, plan_speed
 from nas.training.loop import ONECYCLE_MIN_STEPS, EpochLog, Hooks, check_trainable, train
 from nas.training.progress import TrainingProgress
 from nas.training.recipe import Recipe, recipe_from_dict
@@ -174,9 +174,9 @@ YARDSTICK_AGE = 300.0  # seconds
 
 
 def time_twin(study: optuna.Study, config: ArchConfig, setup: TrialSetup) -> dict[str, float]:
-    """Time the twin (`config`) for 5 s (`PLAN_TIMING`) and keep its training speed, with the
+    """Time the twin (`config`) for 5 s (`plan_speed`) and keep its training speed, with the
     time, as the study's yardstick (`YARDSTICK`); its figures."""
-    figures = measure_speed(config, setup.recipe, setup.runtime, timing=PLAN_TIMING).attrs()
+    figures = plan_speed(config, setup.recipe, setup.runtime).attrs()
     study.set_user_attr(YARDSTICK, {"train_images_per_s": figures["train_images_per_s"], "at": time.time()})
     return figures
 
@@ -199,7 +199,7 @@ def too_slow(trial: optuna.Trial, config: ArchConfig, measured: dict[str, float]
     """Why a trial is not trained: its design (`config`) is slower than the speed floor times the
     twin's speed (`yardstick`; at M it would train fewer steps than the twin: see
     `nas.search.settings.EQUAL_TIME`) by its own figure (`measured`, half a second) and again when
-    timed for 5 s (`PLAN_TIMING`): a half-second figure alone once put v4's winner at 0.66 of the
+    timed for 5 s (`plan_speed`): a half-second figure alone once put v4's winner at 0.66 of the
     twin, where 5-s timings put it at 1.04. None to train it: no floor, the twin itself, no twin
     timed yet, or a design the 5-s timing finds fast enough. A trial pruned so keeps its 5-s share
     of the twin's speed (`SLOW`)."""
@@ -208,7 +208,7 @@ def too_slow(trial: optuna.Trial, config: ArchConfig, measured: dict[str, float]
     bar = yardstick(trial.study, setup)
     if bar is None or measured["train_images_per_s"] >= setup.speed_floor * bar:
         return None
-    figure = measure_speed(config, setup.recipe, setup.runtime, timing=PLAN_TIMING).train_images_per_s
+    figure = plan_speed(config, setup.recipe, setup.runtime).train_images_per_s
     if figure >= setup.speed_floor * bar:
         return None
     trial.set_user_attr(SLOW, round(figure / bar, 3))
