@@ -41,3 +41,26 @@ from nas.search.trials import best_trial
 print(best_trial(optuna.load_study(study_name=sys.argv[2], storage=sys.argv[1])).number)
 PY
 }
+
+# The main command's reproduction (studies/equal-time-zen4-v2 and later): one study a search seed
+# in $S/study.db, each proven at equal time, measured: the twin's 20 epochs, then the winner for
+# the minutes they took (`--time-of`), training seeds 0 and 1.
+
+seed_search() {  # seed_search S SEED [--budget-minutes M]: the search of the main command
+    local s=$1 seed=$2; shift 2
+    nas search --study "seed-$seed" --seed "$seed" --storage "sqlite:///$s/study.db" --out "$s/seed-$seed" "$@"
+    date -u +"seed-$seed searched %F %T UTC"
+}
+
+seed_proof() {  # seed_proof S SEED: the twin (trial 1) for 20 epochs, then the winner for their minutes
+    local s=$1 seed=$2 n t db=(--storage "sqlite:///$1/study.db")
+    local out="$s/seed-$seed"
+    n=$(best "sqlite:///$s/study.db" "seed-$seed")
+    for t in 0 1; do
+        run "$out/twin-20ep-seed$t" nas train-best --study "seed-$seed" "${db[@]}" --trial 1 --epochs 20 --seed "$t"
+        run "$out/best-trial$n-seed$t" nas train-best --study "seed-$seed" "${db[@]}" \
+            --time-of "$out/twin-20ep-seed$t" --seed "$t"
+    done
+    nas report --study "seed-$seed" "${db[@]}" --markdown "$out/REPORT.md" \
+        --compare "$out/twin-20ep-seed0" --compare "$out/twin-20ep-seed1"
+}

@@ -352,7 +352,7 @@ def test_the_modes_defaults_are_the_documented_ones() -> None:
     assert (EQUAL_TIME.space, EQUAL_TIME.fill_params, EQUAL_TIME.final_rung, TIME_SHARE) == \
         (FAST_SPACE, 0.0, 1, 0.1)  # studies/equal-time-v4's settings; the rung: equal-time-zen4
     assert (EQUAL_TIME.middle_rung, MIDDLE_LENGTH, EQUAL_EPOCHS.middle_rung) == (3, 3, 0)
-    assert (EQUAL_TIME.speed_floor, EQUAL_EPOCHS.speed_floor) == (0.85, 0.0)
+    assert (EQUAL_TIME.speed_floor, EQUAL_EPOCHS.speed_floor) == (0.95, 0.0)  # equal-time-zen4-v2
     assert EQUAL_TIME.pruner == "first"  # studies/equal-time-main, section 7
     assert (EQUAL_EPOCHS.space, EQUAL_EPOCHS.fill_params, EQUAL_EPOCHS.final_rung, EQUAL_EPOCHS.pruner) == \
         (DEFAULT_SPACE, 0.9, 0, "hyperband")
@@ -417,7 +417,7 @@ def test_trials_slower_than_the_twin_are_pruned_before_they_train(tmp_path, tiny
     assert counts["complete"] == 1 and counts["speed"] == len(slow) == 6 - 1 - counts["constraint"] > 0
     assert all(t.user_attrs[nas.search.trials.SLOW] == 0.5 and "train_steps" not in t.user_attrs
                for t in slow)
-    assert study.user_attrs[nas.search.trials.FLOOR] == 0.85
+    assert study.user_attrs[nas.search.trials.FLOOR] == EQUAL_TIME.speed_floor
     assert "pruned as slower than the twin" in capsys.readouterr().out
     assert main(["report", "--study", "slow", "--storage", f"sqlite:///{tmp_path}/nas.db",
                  "--markdown", str(tmp_path / "R.md")]) == 0

@@ -73,9 +73,12 @@ EQUAL_EPOCHS = Mode(DEFAULT_SPACE, fill_params=0.9, final_rung=0, pruner="hyperb
 # So a feasible trial below SPEED_FLOOR of the twin's speed (timed for 5 s) is pruned before it
 # trains: first by its own half-second figure, then confirmed by a 5-s timing, because the
 # half-second figure alone once put v4's winner at 0.66 of the twin (studies/equal-time-zen4-v2).
-# 0.85 leaves room for a 5-s timing's noise, about a tenth (studies/equal-time-zen4).
+# It sits just under the rung's own bar (SPEED_MARGIN, the twin's speed), 0.95, for a 5-s timing's
+# noise: at 0.85, the trials between it and the twin's speed took the best scores in both searches
+# of studies/equal-time-zen4-v2 (the rung timed them at 0.78-0.97 of the twin), so TPE sampled
+# around designs the rung could not pick, and every such training was wasted.
 EQUAL_TIME = Mode(FAST_SPACE, fill_params=0.0, final_rung=1, pruner="first", middle_rung=3,
-                  speed_floor=0.85)
+                  speed_floor=0.95)
 SEARCH_FILL = EQUAL_EPOCHS.fill_params  # what a study's settings default to (StudySettings)
 # The share of M each trial trains at equal time: the calibration ranked designs best at 10 % of M
 # among the shares measured (studies/calibration-equal-time); equal-time-v4 searched with it.
