@@ -130,15 +130,19 @@ def measurements(trial: optuna.Trial, earlier: FrozenTrial | None, config: ArchC
                  setup: TrialSetup) -> dict[str, float]:
     """The design's zero-cost proxies and measured speed, stored on the trial before it trains (so
     a trial the pruner stops has them too); a repeat copies the `earlier` trial's instead of
-    paying for them again. With a speed floor the twin is timed as its yardstick (`yardstick`)."""
+    paying for them again. The speed is timed for half a second, or with a speed floor for 5 s
+    (`plan_speed`), as the rung times its candidates, since the floor judges by it (`too_slow`);
+    the twin's figure is then the floor's yardstick (`yardstick`)."""
     if earlier is not None:
         measured = {k: v for k, v in earlier.user_attrs.items() if k in MEASURED}
-    elif setup.speed_floor and trial.user_attrs.get("baseline") == TWIN:
-        twin = time_twin(trial.study, config, setup)
-        measured = proxy_attrs(config, setup.proxies, setup.recipe.seed) | twin
     else:
-        measured = (proxy_attrs(config, setup.proxies, setup.recipe.seed)
-                    | measure_speed(config, setup.recipe, setup.runtime).attrs())
+        if not setup.speed_floor:
+            speed = measure_speed(config, setup.recipe, setup.runtime).attrs()
+        elif trial.user_attrs.get("baseline") == TWIN:
+            speed = time_twin(trial.study, config, setup)
+        else:
+            speed = plan_speed(config, setup.recipe, setup.runtime).attrs()
+        measured = proxy_attrs(config, setup.proxies, setup.recipe.seed) | speed
     for key, value in measured.items():
         trial.set_user_attr(key, value)
     return measured
@@ -194,22 +198,18 @@ def yardstick(study: optuna.Study, setup: TrialSetup) -> float | None:
     return stored["train_images_per_s"]
 
 
-def too_slow(trial: optuna.Trial, config: ArchConfig, measured: dict[str, float], setup: TrialSetup
-             ) -> str | None:
-    """Why a trial is not trained: its design (`config`) is slower than the speed floor times the
-    twin's speed (`yardstick`; at M it would train fewer steps than the twin: see
-    `nas.search.settings.EQUAL_TIME`) by its own figure (`measured`, half a second) and again when
-    timed for 5 s (`plan_speed`): a half-second figure alone once put v4's winner at 0.66 of the
-    twin, where 5-s timings put it at 1.04. None to train it: no floor, the twin itself, no twin
-    timed yet, or a design the 5-s timing finds fast enough. A trial pruned so keeps its 5-s share
-    of the twin's speed (`SLOW`)."""
+def too_slow(trial: optuna.Trial, measured: dict[str, float], setup: TrialSetup) -> str | None:
+    """Why a trial is not trained: its design is slower than the speed floor times the twin's speed
+    (`yardstick`; at M it would train fewer steps than the twin: see
+    `nas.search.settings.EQUAL_TIME`) by its 5-s figure (`measured`, `measurements`). Not by a
+    half-second figure: one put v4's winner at 0.66 of the twin where 5-s timings put it at 1.04,
+    and others put designs at 1.3 of the twin that the rung's 5-s timings found at 0.9. None to
+    train it: no floor, the twin itself, no twin timed yet, or a fast enough design. A trial
+    pruned so keeps its share of the twin's speed (`SLOW`)."""
     if not setup.speed_floor or trial.user_attrs.get("baseline") == TWIN:
         return None
-    bar = yardstick(trial.study, setup)
-    if bar is None or measured["train_images_per_s"] >= setup.speed_floor * bar:
-        return None
-    figure = plan_speed(config, setup.recipe, setup.runtime).train_images_per_s
-    if figure >= setup.speed_floor * bar:
+    bar, figure = yardstick(trial.study, setup), measured["train_images_per_s"]
+    if bar is None or figure >= setup.speed_floor * bar:
         return None
     trial.set_user_attr(SLOW, round(figure / bar, 3))
     return f"slower than the twin: {figure:,.0f} training images/s, {figure / bar:.2f} of its {bar:,.0f}"
@@ -247,7 +247,7 @@ def objective(trial: optuna.Trial, setup: TrialSetup) -> float | tuple[float, fl
             if earlier.state == TrialState.COMPLETE:
                 return earlier.values[0] if not multi else tuple(earlier.values)
             raise optuna.TrialPruned(f"same design as trial {earlier.number}, which is running")
-        if (why := too_slow(trial, config, measured, setup)) is not None:
+        if (why := too_slow(trial, measured, setup)) is not None:
             raise optuna.TrialPruned(why)
         train_batches, eval_batches = setup.batches
         clock = None

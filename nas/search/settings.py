@@ -70,9 +70,10 @@ EQUAL_EPOCHS = Mode(DEFAULT_SPACE, fill_params=0.9, final_rung=0, pruner="hyperb
 # steps, score slow designs high (more work per step), so TPE drifted towards them: in search seed
 # 1 of studies/equal-time-zen4, 11 of the 15 complete trials beside the twin had own figures of
 # 0.35-0.91 of the twin's, and the fast ones the rungs could take ended level with the twin.
-# So a feasible trial below SPEED_FLOOR of the twin's speed (timed for 5 s) is pruned before it
-# trains: first by its own half-second figure, then confirmed by a 5-s timing, because the
-# half-second figure alone once put v4's winner at 0.66 of the twin (studies/equal-time-zen4-v2).
+# So a feasible trial below the floor times the twin's speed is pruned before it trains, both
+# timed for 5 s as the rung times them: a half-second figure once put v4's winner at 0.66 of the
+# twin (studies/equal-time-zen4-v2), and others put designs at 1.3 of it that the rung timed at
+# 0.9 (studies/equal-time-zen4-v3).
 # It sits just under the rung's own bar (SPEED_MARGIN, the twin's speed), 0.95, for a 5-s timing's
 # noise: at 0.85, the trials between it and the twin's speed took the best scores in both searches
 # of studies/equal-time-zen4-v2 (the rung timed them at 0.78-0.97 of the twin), so TPE sampled
