@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The main command on the Zen 4 (bf16) after equal-time-zen4-v2: C1 narrowed in the fast space and
-# a speed floor of 0.95 (README.md, section 1). README's `nas search --trials 50 && nas train-best
+# The main command on the Zen 4 (bf16) after equal-time-zen4-v2: C1 narrowed in the fast space, a
+# speed floor of 0.95 judged by 5-s timings, C3 and C4 narrowed (README.md). README's `nas search --trials 50 && nas train-best
 # && nas report` as a user types it, twice, with search seeds 1 and 0 (two studies in one
 # storage), no flag but the study's name and storage, the seed and the budget: M = 11.7 min, the
 # reference twin's 20 epochs as equal-time-zen4-v2's first search timed them on this machine
