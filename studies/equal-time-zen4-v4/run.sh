@@ -6,7 +6,7 @@
 # equal-time-zen4-v2's first search timed them on this machine (study seed-1-unconfirmed there).
 # Seed 1 first, the seed that failed three times. Each search's proof pairs the twin's 20 epochs
 # with the winner trained for the minutes those took (`--time-of`): equal time, measured in the
-# same run, training seeds 0 and 1. Run it alone on the machine; rerun to continue after an
+# same run, training seeds 0 and 1; seed 1's right after its search. Run it alone on the machine; rerun to continue after an
 # interruption.
 #
 #   nohup bash studies/equal-time-zen4-v4/run.sh >> studies/equal-time-zen4-v4/run.log 2>&1 &
@@ -18,8 +18,8 @@ started
 
 M=$(budget sqlite:///studies/equal-time-zen4-v2/study.db seed-1-unconfirmed)
 seed_search "$S" 1 --budget-minutes "$M"
-seed_search "$S" 0 --budget-minutes "$M"
 seed_proof "$S" 1
+seed_search "$S" 0 --budget-minutes "$M"
 seed_proof "$S" 0
 nas compare seed-0 seed-1 --storage "sqlite:///$S/study.db" --markdown "$S/COMPARE.md"
 date -u +"end %F %T UTC"
