@@ -63,6 +63,7 @@ def quick_speed(monkeypatch) -> None:
 
     quick = speed.Timing(warmup=0, min_steps=1, max_steps=1, seconds=0.0)
     monkeypatch.setattr(speed, "TIMING", quick)
+    monkeypatch.setattr(budget, "TIMING", quick)
     monkeypatch.setattr(budget, "PLAN_TIMING", quick)
 
 

@@ -14,7 +14,7 @@ import torch
 
 from nas import build_model, config_from_dict
 from nas.cli.main import main
-from nas.training import speed
+from nas.training import budget, speed
 from nas.training.recipe import Recipe
 from nas.training.runtime import Runtime
 from nas.training.speed import EPOCH_IMAGES, Speed, Timing, measure_speed
@@ -68,6 +68,23 @@ def test_steps_are_timed_until_the_seconds_are_spent(reference_dict, small_infer
     timing = Timing(warmup=0, min_steps=2, max_steps=6, seconds=0.35)  # 4 steps of 0.1 s pass 0.35
     measure_speed(narrow(reference_dict, 8), Recipe(batch_size=4), CPU, timing=timing, clock=clock)
     assert clock.readings == 2 + 3 * 4 * 2
+
+
+def test_the_inference_figures_can_be_timed_apart_from_the_training_step(reference_dict, small_inference,
+                                                                        monkeypatch) -> None:
+    """A plan times the training step for 5 s and the two inference figures, which plan only the
+    evaluations, as a search does: half the timing's cost on the 2-core CPU."""
+    clock = FakeClock(0.1)
+    train, infer = Timing(warmup=0, min_steps=6, max_steps=6), Timing(warmup=0, min_steps=2, max_steps=2)
+    measure_speed(narrow(reference_dict, 8), Recipe(batch_size=4), CPU, timing=train, infer_timing=infer,
+                  clock=clock)
+    assert clock.readings == 2 + 6 * 2 + 2 * 2 * 2  # start and end; 6 training steps; 2 + 2 inference
+    timed: list = []
+    monkeypatch.setattr(budget, "PLAN_TIMING", train)
+    monkeypatch.setattr(budget, "TIMING", infer)
+    monkeypatch.setattr(budget, "measure_speed", lambda *a, timing, infer_timing: timed.append((timing, infer_timing)))
+    budget.plan_speed(narrow(reference_dict, 8), Recipe(batch_size=4), CPU)
+    assert timed == [(train, infer)]
 
 
 def test_a_slower_design_measures_slower(reference_dict, small_inference, monkeypatch) -> None:

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nas.errors import NasError
-from nas.training.speed import EPOCH_IMAGES, Speed, Timing, measure_speed
+from nas.training.speed import EPOCH_IMAGES, TIMING, Speed, Timing, measure_speed
 
 if TYPE_CHECKING:
     import torch
@@ -46,8 +46,11 @@ def check_budget(minutes: float) -> None:
                        "mean to run, e.g. 12.5 (0: equal epochs)")
 
 
-# How `plan_budget` times a design before its run: 5 s of steps, each of its three figures. The
-# plan only has to be near: the run's `Deadline` keeps the budget.
+# How `plan_budget` times a design before its run: 5 s of training steps. The plan only has to be
+# near: the run's `Deadline` keeps the budget. The two inference figures, which plan only the
+# evaluations (a tenth of an epoch's time or less), are timed as a search times them (`TIMING`,
+# half a second each): timing them for 5 s each too made a plan's timing 12.5 s instead of about
+# 6, paid by every design a speed floor times (studies/equal-time-zen4-v4).
 PLAN_TIMING = Timing(warmup=3, min_steps=10, max_steps=500, seconds=5.0)
 
 
@@ -143,8 +146,9 @@ def minutes_of(epochs: int, speed: Speed, train_images: int, eval_images: int) -
 
 
 def plan_speed(config: ArchConfig, recipe: Recipe, runtime: Runtime) -> Speed:
-    """`config`'s speed with `recipe` here, timed now as a plan is (`PLAN_TIMING`)."""
-    return measure_speed(config, recipe, runtime, timing=PLAN_TIMING)
+    """`config`'s speed with `recipe` here, timed now as a plan is: training for 5 s
+    (`PLAN_TIMING`), inference as a search times it (`TIMING`)."""
+    return measure_speed(config, recipe, runtime, timing=PLAN_TIMING, infer_timing=TIMING)
 
 
 def plan_budget(out: Path, minutes: float, config: ArchConfig, recipe: Recipe, runtime: Runtime,

@@ -73,10 +73,14 @@ SPEED_ATTRS = tuple(f.name for f in fields(Speed))  # the attributes `Speed.attr
 
 
 def measure_speed(config: ArchConfig, recipe: Recipe, runtime: Runtime, *, timing: Timing | None = None,
+                  infer_timing: Timing | None = None,
                   clock: Callable[[], float] = time.perf_counter) -> Speed:
     """Measure `config`'s speed with `recipe`'s batch size and training step on `runtime` (see the
-    module docstring), timed as `timing` says (default TIMING); `clock` reads the time in seconds."""
+    module docstring): the training step timed as `timing` says (default TIMING), the two
+    inference figures as `infer_timing` says (default: as `timing`); `clock` reads the time in
+    seconds."""
     timing = timing or TIMING
+    infer_timing = infer_timing or timing
     keep_freed_memory()  # as the training does: its steps are what is measured
     begin = clock()
     device, dtype = runtime.device, runtime.dtype
@@ -98,8 +102,9 @@ def measure_speed(config: ArchConfig, recipe: Recipe, runtime: Runtime, *, timin
                     return model(batch)
             return run
 
-        batch_seconds = median_seconds(infer(synthetic(config, INFER_BATCH, runtime)), device, timing, clock)
-        latency = median_seconds(infer(synthetic(config, 1, runtime)), device, timing, clock)
+        batch_seconds = median_seconds(infer(synthetic(config, INFER_BATCH, runtime)), device,
+                                       infer_timing, clock)
+        latency = median_seconds(infer(synthetic(config, 1, runtime)), device, infer_timing, clock)
     train_rate = recipe.batch_size / step
     return Speed(train_rate, EPOCH_IMAGES / train_rate, INFER_BATCH / batch_seconds, latency * 1000,
                  clock() - begin)
