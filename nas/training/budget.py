@@ -49,8 +49,8 @@ def check_budget(minutes: float) -> None:
 # How `plan_budget` times a design before its run: 5 s of training steps. The plan only has to be
 # near: the run's `Deadline` keeps the budget. The two inference figures, which plan only the
 # evaluations (a tenth of an epoch's time or less), are timed as a search times them (`TIMING`,
-# half a second each): timing them for 5 s each too made a plan's timing 12.5 s instead of about
-# 6, paid by every design a speed floor times (studies/equal-time-zen4-v4).
+# half a second each): timing them for 5 s each too made a plan's timing 12.3-13.4 s instead of
+# 6.4-6.6 on the Zen 4, paid by every design a speed floor times (docs/search.md, the speed floor).
 PLAN_TIMING = Timing(warmup=3, min_steps=10, max_steps=500, seconds=5.0)
 
 
