@@ -4,6 +4,8 @@ proxies on every feasible trial, and the dry run's quartiles."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import optuna
 import pytest
 import torch
@@ -104,6 +106,11 @@ def test_the_fast_space_holds_the_twin_and_cheaper_first_blocks() -> None:
     assert all("early_stride2" in choices for choices in space.downsample)
     # C1 as the equal-time winners had it (32 channels, early stride) or the twin's; never narrower
     assert (space.channels[0], space.downsample[0]) == ((32,), ("dilated_stride2", "early_stride2"))
+    # C1's first conv standard, so that every design can take the whitened first conv of the
+    # final training's short preset; the other blocks keep both kinds
+    assert space.conv1_kind == (("standard",), *[("standard", "separable")] * 3)
+    assert space.distributions()["c1_conv1"].choices == ("standard",)
+    assert space.distributions()["c4_conv3"].choices == ("standard", "separable")
     assert (max(space.channels[2]), max(space.channels[3])) == (64, 96)  # wider mostly broke a rule
 
 
@@ -115,6 +122,24 @@ def test_downsample_choices_per_block_or_one_list_for_all() -> None:
     for bad, fragment in ((["stride2"], "one per block"), ([["stride2"], ["pool"], ["none"]], "unknown choice")):
         with pytest.raises(ConfigError, match=fragment):
             space_from_dict(data | {"downsample": [bad] if fragment == "one per block" else bad}, "bad")
+
+
+def test_conv1_kinds_per_block_or_one_list_for_all() -> None:
+    data = load_space(DEFAULT_SPACE).to_dict()
+    flat = space_from_dict(data | {"conv1_kind": ["standard", "separable"]}, "flat")  # older studies
+    assert flat.conv1_kind == (("standard", "separable"),) * 4 and flat.digest() == load_space(DEFAULT_SPACE).digest()
+    per_block = space_from_dict(data | {"conv1_kind": [["separable"], ["standard"], ["standard"], ["separable"]]}, "b")
+    design = per_block.design({k: d.choices[0] for k, d in per_block.distributions().items()})
+    assert [block.convs[0].kind for block in design.blocks] == ["separable", "standard", "standard", "separable"]
+    assert design.blocks[3].convs[2].kind == "separable"  # C4's conv 3 draws from C4's list
+    assert per_block.params_of(design)["c1_conv1"] == "separable"
+    with pytest.raises(ConfigError, match="not in the space"):  # a design outside the space
+        per_block.params_of(replace(design, blocks=(replace(design.blocks[0], convs=(
+            replace(design.blocks[0].convs[0], kind="standard"), *design.blocks[0].convs[1:])),
+            *design.blocks[1:])))
+    for bad, fragment in ([["standard"]] * 3, "one per block C1..C4"), ([["standard"], ["pool"]] * 2, "unknown"):
+        with pytest.raises(ConfigError, match=fragment):
+            space_from_dict(data | {"conv1_kind": bad}, "bad")
 
 
 def test_width_ladder_steps_up_one_common_factor() -> None:

@@ -6,14 +6,14 @@ is not searched: it is fixed for the whole study (see docs/search.md, "What a tr
 rate means"). Knobs, per block b = 1..4:
 
     cb_channels    width of block b                   (channels[b-1])
-    cb_conv1       kind of conv 1                     (conv1_kind)
+    cb_conv1       kind of conv 1                     (conv1_kind[b-1])
     cb_conv2       kind of conv 2 (width-preserving)  (conv2_kind)
     cb_dilation    dilation of conv 2                 (dilation)
     cb_downsample  conv 3 of C1..C3: stride-2, dilated (d=2) stride-2, or none: a stride-1
                    conv, so that the next block keeps this one's resolution; or early_stride2:
                    conv 1 strides instead, so convs 2 and 3 already work at half the resolution
                    (downsample[b-1])
-    c4_conv3       kind of C4's conv 3                (conv1_kind)
+    c4_conv3       kind of C4's conv 3                (conv1_kind[3])
     cb_shortcut    residual shortcut                  (shortcut)
 and for the whole network: dropout, head, order.
 """
@@ -47,7 +47,7 @@ class SearchSpace:
 
     name: str
     channels: tuple[tuple[int, ...], ...]  # one tuple of widths per block
-    conv1_kind: tuple[str, ...]
+    conv1_kind: tuple[tuple[str, ...], ...]  # one tuple of choices per block C1..C4
     conv2_kind: tuple[str, ...]
     dilation: tuple[int, ...]
     downsample: tuple[tuple[str, ...], ...]  # one tuple of choices per block C1..C3
@@ -72,7 +72,7 @@ class SearchSpace:
         """Sample one design from `trial`."""
         blocks = []
         for b, widths in enumerate(self.channels, start=1):
-            convs = [{"kind": trial.suggest_categorical(f"c{b}_conv1", self.conv1_kind)},
+            convs = [{"kind": trial.suggest_categorical(f"c{b}_conv1", self.conv1_kind[b - 1])},
                      {"kind": trial.suggest_categorical(f"c{b}_conv2", self.conv2_kind),
                       "dilation": trial.suggest_categorical(f"c{b}_dilation", self.dilation)}]
             if b < len(self.channels):
@@ -81,7 +81,7 @@ class SearchSpace:
                 if choice == EARLY:
                     convs[0]["stride"] = 2
             else:
-                convs.append({"kind": trial.suggest_categorical(f"c{b}_conv3", self.conv1_kind)})
+                convs.append({"kind": trial.suggest_categorical(f"c{b}_conv3", self.conv1_kind[b - 1])})
             blocks.append({"channels": trial.suggest_categorical(f"c{b}_channels", widths),
                            "convs": convs,
                            "shortcut": trial.suggest_categorical(f"c{b}_shortcut", self.shortcut)})
@@ -134,13 +134,13 @@ class SearchSpace:
         dists: dict[str, CategoricalDistribution] = {}
         cat = CategoricalDistribution
         for b, widths in enumerate(self.channels, start=1):
-            dists |= {f"c{b}_channels": cat(widths), f"c{b}_conv1": cat(self.conv1_kind),
+            dists |= {f"c{b}_channels": cat(widths), f"c{b}_conv1": cat(self.conv1_kind[b - 1]),
                       f"c{b}_conv2": cat(self.conv2_kind), f"c{b}_dilation": cat(self.dilation),
                       f"c{b}_shortcut": cat(self.shortcut)}
             if b < len(self.channels):
                 dists[f"c{b}_downsample"] = cat(self.downsample[b - 1])
             else:
-                dists[f"c{b}_conv3"] = cat(self.conv1_kind)
+                dists[f"c{b}_conv3"] = cat(self.conv1_kind[b - 1])
         dists |= {"dropout": cat(self.dropout), "order": cat(self.order), "head": cat(self.head)}
         return dists
 
@@ -158,6 +158,7 @@ _ALLOWED = {"conv1_kind": {"standard", "separable"},  # conv 1 and C4's conv 3 m
             "head": {"conv1x1", "fc"}, "order": {"relu_bn", "bn_relu"}}
 
 
+PER_BLOCK = {"conv1_kind": 4, "downsample": 3}  # knobs with a list of choices per block C1..Cn
 MAX_WIDTH = 1024  # wider blocks cannot meet any limit this tool is for, and would take GBs to build
 
 
@@ -168,18 +169,20 @@ def load_space(path: str | Path) -> SearchSpace:
 
 def space_from_dict(data: dict[str, Any], source: str) -> SearchSpace:
     """Validate a plain dict (a space file's content, or a study's stored copy) into a space."""
-    if all(isinstance(choice, str) for choice in data.get("downsample", [[]])):  # one list for all
-        data = data | {"downsample": [data["downsample"]] * 3}  # (the form of older study files)
+    for key, n in PER_BLOCK.items():  # one list for all blocks (the form of older files)
+        if all(isinstance(choice, str) for choice in data.get(key, [[]])):
+            data = data | {key: [data[key]] * n}
     space = parse_dataclass(SearchSpace, data, "", source)
     if len(space.channels) != 4:
         raise ConfigError(source, "channels", f"needs one list of widths per block C1..C4, got {len(space.channels)}")
-    if len(space.downsample) != 3 or not all(space.downsample):
-        raise ConfigError(source, "downsample", "needs one list of choices for all blocks, or one per block C1..C3")
+    for key, n in PER_BLOCK.items():
+        if len(getattr(space, key)) != n or not all(getattr(space, key)):
+            raise ConfigError(source, key, f"needs one list of choices for all blocks, or one per block C1..C{n}")
     if any(not 1 <= w <= MAX_WIDTH for widths in space.channels for w in widths):
         raise ConfigError(source, "channels", f"widths must be from 1 to {MAX_WIDTH}")
     for key, allowed in _ALLOWED.items():
         choices = getattr(space, key)
-        if bad := set(sum(choices, ()) if key == "downsample" else choices) - allowed:
+        if bad := set(sum(choices, ()) if key in PER_BLOCK else choices) - allowed:
             raise ConfigError(source, key, f"unknown choice(s) {sorted(bad)}; allowed: {sorted(allowed)}")
     if any(d < 1 for d in space.dilation) or any(not 0 <= p < 1 for p in space.dropout):
         raise ConfigError(source, "dilation/dropout", "dilations must be >= 1 and dropouts in [0, 1)")
