@@ -15,13 +15,14 @@ import nas
 from nas.cli.main import main
 from nas.data.cifar10 import load_cifar10
 from nas.data.settings import resolve_data_dir
+from nas.design.config import ConvSpec
 from nas.design.files import DEFAULT_SPACE, REFERENCE
 from nas.design.limits import Limits
 from nas.design.rules import check
 from nas.errors import ConfigError
 from nas.search.fill import WIDTH_STEP, fill_params, width_ladder
 from nas.search.proxies import proxy_attrs, proxy_batch
-from nas.search.space import baseline_params, load_space, space_from_dict, with_widths
+from nas.search.space import EARLY, TWIN, baseline_params, load_space, space_from_dict, with_widths
 from nas.search.trials import FILLED, settings_of, trial_design
 from tests.conftest import ROOT
 from tests.test_calibrate import TINY_SPACE, one_thread  # noqa: F401 (a fixture, used)
@@ -98,20 +99,52 @@ def test_early_stride2_halves_the_resolution_at_conv1() -> None:
     assert verdict.flops < 0.7 * twin_verdict.flops
 
 
-def test_the_fast_space_holds_the_twin_and_cheaper_first_blocks() -> None:
+def test_the_fast_space_keeps_the_twin_as_its_baseline_and_cheaper_first_blocks() -> None:
     space = load_space(ROOT / "search_spaces" / "c1c2c3c4o-fast.toml")
-    twin = space.design(baseline_params(space)[1][1])  # the reference lies inside: its twin is trial 1
+    labels, params = zip(*baseline_params(space))
+    assert labels == ("reference", TWIN)
+    twin = space.design(params[1])  # outside the space (its C1 downsamples at conv 3), trial 1
     assert check(twin).passed and check(twin).params == 198_496
+    assert twin.blocks[0].convs[2] == ConvSpec(kind="standard", stride=2, dilation=2, padding=2)
     assert max(space.channels[0]) <= 32 < max(space.channels[3])
     assert all("early_stride2" in choices for choices in space.downsample)
-    # C1 as the equal-time winners had it (32 channels, early stride) or the twin's; never narrower
-    assert (space.channels[0], space.downsample[0]) == ((32,), ("dilated_stride2", "early_stride2"))
-    # C1's first conv standard, so that every design can take the whitened first conv of the
-    # final training's short preset; the other blocks keep both kinds
-    assert space.conv1_kind == (("standard",), *[("standard", "separable")] * 3)
-    assert space.distributions()["c1_conv1"].choices == ("standard",)
-    assert space.distributions()["c4_conv3"].choices == ("standard", "separable")
+    # C1 as the equal-time winners had it: 32 channels, early stride, a standard first conv (so
+    # that every design takes the whitened first conv of the final training's short preset)
+    assert (space.channels[0], space.downsample[0], space.conv1_kind[0]) == ((32,), (EARLY,), ("standard",))
+    assert space.conv1_kind[1:] == (("standard", "separable"),) * 3
+    assert space.constants() == {"c1_channels", "c1_downsample", "c1_conv1"}
     assert (max(space.channels[2]), max(space.channels[3])) == (64, 96)  # wider mostly broke a rule
+
+
+def test_a_constant_knob_is_not_sampled_and_a_baseline_may_set_it(tmp_path) -> None:
+    """A knob with one choice is no Optuna parameter of a sampled trial; a baseline stores it,
+    at a value outside the space if need be, and a study holds both kinds of trial (Optuna
+    refuses one parameter with two sets of choices) and rebuilds each design from its params."""
+    space = load_space(ROOT / "search_spaces" / "c1c2c3c4o-fast.toml")
+    study = optuna.create_study(storage=f"sqlite:///{tmp_path}/s.db",
+                                sampler=optuna.samplers.TPESampler(seed=0, multivariate=True, n_startup_trials=3))
+    for label, params in baseline_params(space):
+        study.enqueue_trial(params, user_attrs={"baseline": label})
+    designs = {}
+
+    def objective(trial: optuna.Trial) -> float:
+        designs[trial.number] = space.suggest(trial, baseline="baseline" in trial.user_attrs)
+        return float(trial.number % 3)
+
+    study.optimize(objective, n_trials=8)
+    assert all(t.state == TrialState.COMPLETE for t in study.trials)
+    for trial in study.trials:
+        assert space.design(trial.params, trial.number) == designs[trial.number]
+        baseline = trial.number < 2
+        assert (space.constants() <= set(trial.params)) == baseline
+        assert not baseline or space.params_of(designs[trial.number]) == trial.params
+    assert study.trials[1].params["c1_downsample"] == "dilated_stride2"
+    assert all(d.blocks[0].convs[0].stride == 2 for n, d in designs.items() if n >= 2)  # early C1
+    # a baseline may leave the space only where the space has one choice
+    reference = nas.load_config(REFERENCE)
+    narrow = space_from_dict(space.to_dict() | {"conv2_kind": ["standard", "separable"]}, "narrow")
+    with pytest.raises(ConfigError, match="c2_conv2.*not in the space"):
+        narrow.params_of(reference)
 
 
 def test_downsample_choices_per_block_or_one_list_for_all() -> None:
@@ -133,10 +166,10 @@ def test_conv1_kinds_per_block_or_one_list_for_all() -> None:
     assert [block.convs[0].kind for block in design.blocks] == ["separable", "standard", "standard", "separable"]
     assert design.blocks[3].convs[2].kind == "separable"  # C4's conv 3 draws from C4's list
     assert per_block.params_of(design)["c1_conv1"] == "separable"
-    with pytest.raises(ConfigError, match="not in the space"):  # a design outside the space
-        per_block.params_of(replace(design, blocks=(replace(design.blocks[0], convs=(
-            replace(design.blocks[0].convs[0], kind="standard"), *design.blocks[0].convs[1:])),
-            *design.blocks[1:])))
+    outside = replace(design, blocks=(replace(design.blocks[0], convs=(
+        replace(design.blocks[0].convs[0], kind="standard"), *design.blocks[0].convs[1:])),
+        *design.blocks[1:]))  # C1's conv 1 is a constant of this space: a baseline may set it
+    assert per_block.design(per_block.params_of(outside)) == outside
     for bad, fragment in ([["standard"]] * 3, "one per block C1..C4"), ([["standard"], ["pool"]] * 2, "unknown"):
         with pytest.raises(ConfigError, match=fragment):
             space_from_dict(data | {"conv1_kind": bad}, "bad")

@@ -98,7 +98,7 @@ def judge(trial: optuna.Trial, space: SearchSpace, limits: Limits, fill: float =
     store the verdict on the trial (its counts, and its rules as the constraints the sampler
     reads); prune it if it breaks a rule."""
     try:
-        sampled = space.suggest(trial)
+        sampled = space.suggest(trial, baseline="baseline" in trial.user_attrs)
     except NasError as err:
         trial.set_user_attr("fail_reason", f"invalid design: {err}")
         raise

@@ -65,38 +65,51 @@ class SearchSpace:
         return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:12]
 
     def design(self, params: dict[str, Any], number: int = 0) -> ArchConfig:
-        """The design a trial with these parameters trained (the inverse of `params_of`)."""
-        return self.suggest(optuna.trial.FixedTrial(params, number))
+        """The design a trial with these parameters trained (the inverse of `params_of`): a
+        baseline's when they set a constant knob."""
+        baseline = any(key in params for key in self.constants())
+        return self.suggest(optuna.trial.FixedTrial(params, number), baseline=baseline)
 
-    def suggest(self, trial: optuna.Trial) -> ArchConfig:
-        """Sample one design from `trial`."""
+    def suggest(self, trial: optuna.Trial, baseline: bool = False) -> ArchConfig:
+        """One design from `trial`. A knob with one choice is a constant, not a parameter, so a
+        sampled trial does not store it; a `baseline` trial (enqueued with `params_of`'s
+        parameters) stores it, and may set it to any value a space file allows (`_ALLOWED`):
+        so the twin stays a study's baseline where the space has narrowed a knob it needs (in
+        the fast space, C1's downsampling). Optuna refuses one parameter with two sets of
+        choices in a study, hence the constants."""
+        def pick(name: str, choices: tuple[Any, ...]) -> Any:
+            if len(choices) > 1:
+                return trial.suggest_categorical(name, choices)
+            if baseline:
+                return trial.suggest_categorical(name, _outside(name, choices))
+            return choices[0]
+
         blocks = []
         for b, widths in enumerate(self.channels, start=1):
-            convs = [{"kind": trial.suggest_categorical(f"c{b}_conv1", self.conv1_kind[b - 1])},
-                     {"kind": trial.suggest_categorical(f"c{b}_conv2", self.conv2_kind),
-                      "dilation": trial.suggest_categorical(f"c{b}_dilation", self.dilation)}]
+            convs = [{"kind": pick(f"c{b}_conv1", self.conv1_kind[b - 1])},
+                     {"kind": pick(f"c{b}_conv2", self.conv2_kind),
+                      "dilation": pick(f"c{b}_dilation", self.dilation)}]
             if b < len(self.channels):
-                choice = trial.suggest_categorical(f"c{b}_downsample", self.downsample[b - 1])
+                choice = pick(f"c{b}_downsample", self.downsample[b - 1])
                 convs.append(DOWNSAMPLE[choice])
                 if choice == EARLY:
                     convs[0]["stride"] = 2
             else:
-                convs.append({"kind": trial.suggest_categorical(f"c{b}_conv3", self.conv1_kind[b - 1])})
-            blocks.append({"channels": trial.suggest_categorical(f"c{b}_channels", widths),
-                           "convs": convs,
-                           "shortcut": trial.suggest_categorical(f"c{b}_shortcut", self.shortcut)})
-        dropout = trial.suggest_categorical("dropout", self.dropout)
+                convs.append({"kind": pick(f"c{b}_conv3", self.conv1_kind[b - 1])})
+            blocks.append({"channels": pick(f"c{b}_channels", widths), "convs": convs,
+                           "shortcut": pick(f"c{b}_shortcut", self.shortcut)})
+        dropout = pick("dropout", self.dropout)
         for block in blocks:
             block["dropout"] = dropout
         data = {"name": f"{self.name}-trial-{trial.number}", "blocks": blocks,
-                "order": trial.suggest_categorical("order", self.order),
-                "output": {"head": trial.suggest_categorical("head", self.head),
-                           "bias": False}}
+                "order": pick("order", self.order),
+                "output": {"head": pick("head", self.head), "bias": False}}
         return config_from_dict(data, f"space {self.name}, trial {trial.number}")
 
     def params_of(self, config: ArchConfig) -> dict[str, Any]:
-        """The trial parameters that make `suggest` return `config` (to enqueue a known design);
-        ConfigError when the design lies outside this space."""
+        """The parameters of a baseline trial that make `suggest` return `config` (to enqueue a
+        known design; a sampled trial's lack the constants); ConfigError when the design lies
+        outside this space but for its constants."""
         params: dict[str, Any] = {}
         for b, block in enumerate(config.blocks, start=1):
             conv1, conv2, conv3 = block.convs
@@ -113,9 +126,13 @@ class SearchSpace:
                    "head": config.output.head}
         for key, dist in self.distributions().items():
             value = params[key]
-            if value not in dist.choices:
+            if value not in (_outside(key, dist.choices) if key in self.constants() else dist.choices):
                 raise ConfigError(f"space {self.name}", key, f"{value!r} is not in the space")
         return params
+
+    def constants(self) -> set[str]:
+        """The knobs with one choice: not sampled (see `suggest`)."""
+        return {key for key, dist in self.distributions().items() if len(dist.choices) == 1}
 
     def cheapest(self) -> ArchConfig:
         """The design with the fewest parameters the space allows: each knob's cheapest choice."""
@@ -156,6 +173,17 @@ _ALLOWED = {"conv1_kind": {"standard", "separable"},  # conv 1 and C4's conv 3 m
             "conv2_kind": {"standard", "separable", "depthwise"},
             "downsample": set(DOWNSAMPLE), "shortcut": {"none", "identity", "conv1x1", "conv3x3"},
             "head": {"conv1x1", "fc"}, "order": {"relu_bn", "bn_relu"}}
+
+
+_KIND = {"conv1": "conv1_kind", "conv3": "conv1_kind", "conv2": "conv2_kind", "downsample": "downsample",
+         "shortcut": "shortcut", "head": "head", "order": "order"}  # a knob's suffix: its _ALLOWED key
+
+
+def _outside(name: str, choices: tuple[Any, ...]) -> tuple[Any, ...]:
+    """What a baseline may set the constant knob `name` to: any choice a space file allows
+    (widths, dilations and dropouts: the space's own)."""
+    kind = _KIND.get(name.split("_", 1)[-1])
+    return tuple(sorted(_ALLOWED[kind])) if kind else choices
 
 
 PER_BLOCK = {"conv1_kind": 4, "downsample": 3}  # knobs with a list of choices per block C1..Cn
