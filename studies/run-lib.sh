@@ -64,3 +64,13 @@ seed_proof() {  # seed_proof S SEED: the twin (trial 1) for 20 epochs, then the 
     nas report --study "seed-$seed" "${db[@]}" --markdown "$out/REPORT.md" \
         --compare "$out/twin-20ep-seed0" --compare "$out/twin-20ep-seed1"
 }
+
+main_command() {  # main_command S M: both search seeds, seed 1 first, each proven right after its search
+    local s=$1 m=$2
+    seed_search "$s" 1 --budget-minutes "$m"
+    seed_proof "$s" 1
+    seed_search "$s" 0 --budget-minutes "$m"
+    seed_proof "$s" 0
+    nas compare seed-0 seed-1 --storage "sqlite:///$s/study.db" --markdown "$s/COMPARE.md"
+    date -u +"end %F %T UTC"
+}

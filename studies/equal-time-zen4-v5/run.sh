@@ -12,14 +12,9 @@
 #   nohup bash studies/equal-time-zen4-v5/run.sh >> studies/equal-time-zen4-v5/run.log 2>&1 &
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-source studies/run-lib.sh  # seed_search, seed_proof; run OUT COMMAND...: skip or resume a run
+source studies/run-lib.sh  # main_command: both seeds searched and proven; run: skip or resume a run
 S=studies/equal-time-zen4-v5
 started
 
 M=$(budget sqlite:///studies/equal-time-zen4-v2/study.db seed-1-unconfirmed)
-seed_search "$S" 1 --budget-minutes "$M"
-seed_proof "$S" 1
-seed_search "$S" 0 --budget-minutes "$M"
-seed_proof "$S" 0
-nas compare seed-0 seed-1 --storage "sqlite:///$S/study.db" --markdown "$S/COMPARE.md"
-date -u +"end %F %T UTC"
+main_command "$S" "$M"
