@@ -124,9 +124,10 @@ class SearchSpace:
                 params[f"c{b}_conv3"] = conv3.kind
         params |= {"dropout": config.blocks[0].dropout, "order": config.order,
                    "head": config.output.head}
+        constants = self.constants()
         for key, dist in self.distributions().items():
             value = params[key]
-            if value not in (_outside(key, dist.choices) if key in self.constants() else dist.choices):
+            if value not in (_outside(key, dist.choices) if key in constants else dist.choices):
                 raise ConfigError(f"space {self.name}", key, f"{value!r} is not in the space")
         return params
 
